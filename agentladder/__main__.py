@@ -1,0 +1,3 @@
+from agentladder.cli import main
+
+main()

@@ -1,0 +1,91 @@
+"""Distillation data: a teacher model's answers written as SFT conversations.
+
+Prompts are conversations (the messages up to the last non-assistant turn
+are the prompt) or RL prompts. Answers are appended to ``<out>.partial`` batch
+by batch, so a killed run resumes where it stopped; the finished file is
+renamed into place at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from agentladder.data.io import DataError, read_jsonl, validate_row
+from agentladder.data.schema import Conversation, Message, RLPrompt
+
+Answerer = Callable[[Sequence[Sequence[Message]]], list[str]]
+"""Anything that answers a batch of prompts (a local model, an HTTP endpoint, a script)."""
+
+
+def _prompts(path: str | os.PathLike) -> list[tuple[str, list[Message]]]:
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError as e:
+                raise DataError(path, lineno, None, f"invalid JSON: {e.msg}") from None
+            if isinstance(obj, dict) and ("messages" in obj or "completion" in obj):
+                conv = validate_row(Conversation, obj, path, lineno)
+                msgs = list(conv.messages)
+                while msgs and msgs[-1].role == "assistant":
+                    msgs.pop()
+                if not msgs:
+                    raise DataError(path, lineno, "messages", "no prompt before the assistant turns")
+                out.append((conv.id or f"row-{lineno}", msgs))
+            else:
+                rl = validate_row(RLPrompt, obj, path, lineno)
+                out.append((rl.id or f"row-{lineno}", list(rl.prompt)))
+    if not out:
+        raise DataError(path, None, None, "no rows")
+    return out
+
+
+def distill(answer: Answerer, prompts_path: str | os.PathLike, out_path: str | os.PathLike, *,
+            batch_size: int = 8, teacher_name: str = "teacher", progress: bool = True) -> int:
+    """Answer every prompt with ``answer`` and write conversations to ``out_path``; return the count."""
+    prompts = _prompts(prompts_path)
+    out_path = Path(out_path)
+    partial = out_path.with_name(out_path.name + ".partial")
+    done: set[str] = set()
+    if partial.exists():
+        done = {c.id for c in read_jsonl(partial, Conversation)} if partial.stat().st_size else set()
+    todo = [(i, m) for i, m in prompts if i not in done]
+    from rich.progress import Progress
+
+    with Progress(disable=not progress) as bar:
+        task = bar.add_task(f"distilling from {teacher_name}", total=len(prompts), completed=len(done))
+        for b in range(0, len(todo), batch_size):
+            chunk = todo[b : b + batch_size]
+            answers = answer([m for _, m in chunk])
+            with partial.open("a", encoding="utf-8") as fh:
+                for (rid, msgs), text in zip(chunk, answers, strict=True):
+                    conv = Conversation(id=rid, messages=[*msgs, Message(role="assistant", content=text)],
+                                        metadata={"teacher": teacher_name})
+                    fh.write(json.dumps(conv.model_dump(mode="json", exclude_none=True), ensure_ascii=False) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            bar.update(task, advance=len(chunk))
+    os.replace(partial, out_path)
+    return len(prompts)
+
+
+def distill_from_model(teacher: str, prompts_path: str | os.PathLike, out_path: str | os.PathLike, *,
+                       max_new_tokens: int = 256, temperature: float = 0.0, batch_size: int = 8,
+                       seed: int = 0, progress: bool = True) -> int:
+    """:func:`distill` with a local teacher model loaded by :func:`agentladder.models.load_model`."""
+    from agentladder.models.generate import generate
+    from agentladder.models.loading import load_model
+
+    model, tokenizer = load_model(teacher)
+
+    def answer(batch: Sequence[Sequence[Message]]) -> list[str]:
+        return generate(model, tokenizer, batch, max_new_tokens=max_new_tokens, temperature=temperature,
+                        batch_size=batch_size, seed=seed)
+
+    return distill(answer, prompts_path, out_path, batch_size=batch_size, teacher_name=teacher, progress=progress)

@@ -1,0 +1,157 @@
+"""Reading and writing rows: JSONL with line-numbered errors, and Hugging Face ``datasets``.
+
+Every reader validates each row against a schema from :mod:`agentladder.data.schema`
+and, on the first bad row, raises :class:`DataError` naming the file, the line
+and the field (``train.jsonl:12: messages[1].role: Input should be 'system', ...``).
+Writers are atomic: the file appears complete or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from agentladder.data.schema import Conversation, TextRow
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class DataError(ValueError):
+    """A row that does not fit its schema, located by file, line and field."""
+
+    def __init__(self, path: str | os.PathLike | None, line: int | None, field: str | None, message: str):
+        self.path = str(path) if path is not None else None
+        self.line = line
+        self.field = field
+        self.message = message
+        where = ":".join(str(p) for p in (self.path, self.line) if p is not None)
+        text = f"{where}: " if where else ""
+        text += f"{field}: " if field else ""
+        super().__init__(text + message)
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def validate_row(schema: type[T], obj: Any, path: str | os.PathLike | None = None, line: int | None = None) -> T:
+    """Validate one decoded row, turning pydantic's error into a :class:`DataError`."""
+    if not isinstance(obj, dict):
+        raise DataError(path, line, None, f"expected a JSON object, got {type(obj).__name__}")
+    try:
+        return schema.model_validate(obj)
+    except ValidationError as err:
+        first = err.errors()[0]
+        # Drop pydantic's internal union/validator tags from the location.
+        loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith(("function-", "tagged-union"))))
+        msg = first["msg"].removeprefix("Value error, ")
+        raise DataError(path, line, _field_path(loc) or None, msg) from None
+
+
+def iter_jsonl(path: str | os.PathLike, schema: type[T]) -> Iterator[T]:
+    """Yield validated rows of a JSONL file; blank lines are skipped."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, None, None, "file not found")
+    with path.open(encoding="utf-8") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError as err:
+                raise DataError(path, lineno, None, f"invalid JSON: {err.msg} (column {err.colno})") from None
+            yield validate_row(schema, obj, path, lineno)
+
+
+def read_jsonl(path: str | os.PathLike, schema: type[T]) -> list[T]:
+    """Read a whole JSONL file of ``schema`` rows; raise :class:`DataError` on the first bad one."""
+    rows = list(iter_jsonl(path, schema))
+    if not rows:
+        raise DataError(path, None, None, "no rows")
+    return rows
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _dump(row: BaseModel | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(row, BaseModel):
+        return row.model_dump(mode="json", exclude_none=True)
+    return row
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[BaseModel | dict[str, Any]]) -> int:
+    """Atomically write rows (models or plain dicts) as JSONL; return how many."""
+    lines = [json.dumps(_dump(r), ensure_ascii=False) for r in rows]
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return len(lines)
+
+
+def to_hf_dataset(rows: Iterable[BaseModel]):
+    """Rows as a Hugging Face :class:`datasets.Dataset` (one column per top-level field)."""
+    from datasets import Dataset
+
+    return Dataset.from_list([_dump(r) for r in rows])
+
+
+def from_hf_dataset(dataset, schema: type[T], name: str = "dataset") -> list[T]:
+    """Validate every row of a Hugging Face dataset; errors name the row index as the line."""
+    out = []
+    for i, obj in enumerate(dataset):
+        obj = {k: v for k, v in obj.items() if v is not None}
+        out.append(validate_row(schema, obj, name, i + 1))
+    return out
+
+
+def load_rows(source: str | os.PathLike, schema: type[T]) -> list[T]:
+    """Load rows from a ``.jsonl`` file or a folder saved with ``Dataset.save_to_disk``."""
+    path = Path(source)
+    if path.is_dir():
+        from datasets import load_from_disk
+
+        return from_hf_dataset(load_from_disk(str(path)), schema, name=str(path))
+    return read_jsonl(path, schema)
+
+
+def sniff_sft_schema(path: str | os.PathLike) -> type[Conversation] | type[TextRow]:
+    """Conversations unless the first row is a bare ``{"text": ...}`` row (continued pre-training)."""
+    path = Path(path)
+    if path.is_file():
+        with path.open(encoding="utf-8") as fh:
+            for raw in fh:
+                if raw.strip():
+                    try:
+                        obj = json.loads(raw)
+                    except json.JSONDecodeError:
+                        break
+                    if isinstance(obj, dict) and "text" in obj and "messages" not in obj and "completion" not in obj:
+                        return TextRow
+                    break
+    return Conversation

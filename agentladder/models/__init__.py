@@ -1,0 +1,50 @@
+"""Loading models, chat templates and masks, LoRA adapters, generation."""
+
+from agentladder.models.chat import (
+    TokenizedRow,
+    prompt_ids,
+    render,
+    tokenize_conversation,
+    tokenize_text,
+)
+from agentladder.models.generate import generate
+from agentladder.models.loading import (
+    ALIASES,
+    DEFAULT_MODEL,
+    ModelLoadError,
+    load_model,
+    load_tokenizer,
+    resolve,
+)
+from agentladder.models.lora import (
+    LoraSettings,
+    attach_lora,
+    load_adapter,
+    merge,
+    reference_mode,
+    save_adapter,
+)
+from agentladder.models.tiny import tiny_model, tiny_tokenizer
+
+__all__ = [
+    "ALIASES",
+    "DEFAULT_MODEL",
+    "LoraSettings",
+    "ModelLoadError",
+    "TokenizedRow",
+    "attach_lora",
+    "generate",
+    "load_adapter",
+    "load_model",
+    "load_tokenizer",
+    "merge",
+    "prompt_ids",
+    "reference_mode",
+    "render",
+    "resolve",
+    "save_adapter",
+    "tiny_model",
+    "tiny_tokenizer",
+    "tokenize_conversation",
+    "tokenize_text",
+]

@@ -1,0 +1,128 @@
+"""Atomic, resumable checkpoints: trainable weights, optimizer, scheduler, RNG, data position.
+
+A checkpoint is a folder ``checkpoints/step-000042`` written under a temporary
+name and renamed into place in one ``os.replace``, so a kill at any moment
+leaves either the previous checkpoint or the new one, never half of one.
+The data position is the optimizer step: the data order is a pure function
+of the seed and the epoch (see :mod:`agentladder.train.loop`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+def trainable_state(model) -> dict[str, torch.Tensor]:
+    """The weights that training changes: parameters with ``requires_grad``."""
+    return {n: p.detach().to("cpu").contiguous() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def rng_state() -> dict:
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def list_checkpoints(root: str | Path) -> list[tuple[int, Path]]:
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for child in root.iterdir():
+        m = STEP_DIR.match(child.name)
+        if m and (child / "state.json").exists():
+            found.append((int(m.group(1)), child))
+    return sorted(found)
+
+
+def latest_checkpoint(root: str | Path) -> Path | None:
+    found = list_checkpoints(root)
+    return found[-1][1] if found else None
+
+
+def save_checkpoint(
+    root: str | Path,
+    step: int,
+    *,
+    model,
+    optimizer,
+    scheduler,
+    extra: dict | None = None,
+    keep_last: int = 2,
+    rank: int = 0,
+    barrier=None,
+) -> Path:
+    """Write checkpoint ``step`` atomically; keep the newest ``keep_last`` checkpoints.
+
+    Rank 0 writes weights, optimizer and scheduler; every rank writes its own RNG state.
+    """
+    root = Path(root)
+    final = root / f"step-{step:06d}"
+    tmp = root / f".tmp-step-{step:06d}"
+    if rank == 0:
+        root.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+    if barrier:
+        barrier()
+    torch.save(rng_state(), tmp / f"rng-{rank}.pt")
+    if rank == 0:
+        save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optim.pt")
+        (tmp / "state.json").write_text(json.dumps({"step": step, **(extra or {})}))
+    if barrier:
+        barrier()
+    if rank == 0:
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        for _, old in list_checkpoints(root)[:-keep_last] if keep_last > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+    if barrier:
+        barrier()
+    return final
+
+
+def load_checkpoint(path: str | Path, *, model, optimizer, scheduler, rank: int = 0) -> dict:
+    """Restore a checkpoint into live objects; return its ``state.json`` contents."""
+    path = Path(path)
+    weights = load_file(str(path / "trainable.safetensors"))
+    params = dict(model.named_parameters())
+    missing = [n for n, p in params.items() if p.requires_grad and n not in weights]
+    if missing:
+        raise RuntimeError(f"{path} does not match this model: no weights for {missing[:3]}...")
+    with torch.no_grad():
+        for name, tensor in weights.items():
+            params[name].copy_(tensor)
+    states = torch.load(path / "optim.pt", weights_only=False)
+    optimizer.load_state_dict(states["optimizer"])
+    scheduler.load_state_dict(states["scheduler"])
+    rng_file = path / f"rng-{rank}.pt"
+    if rng_file.exists():
+        set_rng_state(torch.load(rng_file, weights_only=False))
+    return json.loads((path / "state.json").read_text())

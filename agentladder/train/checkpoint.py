@@ -23,9 +23,23 @@ from safetensors.torch import load_file, save_file
 STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
-def trainable_state(model) -> dict[str, torch.Tensor]:
-    """The weights that training changes: parameters with ``requires_grad``."""
-    return {n: p.detach().to("cpu").contiguous() for n, p in model.named_parameters() if p.requires_grad}
+def _full_state(model, optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Trainable weights and optimizer state as full (unsharded) CPU tensors.
+
+    torch's distributed state-dict API gathers FSDP shards and keys the optimizer
+    state by parameter name, so one checkpoint format serves a single process,
+    DDP and FSDP alike. Every process must call it; rank 0 receives the tensors.
+    """
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_model_state_dict,
+        get_optimizer_state_dict,
+    )
+
+    opts = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
+    weights = get_model_state_dict(model, options=opts)
+    optim = get_optimizer_state_dict(model, optimizer, options=opts)
+    return {k: v.contiguous() for k, v in weights.items()}, optim
 
 
 def rng_state() -> dict:
@@ -91,9 +105,10 @@ def save_checkpoint(
     if barrier:
         barrier()
     torch.save(rng_state(), tmp / f"rng-{rank}.pt")
+    weights, optim = _full_state(model, optimizer)
     if rank == 0:
-        save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optim.pt")
+        save_file(weights, str(tmp / "trainable.safetensors"))
+        torch.save({"optimizer": optim, "scheduler": scheduler.state_dict()}, tmp / "optim.pt")
         (tmp / "state.json").write_text(json.dumps({"step": step, **(extra or {})}))
     if barrier:
         barrier()
@@ -110,17 +125,22 @@ def save_checkpoint(
 
 def load_checkpoint(path: str | Path, *, model, optimizer, scheduler, rank: int = 0) -> dict:
     """Restore a checkpoint into live objects; return its ``state.json`` contents."""
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
+
     path = Path(path)
+    # Every process reads the full state and keeps its own part (its shard under FSDP).
     weights = load_file(str(path / "trainable.safetensors"))
-    params = dict(model.named_parameters())
-    missing = [n for n, p in params.items() if p.requires_grad and n not in weights]
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and n not in weights]
     if missing:
-        raise RuntimeError(f"{path} does not match this model: no weights for {missing[:3]}...")
-    with torch.no_grad():
-        for name, tensor in weights.items():
-            params[name].copy_(tensor)
+        raise RuntimeError(f"{path} does not match this model: no weights for {missing[:3]}")
     states = torch.load(path / "optim.pt", weights_only=False)
-    optimizer.load_state_dict(states["optimizer"])
+    opts = StateDictOptions(full_state_dict=True, strict=False)
+    set_model_state_dict(model, weights, options=opts)
+    set_optimizer_state_dict(model, optimizer, states["optimizer"], options=opts)
     scheduler.load_state_dict(states["scheduler"])
     rng_file = path / f"rng-{rank}.pt"
     if rng_file.exists():

@@ -1,0 +1,65 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from agentladder.models.tiny import tiny_model, tiny_tokenizer
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch):
+    # Two threads match the CI machine; results must not depend on leftovers.
+    torch.set_num_threads(2)
+
+
+@pytest.fixture
+def tok():
+    return tiny_tokenizer()
+
+
+@pytest.fixture
+def model(tok):
+    return tiny_model(tokenizer=tok)
+
+
+CONVERSATIONS = [
+    {"id": "a", "messages": [{"role": "user", "content": "Say hi"}, {"role": "assistant", "content": "Hi there!"}]},
+    {"id": "b", "prompt": "What is 2+2?", "completion": "4"},
+    {
+        "id": "c",
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Capital of France?"},
+            {"role": "assistant", "content": "Paris."},
+            {"role": "user", "content": "And Italy?"},
+            {"role": "assistant", "content": "Rome, of course."},
+        ],
+    },
+    {
+        "id": "d",
+        "messages": [
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "tool_calls": [{"id": "1", "name": "weather", "arguments": {"city": "Paris"}}]},
+            {"role": "tool", "tool_call_id": "1", "name": "weather", "content": "sunny, 21C"},
+            {"role": "assistant", "content": "It is sunny and 21C."},
+        ],
+    },
+    {
+        "id": "e",
+        "messages": [
+            {"role": "user", "content": "Draft a reply"},
+            {"role": "assistant", "content": "A bad first draft", "trainable": False},
+            {"role": "user", "content": "Better please"},
+            {"role": "assistant", "content": "A much better draft."},
+        ],
+    },
+    {"id": "f", "messages": [{"role": "user", "content": "Count to five"}, {"role": "assistant", "content": "1 2 3 4 5"}]},
+]
+
+
+@pytest.fixture
+def rows_file(tmp_path: Path) -> Path:
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in CONVERSATIONS))
+    return path

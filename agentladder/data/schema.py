@@ -105,10 +105,12 @@ class Message(_Strict):
         return out
 
 
-def _as_messages(value: Any) -> Any:
-    """Accept a bare string where a list of messages is expected (a user turn)."""
+def _as_messages(value: Any, role: str = "user", field: str = "prompt") -> list:
+    """Accept a bare string where a list of messages is expected (one turn of ``role``)."""
     if isinstance(value, str):
-        return [{"role": "user", "content": value}]
+        return [{"role": role, "content": value}]
+    if not isinstance(value, list):
+        raise ValueError(f"{field} must be a string or a list of messages, not {type(value).__name__}")
     return value
 
 
@@ -131,10 +133,8 @@ class Conversation(_Strict):
         if isinstance(data, dict) and "messages" not in data and "completion" in data:
             data = dict(data)
             prompt = _as_messages(data.pop("prompt", []))
-            completion = data.pop("completion")
-            if isinstance(completion, str):
-                completion = [{"role": "assistant", "content": completion}]
-            data["messages"] = list(prompt) + list(completion)
+            completion = _as_messages(data.pop("completion"), "assistant", "completion")
+            data["messages"] = prompt + completion
         return data
 
     @property
@@ -164,11 +164,9 @@ class PreferencePair(_Strict):
     def _strings(cls, data: Any) -> Any:
         if isinstance(data, dict):
             data = dict(data)
-            if isinstance(data.get("prompt"), str):
-                data["prompt"] = [{"role": "user", "content": data["prompt"]}]
-            for key in ("chosen", "rejected"):
-                if isinstance(data.get(key), str):
-                    data[key] = [{"role": "assistant", "content": data[key]}]
+            for key, role in (("prompt", "user"), ("chosen", "assistant"), ("rejected", "assistant")):
+                if key in data:
+                    data[key] = _as_messages(data[key], role, key)
         return data
 
 
@@ -186,10 +184,9 @@ class MarkedResponse(_Strict):
     def _strings(cls, data: Any) -> Any:
         if isinstance(data, dict):
             data = dict(data)
-            if isinstance(data.get("prompt"), str):
-                data["prompt"] = [{"role": "user", "content": data["prompt"]}]
-            if isinstance(data.get("completion"), str):
-                data["completion"] = [{"role": "assistant", "content": data["completion"]}]
+            for key, role in (("prompt", "user"), ("completion", "assistant")):
+                if key in data:
+                    data[key] = _as_messages(data[key], role, key)
         return data
 
 
@@ -205,6 +202,6 @@ class RLPrompt(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _strings(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("prompt"), str):
-            data = {**data, "prompt": [{"role": "user", "content": data["prompt"]}]}
+        if isinstance(data, dict) and "prompt" in data:
+            data = {**data, "prompt": _as_messages(data["prompt"])}
         return data

@@ -39,7 +39,10 @@ def _full_state(model, optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     opts = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
     weights = get_model_state_dict(model, options=opts)
     optim = get_optimizer_state_dict(model, optimizer, options=opts)
-    return {k: v.contiguous() for k, v in weights.items()}, optim
+    # Tied weights (embeddings and output head) appear under two names; keep the one
+    # named_parameters() reports, which is also the one loading checks for.
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    return {k: v.contiguous() for k, v in weights.items() if k in names}, optim
 
 
 def rng_state() -> dict:

@@ -102,6 +102,17 @@ def lr_lambda(total_steps: int, warmup_steps: int, min_ratio: float) -> Callable
     return f
 
 
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators (model init, dropout, sampling)."""
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
 def epoch_order(n_rows: int, seed: int, epoch: int) -> list[int]:
     """The row order of one epoch: a permutation fixed by ``(seed, epoch)``."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)

@@ -29,7 +29,7 @@ from agentladder.models.loading import RUN_META, load_model
 from agentladder.models.lora import LoraSettings, attach_lora, is_lora
 from agentladder.train.batching import collator
 from agentladder.train.distributed import init_world, unwrap
-from agentladder.train.loop import LossOutput, TrainConfig, Trainer, TrainResult
+from agentladder.train.loop import LossOutput, TrainConfig, Trainer, TrainResult, seed_everything
 from agentladder.train.losses import IGNORE, masked_token_nll
 
 RUN_CONFIG = "train_config.json"
@@ -145,6 +145,7 @@ def sft(config: SFTConfig | None = None, /, *, resume: bool = False, **kwargs: A
     world = init_world()
     schema = sniff_sft_schema(config.data)
     rows = load_rows(config.data, schema)
+    seed_everything(config.seed)  # the adapter's initial weights come from the RNG
     model, tokenizer = load_model(config.model, trainable_adapter=True)
     if config.lora and not is_lora(model):
         settings = LoraSettings(config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_target_modules)

@@ -7,6 +7,7 @@ Data-parallel runs launch the same commands through torch distributed:
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -88,7 +89,8 @@ def train_sft(
             progress=not quiet,
         )
         result = sft(config)
-    err.print(f"[green]done[/]: {result.steps} steps, final loss {result.final_loss:.4f} -> {result.out_dir}")
+    if os.environ.get("RANK", "0") == "0":
+        err.print(f"[green]done[/]: {result.steps} steps, final loss {result.final_loss:.4f} -> {result.out_dir}")
 
 
 @data_app.command("check")

@@ -33,8 +33,10 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentladder.data.io import atomic_write_text
 from agentladder.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from agentladder.train.distributed import World, init_world, wrap_model
+from agentladder.train.plots import plot_history
 from agentladder.train.progress import TrainProgress
 
 
@@ -280,6 +282,8 @@ class Trainer:
             bar.stop()
             if writer is not None:
                 writer.close()
+            if self.world.is_main and history:
+                plot_history(history, self.out_dir / "training.png", title=f"{self.description}: {self.out_dir.name}")
         final = history[-1]["loss"] if history else float("nan")
         return TrainResult(steps=self.step, final_loss=final, history=history, out_dir=self.out_dir)
 
@@ -289,8 +293,15 @@ def _truncate_metrics(path: Path, step: int) -> list[dict]:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         return []
-    kept = [r for r in (json.loads(x) for x in path.read_text().splitlines() if x.strip()) if r["step"] <= step]
-    path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a kill
+            continue
+        if record["step"] <= step:
+            kept.append(record)
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
     return kept
 
 

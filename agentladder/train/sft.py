@@ -102,7 +102,19 @@ def causal_lm_loss(model, batch: dict) -> LossOutput:
     return LossOutput(loss_sum=loss_sum)
 
 
-def _save_final(model, tokenizer, out_dir: Path, meta: dict[str, Any]) -> None:
+def _full_model_state(model, world) -> dict | None:
+    """Under FSDP, gather the sharded weights into one CPU state dict (every process calls this)."""
+    if not world.distributed or not any(type(p).__name__ == "DTensor" for p in model.parameters()):
+        return None
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    # Tied weights come back under both names; keep the names the model itself reports.
+    names = {n for n, _ in model.named_parameters()} | {n for n, _ in model.named_buffers()}
+    return {k: v for k, v in state.items() if k in names}
+
+
+def _save_final(model, tokenizer, out_dir: Path, meta: dict[str, Any], state_dict: dict | None = None) -> None:
     """Write the trained model into ``out_dir`` atomically, file by file, metadata last."""
     from transformers.utils import logging as hf_logging
 
@@ -110,7 +122,10 @@ def _save_final(model, tokenizer, out_dir: Path, meta: dict[str, Any]) -> None:
     tmp = out_dir / ".final.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
-    model.save_pretrained(str(tmp))
+    if state_dict is None:
+        model.save_pretrained(str(tmp))
+    else:
+        model.save_pretrained(str(tmp), state_dict=state_dict)
     tokenizer.save_pretrained(str(tmp))
     for f in tmp.iterdir():
         os.replace(f, out_dir / f.name)
@@ -161,7 +176,9 @@ def sft(config: SFTConfig | None = None, /, *, resume: bool = False, **kwargs: A
         collate = lambda r: {**inner(r), "_logits_to_keep": False}  # noqa: E731
     trainer = Trainer(model, tokenized, collate, causal_lm_loss, config, world=world, description="sft")
     result = trainer.run(resume=resume)
-    if world.is_main and trainer.step >= trainer.total_steps:
+    finished = trainer.step >= trainer.total_steps
+    full_state = _full_model_state(model, world) if finished else None
+    if world.is_main and finished:
         meta = {
             "method": "cpt" if schema is TextRow else "sft",
             "base_model": _base_spec(config.model),
@@ -172,7 +189,7 @@ def sft(config: SFTConfig | None = None, /, *, resume: bool = False, **kwargs: A
         }
         if is_lora(model) and (Path(config.model) / RUN_META).exists():
             meta["base_model"] = json.loads((Path(config.model) / RUN_META).read_text())["base_model"]
-        _save_final(unwrap(model), tokenizer, out_dir, meta)
+        _save_final(unwrap(model), tokenizer, out_dir, meta, full_state)
     world.barrier()
     return result
 

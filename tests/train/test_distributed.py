@@ -39,3 +39,23 @@ def test_two_process_gradient_equals_single_process_gradient_of_combined_batch(t
     for name, w in single["weights"].items():  # and two optimizer steps later, the same weights
         torch.testing.assert_close(dist["weights"][name], w, atol=1e-5, rtol=1e-5, msg=name)
     assert dist["losses"] == pytest.approx(single["losses"], rel=1e-5)
+
+
+def test_torchrun_cli_fsdp_full_fine_tune_saves_the_same_model(tmp_path, rows_file):
+    from safetensors.torch import load_file
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    common = ["train", "sft", "--model", "tiny", "--data", str(rows_file), "--full", "--max-steps", "3",
+              "--lr", "1e-3", "--quiet"]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+              "agentladder", *common, "--batch-size", "1", "--strategy", "fsdp", "--out", str(tmp_path / "fsdp")]
+    single = [sys.executable, "-m", "agentladder", *common, "--batch-size", "2", "--out", str(tmp_path / "one")]
+    for cmd in (launch, single):
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    a = load_file(tmp_path / "fsdp" / "model.safetensors")
+    b = load_file(tmp_path / "one" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-5, rtol=1e-4, msg=k)
+    assert (tmp_path / "one" / "training.png").exists()

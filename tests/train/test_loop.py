@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -76,3 +78,12 @@ def test_schedule_and_data_order():
     assert f(2) == pytest.approx(1.0) and f(10) == pytest.approx(0.1)
     assert epoch_order(10, 0, 0) == epoch_order(10, 0, 0) != epoch_order(10, 0, 1)
     assert sorted(epoch_order(10, 3, 2)) == list(range(10))
+
+
+def test_bf16_autocast_trains(tok, tmp_path):
+    t = _trainer(tok, tmp_path / "bf16", precision="bf16", max_steps=4)
+    history = t.run().history
+    assert all(math.isfinite(r["loss"]) for r in history)
+    assert all(p.dtype == torch.float32 for p in t.model.parameters())  # master weights stay fp32
+    assert (tmp_path / "bf16" / "training.png").stat().st_size > 1000
+    assert (tmp_path / "bf16" / "metrics.jsonl").read_text().count("\n") == 4

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -62,14 +62,14 @@ class TrainConfig(BaseModel):
     grad_accum: int = Field(1, ge=1)
     """Micro-batches per optimizer step."""
     max_grad_norm: float | None = 1.0
-    precision: str = "fp32"
+    precision: Literal["fp32", "bf16"] = "fp32"
     """``fp32``, or ``bf16`` for bfloat16 autocast (weights stay fp32)."""
     seed: int = 0
     save_every: int = 50
     """Write a resumable checkpoint every this many steps (and at the end)."""
     keep_last: int = 2
     log_every: int = 1
-    strategy: str = "ddp"
+    strategy: Literal["ddp", "fsdp"] = "ddp"
     """Data-parallel strategy when launched with several processes: ``ddp`` or ``fsdp``."""
     progress: bool = True
     tensorboard: bool = True

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from agentladder.data.io import DataError, read_jsonl, validate_row
+from agentladder.data.io import DataError, iter_json_lines, read_jsonl, validate_row
 from agentladder.data.schema import Conversation, Message, RLPrompt
 
 Answerer = Callable[[Sequence[Sequence[Message]]], list[str]]
@@ -22,25 +22,18 @@ Answerer = Callable[[Sequence[Sequence[Message]]], list[str]]
 
 def _prompts(path: str | os.PathLike) -> list[tuple[str, list[Message]]]:
     out = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as e:
-                raise DataError(path, lineno, None, f"invalid JSON: {e.msg}") from None
-            if isinstance(obj, dict) and ("messages" in obj or "completion" in obj):
-                conv = validate_row(Conversation, obj, path, lineno)
-                msgs = list(conv.messages)
-                while msgs and msgs[-1].role == "assistant":
-                    msgs.pop()
-                if not msgs:
-                    raise DataError(path, lineno, "messages", "no prompt before the assistant turns")
-                out.append((conv.id or f"row-{lineno}", msgs))
-            else:
-                rl = validate_row(RLPrompt, obj, path, lineno)
-                out.append((rl.id or f"row-{lineno}", list(rl.prompt)))
+    for lineno, obj in iter_json_lines(path):
+        if isinstance(obj, dict) and ("messages" in obj or "completion" in obj):
+            conv = validate_row(Conversation, obj, path, lineno)
+            msgs = list(conv.messages)
+            while msgs and msgs[-1].role == "assistant":
+                msgs.pop()
+            if not msgs:
+                raise DataError(path, lineno, "messages", "no prompt before the assistant turns")
+            out.append((conv.id or f"row-{lineno}", msgs))
+        else:
+            rl = validate_row(RLPrompt, obj, path, lineno)
+            out.append((rl.id or f"row-{lineno}", list(rl.prompt)))
     if not out:
         raise DataError(path, None, None, "no rows")
     return out

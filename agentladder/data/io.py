@@ -60,8 +60,8 @@ def validate_row(schema: type[T], obj: Any, path: str | os.PathLike | None = Non
         raise DataError(path, line, _field_path(loc) or None, msg) from None
 
 
-def iter_jsonl(path: str | os.PathLike, schema: type[T]) -> Iterator[T]:
-    """Yield validated rows of a JSONL file; blank lines are skipped."""
+def iter_json_lines(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line number, decoded value)`` for each non-blank line of a JSONL file."""
     path = Path(path)
     if not path.exists():
         raise DataError(path, None, None, "file not found")
@@ -70,10 +70,15 @@ def iter_jsonl(path: str | os.PathLike, schema: type[T]) -> Iterator[T]:
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw)
+                yield lineno, json.loads(raw)
             except json.JSONDecodeError as err:
                 raise DataError(path, lineno, None, f"invalid JSON: {err.msg} (column {err.colno})") from None
-            yield validate_row(schema, obj, path, lineno)
+
+
+def iter_jsonl(path: str | os.PathLike, schema: type[T]) -> Iterator[T]:
+    """Yield validated rows of a JSONL file; blank lines are skipped."""
+    for lineno, obj in iter_json_lines(path):
+        yield validate_row(schema, obj, path, lineno)
 
 
 def read_jsonl(path: str | os.PathLike, schema: type[T]) -> list[T]:

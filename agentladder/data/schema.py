@@ -19,7 +19,7 @@ Row types for each rung:
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -28,6 +28,19 @@ Role = Literal["system", "user", "assistant", "tool"]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    message_fields: ClassVar[tuple[tuple[str, str], ...]] = ()
+    """``(field, role)`` pairs whose value may be given as a bare string: one turn of that role."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strings_to_messages(cls, data: Any) -> Any:
+        if isinstance(data, dict) and cls.message_fields:
+            data = dict(data)
+            for key, role in cls.message_fields:
+                if key in data:
+                    data[key] = _as_messages(data[key], role, key)
+        return data
 
 
 class ToolCall(_Strict):
@@ -159,15 +172,7 @@ class PreferencePair(_Strict):
     rejected: list[Message] = Field(min_length=1)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _strings(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            data = dict(data)
-            for key, role in (("prompt", "user"), ("chosen", "assistant"), ("rejected", "assistant")):
-                if key in data:
-                    data[key] = _as_messages(data[key], role, key)
-        return data
+    message_fields: ClassVar[tuple[tuple[str, str], ...]] = (("prompt", "user"), ("chosen", "assistant"), ("rejected", "assistant"))
 
 
 class MarkedResponse(_Strict):
@@ -179,15 +184,7 @@ class MarkedResponse(_Strict):
     label: bool
     metadata: dict[str, Any] = Field(default_factory=dict)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _strings(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            data = dict(data)
-            for key, role in (("prompt", "user"), ("completion", "assistant")):
-                if key in data:
-                    data[key] = _as_messages(data[key], role, key)
-        return data
+    message_fields: ClassVar[tuple[tuple[str, str], ...]] = (("prompt", "user"), ("completion", "assistant"))
 
 
 class RLPrompt(_Strict):
@@ -199,9 +196,4 @@ class RLPrompt(_Strict):
     """Ground truth for verifiable graders (any JSON value)."""
     metadata: dict[str, Any] = Field(default_factory=dict)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _strings(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "prompt" in data:
-            data = {**data, "prompt": _as_messages(data["prompt"])}
-        return data
+    message_fields: ClassVar[tuple[tuple[str, str], ...]] = (("prompt", "user"),)

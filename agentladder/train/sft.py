@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +26,11 @@ from agentladder.models.attention import use_packed_attention
 from agentladder.models.chat import TokenizedRow, tokenize_row
 from agentladder.models.loading import RUN_META, load_model
 from agentladder.models.lora import LoraSettings, attach_lora, is_lora
+from agentladder.train._common import RUN_CONFIG, _base_spec, _full_model_state, _save_final
 from agentladder.train.batching import collator
 from agentladder.train.distributed import init_world, unwrap
 from agentladder.train.loop import LossOutput, TrainConfig, Trainer, TrainResult, seed_everything
 from agentladder.train.losses import IGNORE, masked_token_nll
-
-RUN_CONFIG = "train_config.json"
-"""The settings a run was started with, kept in its folder so it can resume."""
 
 
 class SFTConfig(TrainConfig):
@@ -105,42 +101,6 @@ def causal_lm_loss(model, batch: dict) -> LossOutput:
         logits = model(**inputs, use_cache=False).logits[:, :-1]  # (B, T-1, V)
         loss_sum, _ = masked_token_nll(logits, targets.to(device))
     return LossOutput(loss_sum=loss_sum)
-
-
-def _full_model_state(model, world) -> dict | None:
-    """Under FSDP, gather the sharded weights into one CPU state dict (every process calls this)."""
-    if not world.distributed or not any(type(p).__name__ == "DTensor" for p in model.parameters()):
-        return None
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-    state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-    # Tied weights come back under both names; keep the names the model itself reports.
-    names = {n for n, _ in model.named_parameters()} | {n for n, _ in model.named_buffers()}
-    return {k: v for k, v in state.items() if k in names}
-
-
-def _save_final(model, tokenizer, out_dir: Path, meta: dict[str, Any], state_dict: dict | None = None) -> None:
-    """Write the trained model into ``out_dir`` atomically, file by file, metadata last."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    tmp = out_dir / ".final.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    if state_dict is None:
-        model.save_pretrained(str(tmp))
-    else:
-        model.save_pretrained(str(tmp), state_dict=state_dict)
-    tokenizer.save_pretrained(str(tmp))
-    for f in tmp.iterdir():
-        os.replace(f, out_dir / f.name)
-    tmp.rmdir()
-    atomic_write_text(out_dir / RUN_META, json.dumps(meta, indent=2))
-
-
-def _base_spec(spec: str) -> str:
-    path = Path(spec)
-    return str(path.resolve()) if path.exists() else spec
 
 
 def sft(config: SFTConfig | None = None, /, *, resume: bool = False, **kwargs: Any) -> TrainResult:

@@ -1,0 +1,139 @@
+"""Preference data: sampled answers graded by a task (best vs worst), and feedback files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from agentladder.data import DataError, MarkedResponse, Message, PreferencePair, read_jsonl
+from agentladder.data.pairs import best_vs_worst, pairs_from_feedback, sample_and_score, task_reward
+
+
+@dataclass
+class _Sample:
+    id: str
+    input: str
+    target: int
+
+
+class _AdditionTask:
+    """Answers are numbers; the score says whether it is the sum."""
+
+    name = "addition"
+    max_new_tokens = 8
+    stop_at_json = False
+
+    def prompt(self, sample):
+        return [Message(role="user", content=sample.input)]
+
+    def parse(self, output):
+        return output.strip()
+
+    def score(self, sample, parsed):
+        return {"exact": parsed == str(sample.target), "valid": parsed.isdigit()}
+
+
+@dataclass
+class _Scripted:
+    """Answers each prompt with the next of its scripted answers."""
+
+    answers: dict[str, list[str]]
+    name: str = "scripted"
+    calls: list[int] = field(default_factory=list)
+
+    def complete(self, prompts, *, max_new_tokens, temperature, stop_at_json):
+        self.calls.append(len(prompts))
+        return [self.answers[p[-1].content].pop(0) for p in prompts]
+
+
+SAMPLES = [_Sample("a", "1+1", 2), _Sample("b", "2+2", 4), _Sample("c", "3+3", 6)]
+
+
+def _provider():
+    return _Scripted({"1+1": ["2", "3", "two", "2"], "2+2": ["5", "5", "5", "5"], "3+3": ["6", "x", "6", "7"]})
+
+
+def test_task_reward_orders_exact_then_fields_then_validity():
+    assert task_reward({"exact": True, "valid": True, "fields": {"a": True, "b": True}}) == 1.0
+    wrong_field = task_reward({"exact": False, "valid": True, "fields": {"a": True, "b": False}})
+    invalid = task_reward({"exact": False, "valid": False, "fields": {"a": True, "b": False}})
+    assert 1.0 > wrong_field > invalid > 0
+    assert task_reward({"reward": 0.25, "exact": True}) == 0.25
+    with pytest.raises(ValueError, match="reward"):
+        task_reward({"dangerous": True})
+
+
+def test_best_vs_worst_skips_ties():
+    assert best_vs_worst(["a", "b", "c"], [0.5, 1.0, 0.0]) == (1, 2)
+    assert best_vs_worst(["a", "b"], [0.3, 0.3]) is None
+
+
+def test_sampled_answers_become_best_vs_worst_pairs(tmp_path):
+    out = tmp_path / "pairs.jsonl"
+    counts = sample_and_score(_AdditionTask(), _provider(), SAMPLES, out, k=4, prompts_per_batch=2, progress=False)
+    assert counts == {"prompts": 3, "answers": 12, "rows": 2, "ties": 1}
+    pairs = read_jsonl(out, PreferencePair)
+    assert [(p.id, p.chosen[0].content, p.rejected[0].content) for p in pairs] == [("a", "2", "two"), ("c", "6", "x")]
+    assert pairs[0].prompt[0].content == "1+1" and pairs[0].metadata["chosen_reward"] == 1.0
+    assert not Path(str(out) + ".partial").exists()
+
+
+def test_marked_rows_label_each_distinct_answer(tmp_path):
+    out = tmp_path / "marked.jsonl"
+    sample_and_score(_AdditionTask(), _provider(), SAMPLES[:1], out, k=4, format="marked", progress=False)
+    rows = read_jsonl(out, MarkedResponse)
+    assert [(r.completion[0].content, r.label) for r in rows] == [("2", True), ("3", False), ("two", False)]
+
+
+def test_an_interrupted_run_continues_without_asking_again(tmp_path):
+    out = tmp_path / "pairs.jsonl"
+    partial = tmp_path / "pairs.jsonl.partial"
+    partial.write_text(json.dumps({"id": "a", "answers": ["2", "3"], "rewards": [1.0, 0.0]}) + "\n")
+    provider = _provider()
+    sample_and_score(_AdditionTask(), provider, SAMPLES[:2], out, k=4, progress=False)
+    assert provider.calls == [4]  # only "b" was asked
+    assert [p.id for p in read_jsonl(out, PreferencePair)] == ["a"]
+
+
+def test_medication_task_pairs_with_its_own_grader(tmp_path):
+    evals = pytest.importorskip("agentladder.evals")
+    task = evals.get_task("medication-directions")
+    samples = task.make("train", 2, seed=0)
+    right = [json.dumps(s.target) for s in samples]
+    wrong = [json.dumps({**s.target, "doses_per_day": s.target["doses_per_day"] + 1}) for s in samples]
+
+    answers = {s.input: [w, r, "not json"] for s, r, w in zip(samples, right, wrong, strict=True)}
+    out = tmp_path / "pairs.jsonl"
+    sample_and_score(task, _Scripted(answers), samples, out, k=3, progress=False)
+    pairs = read_jsonl(out, PreferencePair)
+    assert [p.chosen[0].content for p in pairs] == right
+    assert all(p.rejected[0].content == "not json" for p in pairs)
+    assert pairs[0].prompt == task.prompt(samples[0])
+
+
+def test_feedback_conversations_and_thumbs_become_pairs_and_marked_rows(tmp_path):
+    rows = [
+        {"messages": [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "good"}], "rewards": {"r": 1.0}},
+        {"messages": [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "bad"}], "rewards": {"r": 0.0}},
+        {"messages": [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "ok"}], "rewards": {"r": 0.5}},
+        {"prompt": "q2", "completion": "thumbs up", "label": True},
+        {"prompt": "q2", "completion": "thumbs down", "label": False},
+        {"prompt": "q3", "completion": "alone", "label": True},
+    ]
+    src = tmp_path / "feedback.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert pairs_from_feedback(src, tmp_path / "p.jsonl") == {"rows_read": 6, "rows": 2}
+    pairs = read_jsonl(tmp_path / "p.jsonl", PreferencePair)
+    assert [(p.chosen[0].content, p.rejected[0].content) for p in pairs] == [("good", "bad"), ("thumbs up", "thumbs down")]
+    pairs_from_feedback(src, tmp_path / "m.jsonl", format="marked")
+    assert [r.label for r in read_jsonl(tmp_path / "m.jsonl", MarkedResponse)] == [True, False, True, True, False, True]
+
+
+def test_feedback_without_a_reward_names_file_line_and_field(tmp_path):
+    src = tmp_path / "feedback.jsonl"
+    src.write_text(json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}) + "\n")
+    with pytest.raises(DataError, match=r"feedback.jsonl:1: rewards"):
+        pairs_from_feedback(src, tmp_path / "p.jsonl")

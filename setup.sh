@@ -13,7 +13,7 @@ if ! $PY -c "import torch" 2>/dev/null; then
   echo "setup: installing torch 2.13.0 (CPU build)"
   $PIP torch==2.13.0
 fi
-extras=""
+extras="[embed]"
 if [ "${1:-}" = "--dev" ]; then extras="[dev,embed]"; fi
 echo "setup: installing agentladder$extras"
 $PIP -e ".$extras"

@@ -142,3 +142,16 @@ def test_evaluate_through_an_endpoint(server, tmp_path):
     result = report.models[f"openai:m@{server}"]
     assert result.metrics["validity"].value == 0.0 and result.generated == 3
     assert all(rec["output"].startswith("echo: ") for rec in result.records)
+
+
+def test_lora_run_folder_loads_merged(tmp_path, tok):
+    from agentladder.models import attach_lora, save_adapter, tiny_model
+
+    folder = tmp_path / "lora-run"
+    save_adapter(attach_lora(tiny_model(tokenizer=tok)), folder)
+    (folder / "agentladder.json").write_text(json.dumps({"base_model": "tiny", "lora": True}))
+    tuned, base = LocalProvider(str(folder)), LocalProvider("tiny")
+    tuned.prepare()
+    assert not hasattr(tuned.model, "peft_config"), "adapters are merged into the base for evaluation"
+    # Fresh LoRA adapters start as a zero update, so the merged model answers as its base.
+    assert tuned.complete([PROMPT], max_new_tokens=4) == base.complete([PROMPT], max_new_tokens=4)

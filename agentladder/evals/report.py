@@ -144,10 +144,12 @@ class EvalReport:
                 lines.append(f"- {label}: " + ", ".join(f"{k} {v}" for k, v in n.items()))
         lines += ["", "## Some rows each model got wrong", ""]
         for label, result in self.models.items():
-            wrong = [rec for rec in result.records if not _right(rec)][:5]
-            lines += [f"### {label}", ""] + ([] if wrong else ["(none)"])
-            for rec in wrong:
-                error = rec["parse"].get("error") or "wrong: " + ", ".join(_wrong_fields(rec))
+            missed = [rec for rec in result.records if not _right(rec)][:5]
+            lines += [f"### {label}", ""] + ([] if missed else ["(none)"])
+            for rec in missed:
+                fields = _wrong_fields(rec)
+                why = [rec["parse"].get("error"), "wrong: " + ", ".join(fields) if fields else None]
+                error = "; ".join(x for x in why if x)
                 lines += [f"- `{_md(rec['input'])}`", f"  - output: `{_md(rec['output'])[:300]}`", f"  - {error}"]
             lines.append("")
         return "\n".join(lines).rstrip() + "\n"
@@ -174,8 +176,11 @@ def _right(rec: dict[str, Any]) -> bool:
 
 
 def _wrong_fields(rec: dict[str, Any]) -> list[str]:
+    """The fields a row got wrong, when the task scores fields and the output had any to score."""
     fields = rec.get("score", {}).get("fields", {})
-    return [name for name, ok in fields.items() if not ok] or ["answer"]
+    if not fields or not isinstance(rec["parse"].get("value"), dict):
+        return [] if rec["parse"].get("error") else ["answer"]
+    return [name for name, ok in fields.items() if not ok]
 
 
 def _md(text: str) -> str:

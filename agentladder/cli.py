@@ -233,6 +233,8 @@ def data_pairs(
     threshold: Annotated[float | None, typer.Option(
         help="Score a desirable answer reaches [default: 1.0 from a task, 0.5 from feedback].")] = None,
     reward_key: Annotated[str | None, typer.Option(help="Feedback: which reward to rank by [default: their sum].")] = None,
+    with_target: Annotated[bool, typer.Option(
+        help="Add the task's reference answer as one more graded candidate.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Preference pairs (or KTO rows) from a model's sampled answers graded by a task, or from feedback."""
@@ -249,7 +251,8 @@ def data_pairs(
         raise ValueError("give --model and --task to sample pairs, or --feedback FILE")
     counts = pairs_from_task(model, task, n, out, data=data, split=split, seed=seed, k=k, temperature=temperature,
                              max_new_tokens=max_new_tokens, batch_size=batch_size, format=format,  # type: ignore[arg-type]
-                             threshold=1.0 if threshold is None else threshold, progress=not quiet)
+                             threshold=1.0 if threshold is None else threshold, with_target=with_target,
+                             progress=not quiet)
     err.print(f"[green]done[/]: {counts['rows']} rows from {counts['prompts']} prompts x {k} answers "
               f"({counts['ties']} prompts with all answers scored alike) -> {out}")
 

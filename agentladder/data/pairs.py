@@ -67,8 +67,11 @@ def best_vs_worst(answers: Sequence[str], rewards: Sequence[float]) -> tuple[int
 def sample_and_score(task: Task, provider: Provider, samples: Sequence[Sample], out: str | os.PathLike, *,
                      k: int = 4, temperature: float = 1.0, max_new_tokens: int | None = None,
                      prompts_per_batch: int = 8, format: Format = "pairs", threshold: float = 1.0,
-                     progress: bool = True) -> dict[str, int]:
+                     with_target: bool = False, progress: bool = True) -> dict[str, int]:
     """Answer each sample ``k`` times, grade every answer, write pairs (or marked rows) to ``out``.
+
+    ``with_target`` adds the task's reference answer (``task.target_text``), graded like the
+    others, as one more candidate: every prompt with a wrong sampled answer then gives a pair.
 
     Returns counts: ``prompts``, ``answers``, ``rows`` written, ``ties`` (prompts whose answers
     all scored the same, which give no pair).
@@ -105,7 +108,11 @@ def sample_and_score(task: Task, provider: Provider, samples: Sequence[Sample], 
     for sample in samples:
         record = done[sample.id]
         prompt = task.prompt(sample)
-        answers, rewards = record["answers"], record["rewards"]
+        answers, rewards = list(record["answers"]), list(record["rewards"])
+        if with_target:
+            target = task.target_text(sample)
+            answers.append(target)
+            rewards.append(task_reward(task.score(sample, task.parse(target))))
         meta = {"task": task.name, "source": provider.name}
         if format == "marked":
             seen: set[str] = set()
@@ -133,7 +140,7 @@ def sample_and_score(task: Task, provider: Provider, samples: Sequence[Sample], 
 def pairs_from_task(model: str, task: str, n: int, out: str | os.PathLike, *, data: str | None = None,
                     split: str = "train", seed: int = 0, k: int = 4, temperature: float = 1.0,
                     max_new_tokens: int | None = None, batch_size: int = 16, format: Format = "pairs",
-                    threshold: float = 1.0, progress: bool = True) -> dict[str, int]:
+                    threshold: float = 1.0, with_target: bool = False, progress: bool = True) -> dict[str, int]:
     """:func:`sample_and_score` for a model spec and a task name, on ``n`` rows of a generated split
     (or of the task's data file ``data``). Sampling is seeded by ``seed``."""
     import torch
@@ -148,7 +155,7 @@ def pairs_from_task(model: str, task: str, n: int, out: str | os.PathLike, *, da
     try:
         return sample_and_score(the_task, provider, samples, out, k=k, temperature=temperature,
                                 max_new_tokens=max_new_tokens, prompts_per_batch=max(1, batch_size // k),
-                                format=format, threshold=threshold, progress=progress)
+                                format=format, threshold=threshold, with_target=with_target, progress=progress)
     finally:
         provider.close()
 

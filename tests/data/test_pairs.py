@@ -81,6 +81,18 @@ def test_sampled_answers_become_best_vs_worst_pairs(tmp_path):
     assert not Path(str(out) + ".partial").exists()
 
 
+def test_the_reference_answer_can_join_the_candidates(tmp_path):
+    class WithTarget(_AdditionTask):
+        def target_text(self, sample):
+            return str(sample.target)
+
+    out = tmp_path / "pairs.jsonl"
+    counts = sample_and_score(WithTarget(), _provider(), SAMPLES, out, k=4, with_target=True, progress=False)
+    assert counts["ties"] == 0  # "2+2" answered 5 four times now pairs 4 against 5
+    pairs = read_jsonl(out, PreferencePair)
+    assert [(p.chosen[0].content, p.rejected[0].content) for p in pairs] == [("2", "two"), ("4", "5"), ("6", "x")]
+
+
 def test_marked_rows_label_each_distinct_answer(tmp_path):
     out = tmp_path / "marked.jsonl"
     sample_and_score(_AdditionTask(), _provider(), SAMPLES[:1], out, k=4, format="marked", progress=False)

@@ -52,10 +52,10 @@ def friendly_errors(fn):
 def quickstart_cmd(
     out: Annotated[str, typer.Option(help="Folder for the data, the run and the report.")] = "runs/quickstart",
     model: str = "smollm2-135m",
-    train_rows: int = 800,
-    test_rows: int = 100,
-    steps: int = 100,
-    batch_size: int = 8,
+    train_rows: int = 400,
+    test_rows: int = 50,
+    steps: int = 60,
+    batch_size: int = 4,
     quiet: bool = False,
 ) -> None:
     """The first rung on the embedded defaults: make data, LoRA-tune SmolLM2, compare it with its base."""

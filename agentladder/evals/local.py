@@ -10,8 +10,11 @@ Two things make evaluation on a CPU affordable:
   and the position ids (the mask's running count) stay those of the unpadded
   prompt, so the output is the same as without the cache (tested).
 - **Stop after the JSON.** With ``stop_at_json`` a row ends as soon as the
-  braces it generated balance again after the first ``{``; a small model
-  that would otherwise run to the length cap stops at its answer.
+  braces it generated balance again after the first ``{``, so a model that
+  keeps writing after its object (prose, a second object) costs no more.
+
+Measured on 16 rows at 3 shots on a 2-core CPU: 0.245 rows/s with the cache,
+0.129 without (``docs/evals.md``).
 """
 
 from __future__ import annotations

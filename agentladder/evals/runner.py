@@ -178,7 +178,7 @@ def _run_model(label: str, spec: str | Provider, task: Task, rows: list[Sample],
         provider.prepare()
         load_seconds = time.perf_counter() - start
         chunk = max(1, provider.batch_size) * 4
-        with _progress(label, len(rows), len(outputs), progress) as advance:
+        with _ProgressBar(label, len(rows), len(outputs), progress) as advance:
             start = time.perf_counter()
             for c in range(0, len(todo), chunk):
                 ids = todo[c : c + chunk]
@@ -203,7 +203,7 @@ def _record(label: str, task: Task, row: Sample, key: str, output: str) -> dict[
             "output": output, "parse": parsed.to_json(), "score": task.score(row, parsed)}
 
 
-class _progress:
+class _ProgressBar:
     """A rich progress bar on stderr (rows, rows/s, ETA); yields the function that advances it."""
 
     def __init__(self, label: str, total: int, done: int, enabled: bool):

@@ -19,8 +19,8 @@ def test_smollm2_few_shot_answers_in_json_and_the_prefix_cache_changes_nothing(t
     assert result.metrics["field_accuracy"].value > 0.2
     assert (tmp_path / "report.md").exists() and (tmp_path / "field_accuracy.png").exists()
 
-    # The same prompts without the shared-prefix cache give the same greedy answers.
+    # The same prompts without the shared-prefix cache give the same greedy tokens (two rows, 24 tokens).
     shots = task.select_shots(3, rows)
-    plain = LocalProvider(model=cached.model, tokenizer=cached.tokenizer, batch_size=4, prefix_cache=False)
-    prompts = [task.prompt(r, shots) for r in rows]
-    assert plain.complete(prompts, max_new_tokens=96, stop_at_json=True) == outputs
+    plain = LocalProvider(model=cached.model, tokenizer=cached.tokenizer, batch_size=2, prefix_cache=False)
+    prompts = [task.prompt(r, shots) for r in rows[:2]]
+    assert plain.complete(prompts, max_new_tokens=24) == cached.complete(prompts, max_new_tokens=24)

@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     total = args.warmup + args.steps
-    pairs = load_pairs(args.pairs, total * SETTINGS["batch"] * 2, SETTINGS["seed"])
+    pairs = load_pairs(args.pairs, total * SETTINGS["batch"], SETTINGS["seed"])
     ctx = mp.get_context("spawn")
     turn, cond = ctx.Value("i", 0), ctx.Condition()
     with tempfile.TemporaryDirectory() as tmp:

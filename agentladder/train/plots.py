@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-_PANELS = (("loss", "loss"), ("lr", "learning rate"), ("grad_norm", "gradient norm"),
-           ("trained_tokens_per_s", "trained tokens/s"))
+_PANELS = (("loss", "loss"), ("reward_accuracy", "reward accuracy"), ("margin", "reward margin"),
+           ("lr", "learning rate"), ("grad_norm", "gradient norm"), ("trained_tokens_per_s", "trained tokens/s"))
 
 
 def plot_history(history: list[dict], path: str | Path, title: str = "training") -> Path | None:
-    """Loss, learning rate, gradient norm and throughput against the step; ``None`` if nothing to plot."""
+    """Loss (and, for preference runs, reward accuracy and margin), learning rate, gradient norm and
+    throughput against the step; ``None`` if nothing to plot."""
     panels = [(k, label) for k, label in _PANELS if any(k in r for r in history)]
     if not history or not panels:
         return None

@@ -177,9 +177,19 @@ class Trainer:
 
     # -- one step -------------------------------------------------------------------
     def train_step(self, step: int) -> dict[str, float]:
+        batches = [self.collate(rows) for rows in self.micro_batches(step)]
+        metrics = self.update(batches, step)
+        self.scheduler.step()
+        return metrics
+
+    def update(self, batches: list[dict], step: int) -> dict[str, float]:
+        """One optimizer update over collated micro-batches (steps 2-4 above, without the schedule).
+
+        A trainer that takes several updates per step (RL: mini-batches of one rollout)
+        calls this once per update and steps the schedule once per step.
+        """
         cfg = self.config
         self.ddp_model.train()
-        batches = [self.collate(rows) for rows in self.micro_batches(step)]
         units = self.world.all_sum(sum(b["n_units"] for b in batches))
         if units <= 0:
             raise RuntimeError(f"step {step}: the batch has nothing to train on (no loss units)")
@@ -204,7 +214,6 @@ class Trainer:
             grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
         lr = self.scheduler.get_last_lr()[0]
         self.optimizer.step()
-        self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         metrics = {k: self.world.all_sum(v) / units for k, v in sums.items()}
         metrics.update(units=units, lr=lr)

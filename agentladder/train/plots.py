@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-_PANELS = (("loss", "loss"), ("reward_accuracy", "reward accuracy"), ("margin", "reward margin"),
+_PANELS = (("loss", "loss"), ("reward", "mean reward"), ("reward_accuracy", "reward accuracy"), ("margin", "reward margin"),
            ("lr", "learning rate"), ("grad_norm", "gradient norm"), ("trained_tokens_per_s", "trained tokens/s"))
 
 

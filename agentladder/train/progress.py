@@ -14,7 +14,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-_SHOWN = ("loss", "reward_accuracy", "margin", "reward", "kl", "grad_norm", "lr")
+_SHOWN = ("loss", "reward_accuracy", "margin", "reward", "kl", "clip_frac", "response_len", "groups_kept",
+          "grad_norm", "lr")
 
 
 class TrainProgress:

@@ -1,0 +1,110 @@
+"""LLM judges as rewards: a rubric score per response, and a group judge that ranks a group's responses.
+
+Both ask any provider (``openai:MODEL@URL``, a local model spec, or a
+:class:`~agentladder.evals.providers.Provider`) for a structured verdict in JSON.
+A verdict that does not parse gives ``unscored`` (a neutral value), never a
+crash and never a silent 0 that the policy would learn from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from agentladder.data.schema import Message
+from agentladder.evals.judge import DEFAULT_RUBRIC, parse_verdict, single_prompt
+from agentladder.evals.parsing import extract_json_object
+from agentladder.rewards.base import Reward, RewardInput, RewardOutput
+
+
+def _request(item: RewardInput) -> str:
+    return next((m.content or "" for m in reversed(item.prompt) if m.role == "user"), "")
+
+
+class JudgeReward(Reward):
+    """Rubric score from an LLM judge, mapped from ``scale`` to ``[0, 1]``.
+
+    The target, when the row has one, is shown as the reference answer. Every response of a
+    group is judged in one batched provider call.
+    """
+
+    name = "judge"
+
+    def __init__(self, provider, *, rubric: str = DEFAULT_RUBRIC, scale: tuple[int, int] = (1, 5),
+                 unscored: float = 0.5, max_new_tokens: int = 128):
+        from agentladder.evals.providers import make_provider
+
+        self.provider = make_provider(provider)
+        self.rubric, self.scale, self.unscored, self.max_new_tokens = rubric, tuple(scale), unscored, max_new_tokens
+
+    def score_group(self, items: Sequence[RewardInput]) -> list[RewardOutput]:
+        prompts = [single_prompt(self.rubric, _request(it), it.completion,
+                                 None if it.target is None else str(it.target), self.scale)  # type: ignore[arg-type]
+                   for it in items]
+        replies = self.provider.complete(prompts, max_new_tokens=self.max_new_tokens, temperature=0.0)
+        lo, hi = self.scale
+        out = []
+        for reply in replies:
+            verdict = parse_verdict(reply, self.scale)  # type: ignore[arg-type]
+            out.append(RewardOutput(self.unscored if verdict is None else (verdict.score - lo) / (hi - lo)))
+        return out
+
+
+_GROUP_SYSTEM = """\
+You are a strict evaluator. Several answers to the same request follow, numbered 1 to {n}. \
+Rank them from best to worst against the rubric. Reply with only a JSON object: \
+{{"ranking": [<answer numbers, best first, each number once>], "reason": "<one sentence>"}}"""
+
+
+def group_prompt(rubric: str, request: str, answers: Sequence[str], reference: str | None = None) -> list[Message]:
+    """Messages asking a judge to rank ``answers`` against each other."""
+    body = f"Rubric: {rubric}\n\nRequest:\n{request}\n\n"
+    if reference is not None:
+        body += f"Reference answer:\n{reference}\n\n"
+    body += "\n\n".join(f"Answer {i + 1}:\n{a}" for i, a in enumerate(answers))
+    return [Message(role="system", content=_GROUP_SYSTEM.format(n=len(answers))), Message(role="user", content=body)]
+
+
+def parse_ranking(text: str, n: int) -> list[int] | None:
+    """0-based answer indices best first, from ``{"ranking": [...]}`` (1-based); ``None`` unless a permutation."""
+    obj = extract_json_object(text)
+    ranking = obj.get("ranking") if obj else None
+    if not isinstance(ranking, list) or len(ranking) != n:
+        return None
+    try:
+        idx = [int(r) - 1 for r in ranking]
+    except (TypeError, ValueError):
+        return None
+    return idx if sorted(idx) == list(range(n)) else None
+
+
+class GroupJudgeReward(Reward):
+    """A judge that sees all responses to a prompt at once and ranks them; the best gets 1, the worst 0.
+
+    Reward of the answer ranked ``k`` (0 = best) of ``n``: ``1 - k / (n - 1)``. A malformed ranking
+    gives every answer ``unscored`` (no signal within the group). Comparing answers side by side is
+    what a group-relative advantage needs, and is easier for a judge than an absolute score.
+    """
+
+    name = "group_judge"
+
+    def __init__(self, provider, *, rubric: str = DEFAULT_RUBRIC, unscored: float = 0.5, max_new_tokens: int = 256):
+        from agentladder.evals.providers import make_provider
+
+        self.provider = make_provider(provider)
+        self.rubric, self.unscored, self.max_new_tokens = rubric, unscored, max_new_tokens
+
+    def score_group(self, items: Sequence[RewardInput]) -> list[RewardOutput]:
+        n = len(items)
+        if n == 1:
+            return [RewardOutput(self.unscored)]
+        first = items[0]
+        prompt = group_prompt(self.rubric, _request(first), [it.completion for it in items],
+                              None if first.target is None else str(first.target))
+        reply = self.provider.complete([prompt], max_new_tokens=self.max_new_tokens, temperature=0.0)[0]
+        ranking = parse_ranking(reply, n)
+        if ranking is None:
+            return [RewardOutput(self.unscored) for _ in items]
+        scores = [0.0] * n
+        for rank, i in enumerate(ranking):
+            scores[i] = 1 - rank / (n - 1)
+        return [RewardOutput(s) for s in scores]

@@ -1,0 +1,234 @@
+"""The RL trainer's settings, its named presets, and reading them from YAML.
+
+Every algorithm is a combination of the fields of :class:`RLConfig`; a preset
+fills them as its paper does, and any field given explicitly wins over the
+preset. One paragraph per preset (details and departures in ``docs/papers.md``):
+
+- ``grpo`` (Shao et al. 2024, DeepSeekMath): group-normalised outcome advantage,
+  a mean over responses of per-token means, clip 0.2, k3 KL to the reference as a
+  loss term with coefficient 0.04, one update per rollout.
+- ``dapo`` (Yu et al. 2025): clip-higher (0.2 low, 0.28 high), token-level loss
+  over the batch, dynamic sampling (groups whose rewards are all equal are dropped
+  and more prompts sampled), soft overlong punishment over the last quarter of the
+  budget, no KL term.
+- ``gspo`` (Zheng et al. 2025): the importance ratio of a whole response (the
+  geometric mean of its token ratios) clipped to ``[1 - 3e-4, 1 + 4e-4]``, four
+  mini-batches per rollout, no KL term.
+- ``dr_grpo`` (Liu et al. 2025): the group mean as baseline without dividing by
+  the std, and response-level sums over a constant (the budget) instead of
+  per-response means, so no length bias; no KL term.
+- ``rloo`` (Ahmadian et al. 2024): leave-one-out baseline, REINFORCE on whole
+  responses (sums over a constant), k1 KL folded into the reward.
+- ``reinforce_pp`` (Hu 2025): per-token KL penalty in the reward, returns
+  whitened over the whole batch (no critic, no group baseline), clip 0.2.
+- ``ppo`` (Schulman et al. 2017; Ouyang et al. 2022): a value head and GAE
+  (gamma 1, lambda 0.95), per-token k1 KL penalty in the reward, clipped value
+  loss, four mini-batches per rollout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from agentladder.train.loop import TrainConfig
+
+PresetName = Literal["grpo", "dapo", "gspo", "dr_grpo", "rloo", "reinforce_pp", "ppo"]
+AdvantageName = Literal["grpo", "dr_grpo", "rloo", "reinforce_pp", "gae"]
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "grpo": dict(advantage="grpo", loss_agg="seq_mean_token_mean", clip_low=0.2, clip_high=0.2,
+                 kl_coef=0.04, kl_estimator="k3", kl_in="loss"),
+    "dapo": dict(advantage="grpo", loss_agg="token_mean", clip_low=0.2, clip_high=0.28, kl_coef=0.0,
+                 dynamic_sampling=True, overlong_buffer_ratio=0.25, overlong_penalty=1.0),
+    "gspo": dict(advantage="grpo", loss_agg="seq_mean_token_mean", ratio_level="sequence", clip_low=3e-4,
+                 clip_high=4e-4, num_minibatches=4, kl_coef=0.0),
+    "dr_grpo": dict(advantage="dr_grpo", loss_agg="seq_sum_norm", clip_low=0.2, clip_high=0.2, kl_coef=0.0),
+    "rloo": dict(advantage="rloo", loss_agg="seq_sum_norm", clip_low=0.2, clip_high=0.2, kl_coef=0.05,
+                 kl_estimator="k1", kl_in="reward"),
+    "reinforce_pp": dict(advantage="reinforce_pp", loss_agg="token_mean", clip_low=0.2, clip_high=0.2,
+                         kl_coef=0.01, kl_estimator="k1", kl_in="reward", gamma=1.0),
+    "ppo": dict(advantage="gae", loss_agg="token_mean", clip_low=0.2, clip_high=0.2, kl_coef=0.05,
+                kl_estimator="k1", kl_in="reward", gamma=1.0, lam=0.95, vf_coef=0.1, value_clip=0.2,
+                num_minibatches=4),
+}
+"""Field values of each preset; see the module docstring."""
+
+
+class RLConfig(TrainConfig):
+    """Reinforcement learning on the shared loop. ``batch_size`` is the number of prompts per rollout step."""
+
+    preset: PresetName | None = None
+    """Fill the algorithm's fields as its paper does (explicit fields win); see the module docstring."""
+    model: str = "smollm2-135m"
+    """Alias, local folder (usually an SFT run; a LoRA run is merged first) or hub id."""
+    task: str | None = None
+    """An evaluation task (``medication-directions``): its prompts, and its scorer as the default reward."""
+    data: str | None = None
+    """JSONL of prompts: ``RLPrompt`` rows (``prompt``, ``target``), or the task's own rows when ``task`` is set."""
+    split: str = "train"
+    """With a task and no data: the generated split to train on."""
+    n_prompts: int = Field(2000, ge=1)
+    """With a task and no data: how many prompts to generate."""
+    rewards: list[dict[str, Any]] | None = None
+    """Reward components (``agentladder.rewards.config``); default: the task's scorer."""
+
+    # -- sampling
+    group_size: int = Field(8, ge=1)
+    """Responses sampled per prompt."""
+    max_new_tokens: int | None = Field(None, ge=1)
+    """Generation budget per response [default: the task's, else 256]."""
+    max_prompt_length: int = Field(1024, ge=1)
+    """Longer prompts are dropped (and counted)."""
+    temperature: float = Field(1.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    stop: list[str] = Field(default_factory=list)
+    """Stop strings (a response ends with the token that completes one)."""
+    stop_at_json: bool | None = None
+    """End a response once its JSON object closes [default: the task's setting]."""
+    rollout_backend: Literal["local", "vllm"] = "local"
+    """``local``: the training model's own decode loop; ``vllm``: vLLM on a GPU (``pip install agentladder[gpu]``)."""
+    vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1)
+
+    # -- the algorithm
+    advantage: AdvantageName = "grpo"
+    """``grpo`` (group mean and std), ``dr_grpo`` (group mean), ``rloo`` (leave-one-out),
+    ``reinforce_pp`` (batch-whitened returns) or ``gae`` (value head; PPO)."""
+    gamma: float = Field(1.0, ge=0, le=1)
+    lam: float = Field(0.95, ge=0, le=1)
+    """GAE's lambda."""
+    loss_agg: Literal["token_mean", "seq_mean_token_mean", "seq_sum_norm"] = "seq_mean_token_mean"
+    """How per-token losses become the step's loss (``rl_losses.aggregate``)."""
+    clip_low: float = Field(0.2, ge=0)
+    """The ratio is clipped below at ``1 - clip_low``."""
+    clip_high: float = Field(0.2, ge=0)
+    """... and above at ``1 + clip_high`` (clip-higher when larger than ``clip_low``)."""
+    dual_clip: float | None = Field(None, gt=1)
+    """Dual clip constant ``c`` for negative advantages (None: off)."""
+    ratio_level: Literal["token", "sequence"] = "token"
+    """Importance ratio per token, or per response (GSPO: the geometric mean of token ratios)."""
+    kl_coef: float = Field(0.0, ge=0)
+    """Weight of the KL to the reference; 0 skips the reference pass altogether."""
+    kl_estimator: Literal["k1", "k2", "k3"] = "k3"
+    kl_in: Literal["loss", "reward"] = "loss"
+    """The KL as a loss term, or subtracted from the reward (per token for token-level estimators)."""
+    ppo_epochs: int = Field(1, ge=1)
+    """Passes over each rollout batch."""
+    num_minibatches: int = Field(1, ge=1)
+    """Optimizer updates per pass (the rollout's responses are shuffled and split)."""
+    micro_batch_size: int | None = Field(None, ge=1)
+    """Responses per forward pass inside a mini-batch (gradient accumulation) [default: the whole mini-batch]."""
+    dynamic_sampling: bool = False
+    """Drop groups whose rewards are all equal and sample more prompts until the batch is full."""
+    max_generation_rounds: int = Field(3, ge=1)
+    """Dynamic sampling gives up after this many rounds and trains on the groups it has."""
+    overlong_buffer_ratio: float | None = Field(None, gt=0, le=1)
+    """Soft overlong punishment over the last share of the budget (DAPO; None: off)."""
+    overlong_penalty: float = Field(1.0, ge=0)
+    """The punishment at the full budget."""
+    overlong_filter: bool = False
+    """Mask responses cut at the budget out of the loss."""
+    vf_coef: float = Field(0.1, ge=0)
+    """Weight of the value loss (``gae`` only)."""
+    value_clip: float | None = Field(0.2, gt=0)
+    share_prompt: bool = True
+    """Run each prompt once for its whole group in training (needs ``sdpa`` attention)."""
+
+    # -- model
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    lora_target_modules: list[str] | str = "all-linear"
+    learning_rate: float = 1e-6
+    warmup_ratio: float = 0.0
+    save_every: int = 10
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("preset") is not None:
+            name = data["preset"]
+            if name not in PRESETS:
+                return data  # the Literal reports it
+            data = {**PRESETS[name], **data}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> RLConfig:
+        if self.task is None and self.data is None:
+            raise ValueError("give a task or a data file of prompts")
+        if self.grad_accum != 1:
+            raise ValueError("grad_accum: RL splits each rollout with num_minibatches and micro_batch_size instead")
+        if self.advantage in ("grpo", "dr_grpo", "rloo") and self.group_size < 2:
+            raise ValueError(f"group_size: the {self.advantage} advantage compares responses to one prompt; use 2+")
+        if self.dynamic_sampling and self.group_size < 2:
+            raise ValueError("group_size: dynamic sampling needs 2+ responses per prompt")
+        return self
+
+    def algorithm(self) -> dict[str, Any]:
+        """The fields that define the algorithm (for the run's metadata)."""
+        keys = ("advantage", "loss_agg", "clip_low", "clip_high", "dual_clip", "ratio_level", "kl_coef",
+                "kl_estimator", "kl_in", "ppo_epochs", "num_minibatches", "dynamic_sampling",
+                "overlong_buffer_ratio", "overlong_filter", "group_size")
+        return {k: getattr(self, k) for k in keys}
+
+
+def load_rl_config(path: str | Path, **overrides: Any) -> RLConfig:
+    """An :class:`RLConfig` from a YAML (or JSON) file, with ``overrides`` (not None) on top.
+
+    A bad file gets one line naming the file, the line and the field.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such config file")
+    text = path.read_text()
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ValueError(f"{where}: invalid YAML: {getattr(err, 'problem', err)}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return RLConfig(**data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = [p for p in first["loc"] if p != "__root__"]
+        field = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+        line = _line_of(text, loc)
+        where = f"{path}:{line}" if line else str(path)
+        msg = first["msg"].removeprefix("Value error, ")
+        raise ValueError(f"{where}: {field + ': ' if field else ''}{msg}") from None
+
+
+def _line_of(text: str, loc: list) -> int | None:
+    """1-based line of the YAML node at ``loc`` (keys and indices), or of its nearest parent found."""
+    import yaml
+
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == part), None)
+            if match is None:
+                break
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+__all__ = ["PRESETS", "RLConfig", "load_rl_config"]

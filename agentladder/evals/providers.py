@@ -124,9 +124,18 @@ class OpenAIProvider(Provider):
             return json.loads(response.read().decode())
 
     def _one(self, prompt: Prompt, max_new_tokens: int, temperature: float) -> str:
-        url = f"{self.base_url}/chat/completions"
         body = {"model": self.model, "messages": [{"role": m.role, "content": m.content or ""} for m in prompt],
                 "max_tokens": max_new_tokens, "temperature": temperature}
+        reply = self.request(body)
+        try:
+            return reply["choices"][0]["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError):
+            url = f"{self.base_url}/chat/completions"
+            raise ProviderError(f"{url} gave no choices[0].message.content: {json.dumps(reply)[:200]}") from None
+
+    def request(self, body: dict) -> dict:
+        """POST ``body`` to ``/chat/completions`` with retries; the decoded answer (the agents runtime uses it too)."""
+        url = f"{self.base_url}/chat/completions"
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
@@ -143,10 +152,7 @@ class OpenAIProvider(Provider):
                     reason = getattr(err, "reason", err)
                     raise ProviderError(f"cannot reach {url}: {reason}") from None
             time.sleep(0.5 * 2**attempt)
-        try:
-            return reply["choices"][0]["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError):
-            raise ProviderError(f"{url} gave no choices[0].message.content: {json.dumps(reply)[:200]}") from None
+        return reply
 
     def complete(self, prompts: Sequence[Prompt], *, max_new_tokens: int = 128, temperature: float = 0.0,
                  stop_at_json: bool = False, progress: ProgressFn | None = None) -> list[str]:

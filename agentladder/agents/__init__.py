@@ -1,0 +1,70 @@
+"""The multi-agent runtime: agents, tools, workflows, graphs, supervisors, sessions, review, tracing.
+
+Agents see models only through a :class:`ChatProvider` (a local model or LoRA
+specialist, an OpenAI-compatible server, a script). Every run is traced
+(OpenTelemetry GenAI spans), audited, and stored as a trajectory in the
+project's conversation schema, which ``agentladder traces export`` turns into
+SFT rows, preference pairs or RL prompts. See ``docs/agents.md``.
+"""
+
+from agentladder.agents.agent import Agent, AgentError, AgentResult, OutputValidationError
+from agentladder.agents.export import export_traces, parse_where
+from agentladder.agents.graph import END, Graph, GraphLimitError
+from agentladder.agents.local import LocalChat, ModelPool
+from agentladder.agents.providers import (
+    ChatProvider,
+    ChatResponse,
+    OpenAIChat,
+    ScriptedChat,
+    TextChat,
+    Usage,
+    chat_provider,
+    openai_compatible,
+)
+from agentladder.agents.review import Escalate, Review, ReviewError, ReviewQueue
+from agentladder.agents.runtime import Runtime, Session, default_runtime, set_default_runtime
+from agentladder.agents.steps import RunResult, StepContext, StepError
+from agentladder.agents.store import Store
+from agentladder.agents.supervisor import Supervisor, SupervisorResult
+from agentladder.agents.tools import Tool, ToolArgumentError, tool
+from agentladder.agents.workflow import Workflow
+
+__all__ = [
+    "END",
+    "Agent",
+    "AgentError",
+    "AgentResult",
+    "ChatProvider",
+    "ChatResponse",
+    "Escalate",
+    "Graph",
+    "GraphLimitError",
+    "LocalChat",
+    "ModelPool",
+    "OpenAIChat",
+    "OutputValidationError",
+    "Review",
+    "ReviewError",
+    "ReviewQueue",
+    "RunResult",
+    "Runtime",
+    "ScriptedChat",
+    "Session",
+    "StepContext",
+    "StepError",
+    "Store",
+    "Supervisor",
+    "SupervisorResult",
+    "TextChat",
+    "Tool",
+    "ToolArgumentError",
+    "Usage",
+    "Workflow",
+    "chat_provider",
+    "default_runtime",
+    "export_traces",
+    "openai_compatible",
+    "parse_where",
+    "set_default_runtime",
+    "tool",
+]

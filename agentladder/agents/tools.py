@@ -1,0 +1,172 @@
+"""Tools from typed Python functions.
+
+``@tool`` reads a function's signature and docstring: the JSON schema of its
+arguments comes from the type hints (through pydantic, so models, enums,
+``Literal`` and defaults all work), the description from the docstring's
+first paragraph, and each argument's description from an ``Args:`` section
+(Google style) or ``:param name:`` lines. Arguments are validated before the
+function runs; a validation error or an exception raised by the function is
+returned to the model as the tool's result (``error: ...``), so the model can
+correct itself, and marked as an error in the trace.
+
+Sync and async functions both work; a sync function runs in a worker thread,
+so a slow tool does not hold up parallel branches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+
+from agentladder.agents.review import Escalate
+
+
+class ToolArgumentError(ValueError):
+    """Arguments that do not fit the tool's schema."""
+
+
+@dataclass
+class ToolResult:
+    """What a tool call gave: the value (or ``None``), the text shown to the model, and whether it failed."""
+
+    value: Any
+    text: str
+    error: str | None = None
+    error_type: str | None = None
+
+
+class Tool:
+    """A callable the model can ask for by name, with a JSON schema for its arguments."""
+
+    def __init__(self, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None):
+        self.fn = fn
+        self.name = name or fn.__name__
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}", self.name):
+            raise ValueError(f"tool name {self.name!r}: use letters, digits, _ . - (at most 64)")
+        doc = inspect.getdoc(fn) or ""
+        summary, arg_docs = _parse_docstring(doc)
+        self.description = description if description is not None else summary
+        self.is_async = inspect.iscoroutinefunction(fn)
+        hints = get_type_hints(fn)
+        self.return_type = hints.get("return", Any)
+        fields: dict[str, Any] = {}
+        for pname, param in inspect.signature(fn).parameters.items():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                raise ValueError(f"tool {self.name}: *args and **kwargs cannot be described to a model")
+            annotation = hints.get(pname, Any)
+            default = ... if param.default is inspect.Parameter.empty else param.default
+            fields[pname] = (annotation, Field(default, description=arg_docs.get(pname)))
+        self.arguments_model: type[BaseModel] = create_model(
+            f"{self.name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """JSON schema of the arguments object."""
+        schema = self.arguments_model.model_json_schema()
+        schema.pop("title", None)
+        for prop in schema.get("properties", {}).values():
+            prop.pop("title", None)
+        return schema
+
+    def to_openai(self) -> dict[str, Any]:
+        """The tool as OpenAI's ``tools`` entry (also what chat templates with tool support take)."""
+        return {"type": "function",
+                "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
+
+    def validate(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """The arguments checked and converted, or :class:`ToolArgumentError` saying what is wrong."""
+        if not isinstance(arguments, dict):
+            raise ToolArgumentError(f"arguments must be a JSON object, not {type(arguments).__name__}")
+        try:
+            model = self.arguments_model.model_validate(arguments)
+        except ValidationError as err:
+            raise ToolArgumentError(f"invalid arguments for {self.name}: {format_validation_error(err)}") from None
+        return {k: getattr(model, k) for k in self.arguments_model.model_fields}
+
+    async def call(self, arguments: dict[str, Any]) -> ToolResult:
+        """Validate and run; never raises for bad arguments or a failing tool (the model sees the error)."""
+        try:
+            kwargs = self.validate(arguments)
+        except ToolArgumentError as err:
+            return ToolResult(None, f"error: {err}", str(err), "ToolArgumentError")
+        try:
+            if self.is_async:
+                value = await self.fn(**kwargs)
+            else:
+                value = await asyncio.to_thread(self.fn, **kwargs)
+        except Escalate:
+            raise  # a person decides: the run pauses, the model is not asked again
+        except Exception as err:  # the model is told, and may try again
+            message = f"{type(err).__name__}: {err}"
+            return ToolResult(None, f"error: {message}", message, type(err).__qualname__)
+        return ToolResult(value, result_text(value))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the function directly, as if it were not a tool."""
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Tool({self.name!r})"
+
+
+def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None,
+         description: str | None = None) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    """Turn a typed function into a :class:`Tool`: ``@tool`` or ``@tool(name=..., description=...)``."""
+    if fn is None:
+        return lambda f: Tool(f, name=name, description=description)
+    return Tool(fn, name=name, description=description)
+
+
+def as_tool(obj: Tool | Callable[..., Any] | Any) -> Tool:
+    """A tool from a tool, an agent (``agent.as_tool()``) or a plain typed function."""
+    if isinstance(obj, Tool):
+        return obj
+    if hasattr(obj, "as_tool"):
+        return obj.as_tool()
+    if callable(obj):
+        return Tool(obj)
+    raise TypeError(f"{obj!r} is not a tool, an agent or a function")
+
+
+def result_text(value: Any) -> str:
+    """How a tool's return value is shown to the model: text as is, anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(TypeAdapter(Any).dump_python(value, mode="json"), ensure_ascii=False)
+
+
+def format_validation_error(err: ValidationError, limit: int = 5) -> str:
+    """pydantic's errors in one line: ``field: message; ...``."""
+    parts = []
+    for e in err.errors()[:limit]:
+        loc = ".".join(str(p) for p in e["loc"]) or "value"
+        parts.append(f"{loc}: {e['msg']}")
+    more = len(err.errors()) - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
+    """The first paragraph, and per-argument descriptions from ``Args:`` or ``:param x:`` lines."""
+    summary = doc.split("\n\n", 1)[0].strip().replace("\n", " ")
+    args: dict[str, str] = {}
+    for m in re.finditer(r"^\s*:param\s+(?:\S+\s+)?(\w+):\s*(.+)$", doc, re.MULTILINE):
+        args[m.group(1)] = m.group(2).strip()
+    section = re.search(r"^(?:Args|Arguments|Parameters):\s*\n((?:[ \t]+.+\n?)+)", doc, re.MULTILINE)
+    if section:
+        current = None
+        for line in section.group(1).splitlines():
+            m = re.match(r"\s+(\w+)(?:\s*\([^)]*\))?:\s*(.*)$", line)
+            if m:
+                current = m.group(1)
+                args[current] = m.group(2).strip()
+            elif current and line.strip():
+                args[current] += " " + line.strip()
+    return summary, args
+

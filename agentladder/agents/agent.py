@@ -69,14 +69,20 @@ class AgentResult:
 
 
 class Agent:
-    """A model with a system prompt, tools and an optional output type. See the module docstring."""
+    """A model with a system prompt, tools and an optional output type. See the module docstring.
+
+    ``examples`` are ``(input, output)`` pairs shown as earlier turns (few-shot); ``memory`` keeps the
+    conversation per session; ``max_turns`` bounds the rounds of tool calls, ``max_retries`` the
+    corrections of an invalid output.
+    """
 
     def __init__(self, model: str | ChatProvider | Any, *, system: str | None = None,
                  tools: Sequence[Tool | Callable[..., Any] | Agent] = (), output: Any = None,
                  name: str | None = None, description: str | None = None, max_retries: int = 2,
                  max_turns: int = 8, max_new_tokens: int = 256, temperature: float = 0.0,
                  output_instructions: bool = True, escalate_invalid: bool = False,
-                 review_if: Callable[[Any], str | None] | None = None, memory: bool = False):
+                 review_if: Callable[[Any], str | None] | None = None, memory: bool = False,
+                 examples: Sequence[tuple[Any, Any]] = ()):
         self.provider = chat_provider(model)
         self.system = system
         self.tools = [as_tool(t) for t in tools]
@@ -95,6 +101,11 @@ class Agent:
         self.escalate_invalid = escalate_invalid
         self.review_if = review_if
         self.memory = memory
+        self.examples = [
+            m for inp, out in examples for m in (
+                Message(role="user", content=input_text(inp)),
+                Message(role="assistant", content=input_text(out), trainable=False))]
+        """Few-shot examples, shown after the system turn as context (never trained on)."""
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -151,6 +162,7 @@ class Agent:
             schema = json.dumps(self._adapter.json_schema(), separators=(",", ":"))
             system += ("\n\n" if system else "") + f"Answer with only a JSON object that fits this schema: {schema}"
         msgs = [Message(role="system", content=system)] if system else []
+        msgs += self.examples
         if self.memory:
             msgs += ctx.runtime.store.memory(ctx.session, self.name)
         msgs.append(Message(role="user", content=input_text(input)))

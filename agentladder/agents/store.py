@@ -205,12 +205,19 @@ class Store:
 
     def add_rewards(self, trajectory_id: str, rewards: dict[str, float]) -> Conversation:
         """Attach named rewards (a grader's or a reviewer's score) to a stored trajectory."""
+        return self.annotate(trajectory_id, rewards=rewards)
+
+    def annotate(self, trajectory_id: str, *, rewards: dict[str, float] | None = None,
+                 metadata: dict[str, Any] | None = None) -> Conversation:
+        """Merge rewards and metadata (a ``target`` for RL export, a label) into a stored trajectory."""
         with self.transaction() as db:
             rows = list(db.execute("SELECT conversation FROM trajectories WHERE id = ?", (trajectory_id,)))
             if not rows:
                 raise KeyError(f"no trajectory {trajectory_id!r} in {self.path}")
             conv = Conversation.model_validate_json(rows[0]["conversation"])
-            conv = conv.model_copy(update={"rewards": {**conv.rewards, **{k: float(v) for k, v in rewards.items()}}})
+            update = {"rewards": {**conv.rewards, **{k: float(v) for k, v in (rewards or {}).items()}},
+                      "metadata": {**conv.metadata, **(metadata or {})}}
+            conv = conv.model_copy(update=update)
             db.execute("UPDATE trajectories SET conversation = ? WHERE id = ?",
                        (conv.model_dump_json(exclude_none=True), trajectory_id))
         return conv

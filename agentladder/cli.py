@@ -320,6 +320,11 @@ def models_prepare(name: str = "smollm2-135m", force: bool = False) -> None:
 from agentladder.evals.cli import register as _register_evals  # noqa: E402
 
 _register_evals(app, data_app, friendly_errors)
+
+# (reinforcement learning: ``agentladder train rl``)
+from agentladder.train.rl_cli import register as _register_rl  # noqa: E402
+
+_register_rl(train_app, friendly_errors)
 from agentladder.agents.cli import register as _register_traces  # noqa: E402
 
 _register_traces(app, friendly_errors)

@@ -63,6 +63,25 @@ class RLSample:
         return sum(self.mask)
 
 
+def sample_from_conversation(tokenizer, conversation, group: int = 0, advantage: float | None = None) -> RLSample:
+    """A multi-turn rollout (a :class:`~agentladder.data.Conversation` with tool turns) as one sample.
+
+    The prompt is everything before the first trained assistant token; the completion is the
+    rest, with mask 1 only on trained assistant turns, so tool outputs (and untrained turns)
+    between them are read by the model but never trained on. ``advantage`` fills every trained
+    token's advantage (an outcome reward already turned into an advantage).
+    """
+    from agentladder.models.chat import tokenize_conversation
+
+    row = tokenize_conversation(tokenizer, conversation)
+    if 1 not in row.mask:
+        raise ValueError("the conversation has no trained assistant token")
+    p = row.mask.index(1)
+    mask = row.mask[p:]
+    adv = None if advantage is None else [advantage * m for m in mask]
+    return RLSample(group, row.input_ids[:p], row.input_ids[p:], mask, advantages=adv)
+
+
 def _per_token(samples: Sequence[RLSample], name: str, width: int) -> torch.Tensor | None:
     if getattr(samples[0], name) is None:
         return None
@@ -283,4 +302,4 @@ def use_group_prompt_attention(model) -> bool:
 
 
 __all__ = ["GROUP_PROMPT_ATTENTION", "RLSample", "TokenOutputs", "group_batch", "padded_rl_batch",
-           "token_outputs", "use_group_prompt_attention"]
+           "sample_from_conversation", "token_outputs", "use_group_prompt_attention"]

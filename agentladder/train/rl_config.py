@@ -142,7 +142,8 @@ class RLConfig(TrainConfig):
     lora_alpha: int = 32
     lora_dropout: float = 0.0
     lora_target_modules: list[str] | str = "all-linear"
-    learning_rate: float = 1e-6
+    learning_rate: float | None = Field(None, gt=0)  # type: ignore[assignment]
+    """[default: 1e-5 with LoRA, 1e-6 full fine-tuning]"""
     warmup_ratio: float = 0.0
     save_every: int = 10
 
@@ -158,6 +159,8 @@ class RLConfig(TrainConfig):
 
     @model_validator(mode="after")
     def _check(self) -> RLConfig:
+        if self.learning_rate is None:
+            self.learning_rate = 1e-5 if self.lora else 1e-6
         if self.task is None and self.data is None:
             raise ValueError("give a task or a data file of prompts")
         if self.grad_accum != 1:
@@ -197,7 +200,7 @@ def load_rl_config(path: str | Path, **overrides: Any) -> RLConfig:
         raise ValueError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
-        return RLConfig(**data)
+        config = RLConfig(**data)
     except ValidationError as err:
         first = err.errors()[0]
         loc = [p for p in first["loc"] if p != "__root__"]
@@ -206,6 +209,16 @@ def load_rl_config(path: str | Path, **overrides: Any) -> RLConfig:
         where = f"{path}:{line}" if line else str(path)
         msg = first["msg"].removeprefix("Value error, ")
         raise ValueError(f"{where}: {field + ': ' if field else ''}{msg}") from None
+    if config.rewards:  # build each reward once now, so a bad entry is reported with its line
+        from agentladder.rewards.config import build_reward
+
+        for i, spec in enumerate(config.rewards):
+            try:
+                build_reward(spec, f"rewards[{i}]")
+            except ValueError as err:
+                line = _line_of(text, ["rewards", i])
+                raise ValueError(f"{path}:{line}: {err}" if line else f"{path}: {err}") from None
+    return config
 
 
 def _line_of(text: str, loc: list) -> int | None:

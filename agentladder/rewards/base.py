@@ -9,7 +9,6 @@ adds to the advantage of the tokens inside them.
 
 from __future__ import annotations
 
-from abc import ABC
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,7 +45,7 @@ class RewardOutput:
     spans: list[Span] = field(default_factory=list)
 
 
-class Reward(ABC):
+class Reward:
     """Scores responses; override :meth:`score_one` or, to see a group together, :meth:`score_group`."""
 
     name: str = "reward"

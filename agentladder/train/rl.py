@@ -222,7 +222,6 @@ class RLTrainer(Trainer):
 
     # -- one step -------------------------------------------------------------------------------
     def train_step(self, step: int) -> dict[str, float]:
-        cfg = self.rl
         kept, first, stats = self._rollout(step)
         metrics = self._reward_metrics(first)
         metrics.update(stats)

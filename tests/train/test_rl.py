@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from agentladder.rewards import PythonReward, WeightedEnsemble
 from agentladder.train.rl import RLTrainer, load_prompts, rl
@@ -153,3 +152,18 @@ def test_cli_runs_a_yaml_config(tmp_path):
     assert len(lines) == 1 and "reward/letter" in json.loads(lines[0])
     bad = CliRunner().invoke(app, ["train", "rl", "--preset", "nope", "--task", "medication-directions", "--out", "x"])
     assert bad.exit_code == 1 and "preset" in bad.output
+
+
+def test_rl_from_a_lora_sft_run_starts_from_the_sft_policy(tmp_path, rows_file):
+    """A LoRA SFT folder is merged first, so the SFT policy is both the start and the KL reference."""
+    from agentladder.models import load_model
+    from agentladder.train.sft import sft
+
+    sft(model="tiny", data=str(rows_file), out_dir=str(tmp_path / "sft"), lora=True, max_steps=2,
+        learning_rate=1e-2, progress=False, tensorboard=False)
+    result = _toy(tmp_path, "grpo", steps=2, model=str(tmp_path / "sft"), lora=True, lora_r=4, lora_alpha=8)
+    assert result.history[0]["kl"] == pytest.approx(0.0, abs=1e-6)
+    meta = json.loads((tmp_path / "grpo" / "agentladder.json").read_text())
+    assert meta["lora"] is False  # the new adapter sits on the merged SFT model: saved as a full model
+    model, _ = load_model(str(tmp_path / "grpo"))
+    assert not hasattr(model, "value_head")

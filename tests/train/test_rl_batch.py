@@ -69,7 +69,6 @@ def test_stop_strings_and_json_stop():
 
         def forward(self, input_ids, attention_mask=None, position_ids=None, past_key_values=None, use_cache=True,
                     logits_to_keep=None):
-            from transformers import DynamicCache
 
             cache = past_key_values if past_key_values is not None else _Cache(0)
             n = cache.n

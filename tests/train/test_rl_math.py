@@ -18,7 +18,14 @@ from agentladder.train.advantages import (
     reinforce_pp,
     zero_variance_groups,
 )
-from agentladder.train.rl_losses import aggregate, aggregate_mean, clipped_policy_loss, kl_estimate, log_ratio, value_loss
+from agentladder.train.rl_losses import (
+    aggregate,
+    aggregate_mean,
+    clipped_policy_loss,
+    kl_estimate,
+    log_ratio,
+    value_loss,
+)
 
 
 # -- advantages -----------------------------------------------------------------------------------

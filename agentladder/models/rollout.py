@@ -25,7 +25,7 @@ One interface, :class:`RolloutBackend`, two engines:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -55,7 +55,9 @@ class Completion:
     finish_reason: Literal["stop", "length"]
     """``stop``: ended by end of turn, a stop string or a closed JSON object; ``length``: cut at the budget."""
     mask: list[int] = field(default_factory=list)
-    """1 on tokens the policy produced (all of them, for a single turn)."""
+    """1 on tokens the policy produced (all of them, for a single turn; 0 on tool outputs between turns)."""
+    turns: list = field(default_factory=list)
+    """Multi-turn: the response's messages (assistant, tool, ..., assistant); empty for a single turn."""
 
     def __post_init__(self) -> None:
         if not self.mask:
@@ -227,6 +229,77 @@ class LocalRollout(RolloutBackend):
         return [done[i * n : (i + 1) * n] for i in range(len(prompts))]
 
 
+# -- multi-turn rollouts ----------------------------------------------------------------------
+ToolEnvironment = Callable[[list, str], "list | None"]
+"""``env(conversation, last_answer) -> tool messages to append, or None when the episode ends``.
+
+``conversation`` is the prompt's messages plus the response's turns so far (the last one the
+assistant's); the returned messages (usually ``role="tool"``) are shown to the model, which then
+answers again. Their tokens are inputs only: mask 0, never trained on."""
+
+
+def continuation_ids(tokenizer, conversation_ids: Sequence[int], messages: list, added: list) -> list[int]:
+    """Token ids that take ``conversation_ids`` (the tokens so far) to the next assistant turn after ``added``.
+
+    The chat template renders ``messages + added`` with a generation prompt; the part after the
+    text of the tokens so far is tokenised. Raises ``ValueError`` when the template does not extend
+    the conversation's text (a template that rewrites earlier turns cannot be continued token-exactly).
+    """
+    from agentladder.models.chat import render
+
+    so_far = tokenizer.decode(list(conversation_ids), skip_special_tokens=False)
+    full = render(tokenizer, [*messages, *added], add_generation_prompt=True)
+    if not full.startswith(so_far):
+        raise ValueError("the chat template does not extend the conversation text; cannot continue a multi-turn "
+                         "rollout token-exactly")
+    return tokenizer(full[len(so_far):], add_special_tokens=False)["input_ids"]
+
+
+def multi_turn_generate(backend: RolloutBackend, tokenizer, prompts: Sequence, prompt_token_ids: Sequence[Sequence[int]],
+                        n: int, params: SamplingParams, env: ToolEnvironment, max_turns: int = 4,
+                        generator: torch.Generator | None = None) -> list[list[Completion]]:
+    """``n`` multi-turn responses per prompt: sample, ask ``env`` for tool output, sample again, ...
+
+    ``prompts`` are the message lists, ``prompt_token_ids`` their tokens. The first turn is sampled
+    for the whole group with the prompt encoded once; later turns continue each response on its
+    own (its conversation so far re-encoded). ``params.max_new_tokens`` bounds the response's
+    own tokens and tool tokens together. Each completion's ``mask`` is 1 on sampled tokens only.
+    """
+    from agentladder.data.schema import Message
+
+    out = backend.generate(prompt_token_ids, n, params, generator)
+    for group in out:
+        for c in group:
+            c.turns = [Message(role="assistant", content=c.text)]
+    for _ in range(1, max_turns):
+        pending = []
+        for i, group in enumerate(out):
+            for j, c in enumerate(group):
+                if c.truncated or len(c.turns) == 0 or c.turns[-1].role != "assistant":
+                    continue
+                added = env([*prompts[i], *c.turns], c.turns[-1].content or "")
+                if not added:
+                    continue
+                ids = [*prompt_token_ids[i], *c.token_ids]
+                seg = continuation_ids(tokenizer, ids, [*prompts[i], *c.turns], list(added))
+                room = params.max_new_tokens - len(c.token_ids) - len(seg)
+                if room <= 0:
+                    c.finish_reason = "length"
+                    continue
+                pending.append((i, j, seg, list(added), room))
+        if not pending:
+            break
+        for i, j, seg, added, room in pending:  # one continuation at a time: each has its own history
+            c = out[i][j]
+            step_params = SamplingParams(room, params.temperature, params.top_p, params.stop, params.stop_at_json)
+            new = backend.generate([[*prompt_token_ids[i], *c.token_ids, *seg]], 1, step_params, generator)[0][0]
+            out[i][j] = Completion(
+                [*c.token_ids, *seg, *new.token_ids], [*c.logprobs, *([0.0] * len(seg)), *new.logprobs], new.text,
+                new.finish_reason, [*c.mask, *([0] * len(seg)), *([1] * len(new.token_ids))],
+                [*c.turns, *added, Message(role="assistant", content=new.text)])
+    return out
+
+
 # -- vLLM ---------------------------------------------------------------------------------------
 class VLLMRollout(RolloutBackend):
     """vLLM on a GPU: ``n`` samples per prompt with prefix caching; weights synced after each update.
@@ -293,5 +366,5 @@ def make_rollout(name: str, model, tokenizer, *, model_path: str | None = None, 
     raise ValueError(f"unknown rollout backend {name!r}: choose local or vllm")
 
 
-__all__ = ["Completion", "LocalRollout", "RolloutBackend", "SamplingParams", "VLLMRollout", "make_rollout",
-           "sample_tokens"]
+__all__ = ["Completion", "LocalRollout", "RolloutBackend", "SamplingParams", "ToolEnvironment", "VLLMRollout",
+           "continuation_ids", "make_rollout", "multi_turn_generate", "sample_tokens"]

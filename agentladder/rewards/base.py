@@ -28,6 +28,8 @@ class RewardInput:
     id: str | None = None
     truncated: bool = False
     """Whether the response was cut at the generation budget."""
+    turns: list[Message] = field(default_factory=list)
+    """A multi-turn response's turns (assistant, tool, assistant, ...); ``completion`` is the last assistant text."""
 
 
 @dataclass(frozen=True)

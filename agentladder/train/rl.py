@@ -38,7 +38,14 @@ from agentladder.data.schema import Message, RLPrompt
 from agentladder.models.chat import prompt_ids
 from agentladder.models.loading import load_model
 from agentladder.models.lora import LoraSettings, attach_lora, is_lora, reference_mode
-from agentladder.models.rollout import Completion, RolloutBackend, SamplingParams, make_rollout
+from agentladder.models.rollout import (
+    Completion,
+    RolloutBackend,
+    SamplingParams,
+    ToolEnvironment,
+    make_rollout,
+    multi_turn_generate,
+)
 from agentladder.train._common import _full_model_state, _save_final, lineage_base, run_config
 from agentladder.train.advantages import (
     ESTIMATORS,
@@ -87,7 +94,7 @@ class RLTrainer(Trainer):
 
     def __init__(self, model, tokenizer, prompts: Sequence[PromptRow], rewards, config: RLConfig, *,
                  rollout: RolloutBackend | None = None, world: World | None = None, reference_model=None,
-                 description: str | None = None):
+                 environment: ToolEnvironment | None = None, description: str | None = None):
         self.rl = config
         self.tokenizer = tokenizer
         self.rewards = rewards
@@ -99,6 +106,9 @@ class RLTrainer(Trainer):
         if config.advantage == "gae" and self.value_head is None:
             raise ValueError("the gae advantage needs a value head: use attach_value_head(model) first")
         self.reference_model = reference_model
+        self.environment = environment
+        if config.max_turns > 1 and environment is None:
+            raise ValueError("max_turns > 1 needs an environment that answers each assistant turn")
         self.on_policy = config.ppo_epochs * config.num_minibatches == 1
         self.sampling = SamplingParams(self.max_new, config.temperature, config.top_p, tuple(config.stop),
                                        bool(config.stop_at_json))
@@ -149,8 +159,8 @@ class RLTrainer(Trainer):
         from agentladder.rewards.base import RewardInput
         from agentladder.rewards.shaping import overlong_penalty
 
-        items = [RewardInput(prompt.messages, c.text, prompt.target, prompt.metadata, prompt.id, c.truncated)
-                 for c in completions]
+        items = [RewardInput(prompt.messages, c.text, prompt.target, prompt.metadata, prompt.id, c.truncated,
+                             list(c.turns)) for c in completions]
         scores = self.rewards.score_group(items)
         total = list(scores.total)
         if self.rl.overlong_buffer_ratio:
@@ -174,7 +184,12 @@ class RLTrainer(Trainer):
             rounds += 1
             batch = prompts if rounds == 1 else self._more_prompts(step, rounds, want)
             t0 = time.perf_counter()
-            completions = self.rollout.generate([p.ids for p in batch], cfg.group_size, self.sampling)
+            if self.environment is not None and cfg.max_turns > 1:
+                completions = multi_turn_generate(self.rollout, self.tokenizer, [p.messages for p in batch],
+                                                  [p.ids for p in batch], cfg.group_size, self.sampling,
+                                                  self.environment, cfg.max_turns)
+            else:
+                completions = self.rollout.generate([p.ids for p in batch], cfg.group_size, self.sampling)
             gen_s += time.perf_counter() - t0
             gen_tokens += sum(len(c.token_ids) for g in completions for c in g)
             groups = [self._score(p, cs) for p, cs in zip(batch, completions, strict=True)]
@@ -424,12 +439,13 @@ def default_rewards(config: RLConfig) -> list[dict[str, Any]]:
 
 
 def rl(config: RLConfig | None = None, /, *, resume: bool = False, rollout: RolloutBackend | None = None,
-       reward=None, **kwargs: Any) -> TrainResult:
+       reward=None, environment: ToolEnvironment | None = None, **kwargs: Any) -> TrainResult:
     """Train ``config.model`` with reinforcement learning; see :class:`RLConfig` for the settings.
 
     ``rl(preset="dapo", model="runs/sft1", task="medication-directions", out_dir="runs/dapo1")``
     works as well as passing a config. ``reward`` replaces the configured rewards with any
-    object that has ``score_group`` (a :class:`~agentladder.rewards.WeightedEnsemble`).
+    object that has ``score_group`` (a :class:`~agentladder.rewards.WeightedEnsemble`);
+    ``environment`` (or ``config.environment``) answers assistant turns for multi-turn rollouts.
     With ``resume=True`` an interrupted run continues from its newest checkpoint.
     """
     config = run_config(RLConfig, config, kwargs, resume)
@@ -467,8 +483,10 @@ def rl(config: RLConfig | None = None, /, *, resume: bool = False, rollout: Roll
     if rollout is None and config.rollout_backend == "vllm":
         rollout = make_rollout("vllm", model, tokenizer, model_path=_vllm_path(config),
                                gpu_memory_utilization=config.vllm_gpu_memory_utilization, seed=config.seed)
+    if environment is None and config.environment:
+        environment = _import(config.environment, "environment")
     trainer = RLTrainer(model, tokenizer, prompts, reward, config, rollout=rollout, world=world,
-                        reference_model=reference_model)
+                        reference_model=reference_model, environment=environment)
     result = trainer.run(resume=resume)
     finished = trainer.step >= trainer.total_steps
     if world.is_main and result.history:
@@ -514,6 +532,16 @@ def _vllm_path(config: RLConfig) -> str:
     from agentladder.models.loading import resolve
 
     return resolve(config.model)
+
+
+def _import(spec: str, what: str):
+    import importlib
+
+    module, _, attr = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ValueError(f"{what}: cannot load {spec!r} (write module:function): {err}") from None
 
 
 def _resolved(spec: str) -> str:

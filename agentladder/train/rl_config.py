@@ -88,6 +88,11 @@ class RLConfig(TrainConfig):
     """Stop strings (a response ends with the token that completes one)."""
     stop_at_json: bool | None = None
     """End a response once its JSON object closes [default: the task's setting]."""
+    max_turns: int = Field(1, ge=1)
+    """Multi-turn rollouts: assistant turns per response, with ``environment``'s tool output between them."""
+    environment: str | None = None
+    """``module:function`` answering each assistant turn with tool messages (or None to end);
+    see ``agentladder.models.rollout.ToolEnvironment``. Tool outputs are never trained on."""
     rollout_backend: Literal["local", "vllm"] = "local"
     """``local``: the training model's own decode loop; ``vllm``: vLLM on a GPU (``pip install agentladder[gpu]``)."""
     vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1)

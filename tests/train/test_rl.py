@@ -167,3 +167,30 @@ def test_rl_from_a_lora_sft_run_starts_from_the_sft_policy(tmp_path, rows_file):
     assert meta["lora"] is False  # the new adapter sits on the merged SFT model: saved as a full model
     model, _ = load_model(str(tmp_path / "grpo"))
     assert not hasattr(model, "value_head")
+
+
+def _tool_env(conversation, answer):
+    from agentladder.data.schema import Message
+
+    if sum(m.role == "assistant" for m in conversation) >= 2:
+        return None
+    return [Message(role="tool", name="lookup", content="tool output")]
+
+
+def test_multi_turn_training_with_a_tool_environment(tmp_path):
+    seen = []
+    from agentladder.rewards.base import Reward, RewardOutput
+
+    class Turns(Reward):
+        def score_group(self, items):
+            seen.extend(len(i.turns) for i in items)
+            return [RewardOutput(lowercase_share(i.completion, None, {})) for i in items]
+
+    result = rl(model="tiny", data=str(_prompts(tmp_path)), out_dir=str(tmp_path / "mt"), group_size=4, batch_size=2,
+                max_new_tokens=64, stop=[chr(c) for c in range(32, 127)], max_turns=2, max_steps=2, learning_rate=1e-3, progress=False,
+                tensorboard=False, environment=_tool_env, reward=WeightedEnsemble([("t", Turns(), 1.0)]))
+    assert len(result.history) == 2 and result.history[-1]["updates"] == 1
+    assert 3 in seen  # assistant, tool, assistant
+    with pytest.raises(ValueError, match="needs an environment"):
+        rl(model="tiny", data=str(_prompts(tmp_path)), out_dir=str(tmp_path / "mt2"), max_turns=2, max_steps=1,
+           progress=False, reward=WeightedEnsemble([("t", Turns(), 1.0)]))

@@ -142,3 +142,41 @@ def test_masked_tool_tokens_get_no_gradient(tok):
     assert torch.all(grad[mask == 1] != 0)
     # the masked tokens are not predicted at all: the batch's targets are exactly the trained tokens
     assert batch["targets"].tolist() == [t for t, m in zip(sample.completion, sample.mask, strict=True) if m]
+
+
+def _weather_tool(conversation, answer):
+    """Answers the first assistant turn with a tool result; the episode ends after the second."""
+    if sum(m.role == "assistant" for m in conversation) >= 2:
+        return None
+    return [Message(role="tool", name="weather", content="TOOL SAYS sunny")]
+
+
+def test_multi_turn_rollout_masks_tool_output(tok, model):
+    from agentladder.models.rollout import multi_turn_generate
+
+    prompts = [[Message(role="user", content="weather?")]]
+    ids = [prompt_ids(tok, p) for p in prompts]
+    engine = LocalRollout(model, tok)
+    # stop each turn early with a stop string the byte-level model emits often enough: any character
+    params = SamplingParams(max_new_tokens=40, temperature=1.0, stop=tuple(chr(c) for c in range(32, 127)))
+    out = multi_turn_generate(engine, tok, prompts, ids, 2, params, _weather_tool, max_turns=3,
+                              generator=torch.Generator().manual_seed(0))
+    for c in out[0]:
+        assert [m.role for m in c.turns] == ["assistant", "tool", "assistant"]
+        assert len(c.mask) == len(c.token_ids) == len(c.logprobs) <= 40
+        masked = tok.decode([t for t, m in zip(c.token_ids, c.mask, strict=True) if m == 0])
+        assert "TOOL SAYS sunny" in masked and "<|im_start|>tool" in masked
+        trained = tok.decode([t for t, m in zip(c.token_ids, c.mask, strict=True) if m == 1])
+        assert "TOOL SAYS" not in trained
+        # the tokens are exactly the chat template's rendering of the whole conversation
+        full = tok.decode([*ids[0], *c.token_ids], skip_special_tokens=False)
+        from agentladder.models.chat import render
+
+        assert full.startswith(render(tok, [*prompts[0], *c.turns[:2]], add_generation_prompt=True))
+    # and they train: the tool output is a model input with no loss
+    samples = [RLSample(0, ids[0], c.token_ids, c.mask, advantages=[1.0 * m for m in c.mask], old_logps=c.logprobs)
+               for c in out[0]]
+    use_group_prompt_attention(model)
+    batch = group_batch(samples)
+    res = token_outputs(model, batch)
+    assert torch.allclose(res.logps, batch["old_logps"] * batch["mask"], atol=1e-5)

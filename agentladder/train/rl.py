@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+import warnings
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -247,7 +248,9 @@ class RLTrainer(Trainer):
         updates: list[dict[str, float]] = []
         if samples:
             updates = self._updates(samples, step)
-        self.scheduler.step()
+        with warnings.catch_warnings():  # a step without an update still advances the schedule
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            self.scheduler.step()
         self.rollout.sync_weights(self.model)
         metrics["train_s"] = time.perf_counter() - t0
         metrics.update(self._update_metrics(updates))
@@ -363,7 +366,8 @@ class RLTrainer(Trainer):
         out: dict[str, float] = {"updates": len(updates)}
         if getattr(self, "_rollout_kl", None) is not None:
             out["kl"] = self._rollout_kl
-        if not updates:
+        if not updates:  # every group was dropped (or masked out): nothing to learn from this step
+            out["loss"] = float("nan")
             return out
         n = len(updates)
         mean = lambda key: sum(u.get(key, 0.0) for u in updates) / n  # noqa: E731

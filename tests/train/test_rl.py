@@ -194,3 +194,13 @@ def test_multi_turn_training_with_a_tool_environment(tmp_path):
     with pytest.raises(ValueError, match="needs an environment"):
         rl(model="tiny", data=str(_prompts(tmp_path)), out_dir=str(tmp_path / "mt2"), max_turns=2, max_steps=1,
            progress=False, reward=WeightedEnsemble([("t", Turns(), 1.0)]))
+
+
+def test_a_step_whose_groups_are_all_dropped_takes_no_update(tmp_path):
+    result = rl(
+        preset="dapo", model="tiny", data=str(_prompts(tmp_path)), out_dir=str(tmp_path / "flat"), group_size=2,
+        batch_size=2, max_new_tokens=4, max_steps=2, max_generation_rounds=2, progress=False, tensorboard=False,
+        reward=WeightedEnsemble([("flat", PythonReward(lambda c, t, m: 1.0), 1.0)]))
+    assert [r["updates"] for r in result.history] == [0, 0]
+    assert all(r["groups_kept"] == 0 and r["gen_rounds"] == 2 for r in result.history)
+    assert (tmp_path / "flat" / "model.safetensors").exists()

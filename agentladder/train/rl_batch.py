@@ -217,8 +217,9 @@ def token_outputs(model, batch: dict, *, temperature: float = 1.0, value_head=No
     logits = logits.float()
     if temperature > 0 and temperature != 1.0:
         logits = logits / temperature
-    logp_all = torch.log_softmax(logits, -1)  # (K, V)
-    lp = logp_all.gather(-1, batch["targets"].to(device)[:, None]).squeeze(-1)  # (K,)
+    # log p(y) = z_y - logsumexp(z): unlike log_softmax this keeps no second (K, V) tensor for backward.
+    lse = torch.logsumexp(logits, -1)  # (K,)
+    lp = logits.gather(-1, batch["targets"].to(device)[:, None]).squeeze(-1) - lse  # (K,)
     shape = batch["mask"].shape
     rows, cols = batch["rows"].to(device), batch["cols"].to(device)
 
@@ -227,9 +228,11 @@ def token_outputs(model, batch: dict, *, temperature: float = 1.0, value_head=No
         return m.index_put((rows, cols), v)
 
     ent = None
-    if entropy:
+    if entropy:  # H = logsumexp(z) - sum_v p_v z_v, in chunks of rows so no (K, V) copy is made at once
         with torch.no_grad():
-            ent = scatter(-(logp_all.exp() * logp_all).sum(-1))
+            parts = [lse[i : i + 256] - (torch.softmax(logits[i : i + 256], -1) * logits[i : i + 256]).sum(-1)
+                     for i in range(0, logits.shape[0], 256)]
+            ent = scatter(torch.cat(parts) if parts else lse.new_zeros(0))
     values = scatter(value_head(hidden.float()).squeeze(-1)) if want_hidden else None
     return TokenOutputs(scatter(lp), ent, values)
 

@@ -180,3 +180,19 @@ def test_multi_turn_rollout_masks_tool_output(tok, model):
     batch = group_batch(samples)
     res = token_outputs(model, batch)
     assert torch.allclose(res.logps, batch["old_logps"] * batch["mask"], atol=1e-5)
+
+
+def test_entropy_matches_the_softmax_definition(tok, model):
+    prompts = _prompts(tok)[:1]
+    out = LocalRollout(model, tok).generate(prompts, 2, SamplingParams(max_new_tokens=5, temperature=1.0),
+                                            torch.Generator().manual_seed(1))
+    samples = [RLSample(0, prompts[0], c.token_ids, c.mask) for c in out[0]]
+    batch = padded_rl_batch(samples, tok.pad_token_id)
+    res = token_outputs(model, batch, entropy=True)
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    for i, s in enumerate(samples):
+        for j in range(len(s.completion)):
+            lp = torch.log_softmax(logits[i, len(s.prompt) + j - 1], -1)
+            assert res.entropy[i, j].item() == pytest.approx(-(lp.exp() * lp).sum().item(), abs=1e-4)
+            assert res.logps[i, j].item() == pytest.approx(lp[s.completion[j]].item(), abs=1e-5)

@@ -48,6 +48,7 @@ class TrainProgress:
         if self._progress is None:
             return
         parts = [f"{k} {metrics[k]:.4g}" for k in _SHOWN if k in metrics]
+        parts += [f"{k} {v:.3g}" for k, v in metrics.items() if k.startswith("reward/")]  # RL reward components
         if "trained_tokens_per_s" in metrics:
             parts.append(f"{metrics['trained_tokens_per_s']:.0f} tok/s")
         self._progress.update(self._task, completed=step, stats=" | ".join(parts))

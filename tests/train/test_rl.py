@@ -204,3 +204,59 @@ def test_a_step_whose_groups_are_all_dropped_takes_no_update(tmp_path):
     assert [r["updates"] for r in result.history] == [0, 0]
     assert all(r["groups_kept"] == 0 and r["gen_rounds"] == 2 for r in result.history)
     assert (tmp_path / "flat" / "model.safetensors").exists()
+
+
+def _first_char_span(text, target, metadata):
+    return {"score": lowercase_share(text, target, metadata), "spans": [(0, 1, -2.0)]}
+
+
+def test_span_rewards_move_only_their_tokens_advantage(tmp_path):
+    from agentladder.models import load_model
+    from agentladder.rewards import Span
+    from agentladder.rewards.shaping import span_token_values, token_char_ranges
+
+    config = RLConfig(preset="grpo", model="tiny", data=str(_prompts(tmp_path)), out_dir=str(tmp_path / "run"),
+                      group_size=4, batch_size=2, max_new_tokens=6, max_steps=1, progress=False, kl_coef=0.0)
+    model, tok = load_model("tiny")
+    prompts, _ = load_prompts(config, tok)
+    trainer = RLTrainer(model, tok, prompts, WeightedEnsemble([("s", PythonReward(_first_char_span), 1.0)]), config)
+    kept, _, _ = trainer._rollout(0)
+    span = Span(0, 1, -2.0)
+    assert all(sp == [span] for g in kept for sp in g.spans)  # the ensemble hands the reward's spans on
+    for g in kept:
+        g.spans = [[] for _ in g.completions]
+    sequence_only = [s.advantages for s in trainer._samples(kept)]
+    for g in kept:
+        g.spans = [[span] for _ in g.completions]
+    for s, seq in zip(trainer._samples(kept), sequence_only, strict=True):
+        starts, ends = token_char_ranges(tok, s.completion)
+        want = span_token_values(ends, starts, [span])
+        assert want[0] == -2.0
+        assert [a - b for a, b in zip(s.advantages, seq, strict=True)] == pytest.approx(want)
+
+
+def test_overlong_filter_masks_truncated_responses(tmp_path):
+    from agentladder.models import load_model
+
+    config = RLConfig(preset="dapo", model="tiny", data=str(_prompts(tmp_path)), out_dir=str(tmp_path / "run"),
+                      group_size=16, batch_size=4, max_new_tokens=12, max_steps=1, progress=False,
+                      overlong_filter=True, dynamic_sampling=False)
+    model, tok = load_model("tiny")
+    prompts, _ = load_prompts(config, tok)
+    trainer = RLTrainer(model, tok, prompts, WeightedEnsemble([("l", PythonReward(lowercase_share), 1.0)]), config)
+    kept, _, _ = trainer._rollout(0)
+    samples = trainer._samples(kept)
+    cut = [s for s in samples if s.truncated]
+    assert cut and len(cut) < len(samples)  # the tiny model ends a few responses, most run to the budget
+    assert all(sum(s.mask) == 0 and all(a == 0 for a in s.advantages) for s in cut)
+    assert all(sum(s.mask) == len(s.completion) for s in samples if not s.truncated)
+
+
+def test_bad_prompt_rows_name_file_line_and_field(tmp_path):
+    from agentladder.data.io import DataError
+
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"prompt": "ok"}\n{"prompt": 3}\n')
+    with pytest.raises(DataError, match=r"p.jsonl:2: prompt must be a string or a list of messages, not int"):
+        rl(model="tiny", data=str(path), out_dir=str(tmp_path / "r"), max_steps=1, progress=False,
+           reward=WeightedEnsemble([("l", PythonReward(lowercase_share), 1.0)]))

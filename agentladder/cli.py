@@ -33,11 +33,12 @@ def friendly_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from agentladder.data.io import DataError
+        from agentladder.evals.providers import ProviderError
         from agentladder.models.loading import ModelLoadError
 
         try:
             return fn(*args, **kwargs)
-        except (DataError, ModelLoadError, FileExistsError, FileNotFoundError, ValueError) as e:
+        except (DataError, ModelLoadError, ProviderError, FileExistsError, FileNotFoundError, ValueError) as e:
             err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
@@ -82,7 +83,7 @@ def train_sft(
     max_steps: int | None = None,
     batch_size: int = 4,
     grad_accum: int = 1,
-    lr: Annotated[float | None, typer.Option(help="Learning rate [default: 2e-4 LoRA, 2e-5 full].")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate \\[default: 2e-4 LoRA, 2e-5 full].")] = None,
     warmup_ratio: float = 0.05,
     precision: Annotated[str, typer.Option(help="fp32 or bf16 (autocast).")] = "fp32",
     strategy: Annotated[str, typer.Option(help="ddp or fsdp, when launched with several processes.")] = "ddp",
@@ -128,7 +129,7 @@ def _preference_run(config_kwargs: dict, resume: str | None, quiet: bool) -> Non
         err.print(f"[green]done[/]: {result.steps} steps, final loss {result.final_loss:.4f}{acc} -> {result.out_dir}")
 
 
-_PREFERENCE_HELP = "Learning rate [default: 2e-5 LoRA, 1e-6 full]."
+_PREFERENCE_HELP = "Learning rate \\[default: 2e-5 LoRA, 1e-6 full]."
 
 
 @train_app.command("dpo")
@@ -138,7 +139,7 @@ def train_dpo(
     out: Annotated[str | None, typer.Option(help="Run folder for checkpoints, metrics and the model.")] = None,
     model: Annotated[str, typer.Option(help="Starting model (usually an SFT run folder), alias or hub id.")] = "smollm2-135m",
     loss: Annotated[str, typer.Option(help="dpo, ipo, rpo, simpo or orpo.")] = "dpo",
-    beta: Annotated[float | None, typer.Option(help="beta (IPO tau, ORPO lambda) [default: 0.1; simpo 2.0].")] = None,
+    beta: Annotated[float | None, typer.Option(help="beta (IPO tau, ORPO lambda) \\[default: 0.1; simpo 2.0].")] = None,
     label_smoothing: Annotated[float, typer.Option(help="Conservative DPO: assumed share of flipped labels.")] = 0.0,
     rpo_alpha: Annotated[float, typer.Option(help="RPO: weight of the NLL on the chosen response.")] = 1.0,
     simpo_gamma: Annotated[float, typer.Option(help="SimPO: target reward margin.")] = 0.5,
@@ -223,16 +224,16 @@ def data_pairs(
     n: Annotated[int, typer.Option(help="Prompts to sample from.")] = 1000,
     k: Annotated[int, typer.Option(help="Answers sampled per prompt.")] = 4,
     temperature: float = 1.0,
-    data: Annotated[str | None, typer.Option(help="The task's rows to use [default: its generated split].")] = None,
+    data: Annotated[str | None, typer.Option(help="The task's rows to use \\[default: its generated split].")] = None,
     split: str = "train",
     seed: int = 0,
     batch_size: Annotated[int, typer.Option(help="Answers generated at a time.")] = 16,
-    max_new_tokens: Annotated[int | None, typer.Option(help="Generation budget [default: the task's].")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="Generation budget \\[default: the task's].")] = None,
     format: Annotated[str, typer.Option(
         "--format", help="pairs (best vs worst) or marked (KTO rows, label = score >= threshold).")] = "pairs",
     threshold: Annotated[float | None, typer.Option(
-        help="Score a desirable answer reaches [default: 1.0 from a task, 0.5 from feedback].")] = None,
-    reward_key: Annotated[str | None, typer.Option(help="Feedback: which reward to rank by [default: their sum].")] = None,
+        help="Score a desirable answer reaches \\[default: 1.0 from a task, 0.5 from feedback].")] = None,
+    reward_key: Annotated[str | None, typer.Option(help="Feedback: which reward to rank by \\[default: their sum].")] = None,
     with_target: Annotated[bool, typer.Option(
         help="Add the task's reference answer as one more graded candidate.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,

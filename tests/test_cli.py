@@ -112,3 +112,30 @@ def test_distill_writes_conversations_and_resumes(tmp_path, rows_file):
     assert rows[0]["messages"][-1]["content"] == "kept"  # the finished part was not redone
     assert rows[2]["messages"][-2]["content"] == "And Italy?"  # the prompt stops before the last answer
     assert all(r["messages"][-1]["role"] == "assistant" for r in rows) and not partial.exists()
+
+
+def test_an_endpoint_that_refuses_is_one_clear_line_not_a_traceback(tmp_path):
+    import http.server
+    import threading
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.send_response(401)
+            self.end_headers()
+            self.wfile.write(b'{"error": "bad key"}')
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        result = runner.invoke(app, ["data", "pairs", "--model", f"openai:some-model@{url}", "--task",
+                                     "medication-directions", "--n", "2", "--out", str(tmp_path / "p.jsonl"),
+                                     "--quiet"])
+    finally:
+        server.shutdown()
+    assert result.exit_code == 1
+    assert "HTTP 401" in result.output and "bad key" in result.output
+    assert "Traceback" not in result.output

@@ -33,13 +33,13 @@ def eval_command(
         "--model", help="Model to evaluate (repeat for side by side): alias, run folder, hub id or openai:MODEL[@URL].")],
     task: Annotated[str, typer.Option(help="Task name (or module:attribute).")] = "medication-directions",
     data: Annotated[str | None, typer.Option(
-        help="JSONL rows to score [default: the task's generated test split, 300 rows].")] = None,
+        help="JSONL rows to score \\[default: the task's generated test split, 300 rows].")] = None,
     shots: Annotated[int, typer.Option(help="Few-shot examples from the training split.")] = 0,
     limit: Annotated[int | None, typer.Option(help="Score only the first N rows.")] = None,
     out: Annotated[str | None, typer.Option(
-        help="Report folder; rerunning with the same folder reuses finished outputs [default: reports/TASK-TIME].")] = None,
+        help="Report folder; rerunning with the same folder reuses finished outputs \\[default: reports/TASK-TIME].")] = None,
     batch_size: Annotated[int, typer.Option(help="Prompts per generation batch (local models).")] = 8,
-    max_new_tokens: Annotated[int | None, typer.Option(help="Generation budget [default: the task's].")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="Generation budget \\[default: the task's].")] = None,
     data_seed: Annotated[int, typer.Option(help="Seed of the generated split when no --data is given.")] = 0,
     similarity: Annotated[bool, typer.Option(
         help="Add semantic similarity to the reference answer (packaged MiniLM).")] = False,
@@ -69,7 +69,7 @@ def data_make(
     task: Annotated[str, typer.Argument(help="Task with a data generator, e.g. medication-directions.")],
     split: Annotated[str, typer.Option(help="train, validation or test (splits never share a row).")] = "train",
     n: Annotated[int, typer.Option(help="Number of rows.")] = 1000,
-    out: Annotated[str | None, typer.Option(help="JSONL file to write [default: TASK-SPLIT.jsonl].")] = None,
+    out: Annotated[str | None, typer.Option(help="JSONL file to write \\[default: TASK-SPLIT.jsonl].")] = None,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
     format: Annotated[str, typer.Option(
         "--format", help="rows (id, text, target: for evaluation) or sft (conversations with the eval prompt).")] = "rows",

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,6 +172,20 @@ def _adapter_base(folder: Path) -> str:
     return base
 
 
+@contextmanager
+def _quiet_loading():
+    """Hide transformers' per-tensor "Loading weights" bar (instant for local files) around one load."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
 def load_model(
     spec: str = DEFAULT_MODEL,
     *,
@@ -199,7 +214,8 @@ def load_model(
             base, _ = load_model(_adapter_base(where), dtype=torch_dtype, device=device)
             model = PeftModel.from_pretrained(base, str(where), is_trainable=trainable_adapter)
         else:
-            model = AutoModelForCausalLM.from_pretrained(str(where), dtype=torch_dtype)
+            with _quiet_loading():
+                model = AutoModelForCausalLM.from_pretrained(str(where), dtype=torch_dtype)
     model.to(device)
     if getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = tokenizer.pad_token_id

@@ -71,6 +71,10 @@ class Completion:
 class RolloutBackend(ABC):
     """Samples ``n`` responses to each prompt (token ids, already through the chat template)."""
 
+    exact_logprobs: bool = True
+    """Whether the returned log-probabilities are the training model's own under ``softmax(logits / T)``;
+    when not (another engine, another precision), the trainer recomputes the old policy's where it needs them."""
+
     @abstractmethod
     def generate(self, prompts: Sequence[Sequence[int]], n: int, params: SamplingParams,
                  generator: torch.Generator | None = None) -> list[list[Completion]]:
@@ -308,8 +312,14 @@ class VLLMRollout(RolloutBackend):
     merged weights). Needs ``pip install agentladder[gpu]`` and a CUDA device.
     """
 
+    exact_logprobs = False  # another engine and precision: the trainer recomputes the old policy's
+
     def __init__(self, model_path: str, tokenizer, *, gpu_memory_utilization: float = 0.3,
                  dtype: str = "bfloat16", max_model_len: int | None = None, seed: int = 0):
+        import os
+
+        # The engine runs in this process, so its weights can be replaced in place after each update.
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         try:
             import vllm
         except ImportError:
@@ -347,12 +357,24 @@ class VLLMRollout(RolloutBackend):
             source = model.get_base_model()
         try:
             state = ((k.replace(".base_layer", ""), v) for k, v in source.state_dict().items() if "lora_" not in k)
-            runner = self.llm.llm_engine.model_executor.driver_worker.model_runner
-            runner.model.load_weights(state)
+            _vllm_model(self.llm).load_weights(state)
             self.llm.reset_prefix_cache()
         finally:
             if is_lora(model):
                 model.unmerge_adapter()
+
+
+def _vllm_model(llm):
+    """The torch module inside an in-process vLLM engine (the V0 and V1 layouts)."""
+    worker = llm.llm_engine.model_executor.driver_worker
+    for path in (("model_runner",), ("worker", "model_runner")):
+        obj = worker
+        for name in path:
+            obj = getattr(obj, name, None)
+        if obj is not None and hasattr(obj, "model"):
+            return obj.model
+    raise RuntimeError("cannot reach the model inside this vLLM version to update its weights; "
+                       "set VLLM_ENABLE_V1_MULTIPROCESSING=0 or use rollout_backend: local")
 
 
 def make_rollout(name: str, model, tokenizer, *, model_path: str | None = None, **kwargs) -> RolloutBackend:

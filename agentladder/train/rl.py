@@ -275,6 +275,11 @@ class RLTrainer(Trainer):
         for i, s in enumerate(samples):
             mask[i, : len(s.mask)] = torch.tensor(s.mask, dtype=torch.float32)
             old[i, : len(s.old_logps)] = torch.tensor(s.old_logps, dtype=torch.float32)
+        if not getattr(self.rollout, "exact_logprobs", True) and (not self.on_policy or cfg.kl_coef > 0):
+            # Another engine's log-probabilities (other kernels, other precision): recompute the old policy's.
+            for i, (s, lp) in enumerate(zip(samples, self._per_token(samples), strict=True)):
+                s.old_logps = lp
+                old[i, : len(lp)] = torch.tensor(lp)
         score_t = torch.tensor(scores, dtype=torch.float32)
         kl_tok = None
         if cfg.kl_coef > 0:

@@ -260,3 +260,35 @@ def test_bad_prompt_rows_name_file_line_and_field(tmp_path):
     with pytest.raises(DataError, match=r"p.jsonl:2: prompt must be a string or a list of messages, not int"):
         rl(model="tiny", data=str(path), out_dir=str(tmp_path / "r"), max_steps=1, progress=False,
            reward=WeightedEnsemble([("l", PythonReward(lowercase_share), 1.0)]))
+
+
+def test_inexact_engine_logprobs_are_recomputed(tmp_path):
+    """An engine whose log-probabilities are not the training model's (vLLM) gets them recomputed."""
+    from agentladder.models import load_model
+    from agentladder.models.rollout import LocalRollout
+
+    class Skewed(LocalRollout):
+        exact_logprobs = False
+
+        def generate(self, prompts, n, params, generator=None):
+            out = super().generate(prompts, n, params, generator)
+            for group in out:
+                for c in group:
+                    c.logprobs = [x - 0.5 for x in c.logprobs]
+            return out
+
+    config = RLConfig(preset="gspo", model="tiny", data=str(_prompts(tmp_path)), out_dir=str(tmp_path / "run"),
+                      group_size=4, batch_size=2, max_new_tokens=5, max_steps=1, progress=False)
+    model, tok = load_model("tiny")
+    prompts, _ = load_prompts(config, tok)
+    reward = WeightedEnsemble([("l", PythonReward(lowercase_share), 1.0)])
+    exact = RLTrainer(model, tok, prompts, reward, config)
+    kept, _, _ = exact._rollout(0)
+    want = [s.old_logps for s in exact._samples(kept)]
+    skewed = RLTrainer(model, tok, prompts, reward, config, rollout=Skewed(model, tok))
+    for g in kept:
+        for c in g.completions:
+            c.logprobs = [x - 0.5 for x in c.logprobs]
+    got = [s.old_logps for s in skewed._samples(kept)]
+    for a, b in zip(got, want, strict=True):
+        assert a == pytest.approx(b, abs=1e-5)

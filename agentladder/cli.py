@@ -297,13 +297,18 @@ def data_distill(
 
 
 @models_app.command("list")
-def models_list() -> None:
-    """The built-in model aliases."""
+def models_list(
+    registry: Annotated[str | None, typer.Option(help="Registry file \\[default: $AGENTLADDER_DB, else agentladder.db].")] = None,
+    ladder: Annotated[str | None, typer.Option(help="Only this ladder's versions.")] = None,
+) -> None:
+    """The built-in model aliases, then every registered version with its lineage and score."""
+    from agentladder.ladder.cli import print_versions
     from agentladder.models.loading import ALIASES, TINY_ALIAS
 
     for name, entry in ALIASES.items():
         console.print(f"{name:16} {entry.description}")
     console.print(f"{TINY_ALIAS:16} tiny random Llama with a byte-level tokenizer (tests and dry runs)")
+    print_versions(registry, ladder)
 
 
 @models_app.command("prepare")
@@ -329,6 +334,11 @@ _register_rl(train_app, friendly_errors)
 from agentladder.agents.cli import register as _register_traces  # noqa: E402
 
 _register_traces(app, friendly_errors)
+
+# (the ladder: ``agentladder climb``, ``demo``, ``recommend``, ``models show/compare/export``)
+from agentladder.ladder.cli import register as _register_ladder  # noqa: E402
+
+_register_ladder(app, models_app, friendly_errors)
 
 
 def main() -> None:  # pragma: no cover - console entry

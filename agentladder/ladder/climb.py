@@ -1,0 +1,251 @@
+"""The climb: run the rungs in order, score each on the same held-out split, gate it, register it.
+
+For each rung, top to bottom:
+
+1. its starting model: the champion (the best rung kept so far), the base, or a named earlier rung;
+2. its data and training (:mod:`agentladder.ladder.rungs`);
+3. an evaluation on the ladder's held-out split (the same rows for every rung);
+4. the gate (:mod:`agentladder.ladder.gates`): kept or rejected, and whether the climb ends;
+5. a version in the registry, its parent the version it started from;
+6. the ladder's state file (``ladder_state.json``), written atomically.
+
+A killed climb, run again, reads the state file, skips the rungs it finished and resumes the one it
+was on (its data, its newest checkpoint, its stored evaluation outputs). A finished rung whose settings
+(or those of a rung before it) have changed since is refused rather than silently reused.
+At the end the ladder report (table and plot) is written to ``out_dir``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentladder.data.io import atomic_write_text
+from agentladder.ladder.config import LadderConfig, load_ladder
+from agentladder.ladder.gates import judge
+from agentladder.ladder.registry import ModelVersion, Registry, file_hash, version_id
+from agentladder.ladder.rungs import RUNNERS, RungContext, Runner, Trained
+
+STATE_FILE = "ladder_state.json"
+
+
+@dataclass
+class RungResult:
+    """One rung's outcome, as the state file and the ladder report keep it."""
+
+    name: str
+    kind: str
+    version: str
+    parent: str | None
+    model: str
+    artifact: str
+    metrics: dict[str, dict[str, Any]]
+    """``{name: {value, ci, n}}`` on the held-out split."""
+    verdict: dict[str, Any]
+    examples: int | None = None
+    tokens: int | None = None
+    train_seconds: float | None = None
+    data_seconds: float | None = None
+    eval_seconds: float | None = None
+    fingerprint: str = ""
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def value(self, metric: str) -> float | None:
+        m = self.metrics.get(metric)
+        return None if m is None else m.get("value")
+
+    @property
+    def kept(self) -> bool:
+        return bool(self.verdict.get("kept"))
+
+
+@dataclass
+class ClimbResult:
+    ladder: LadderConfig
+    metric: str
+    rungs: list[RungResult]
+    champion: RungResult
+    target_met: bool
+    wall_seconds: float
+    """Wall time of this call (a resumed climb counts only what it ran)."""
+    report_dir: Path
+
+    def table(self):
+        from agentladder.ladder.report import ladder_table
+
+        return ladder_table(self)
+
+
+def climb(ladder: LadderConfig | str | Path, *, overrides: list[str] | dict[str, Any] | None = None,
+          registry: Registry | str | Path | None = None, runners: Mapping[str, Runner] | None = None,
+          progress: bool = True) -> ClimbResult:
+    """Climb ``ladder`` (a :class:`LadderConfig` or a YAML file); see the module docstring.
+
+    ``runners`` replaces the runner of a rung kind (tests give recorded models this way).
+    """
+    from agentladder.evals.task import get_task
+
+    start = time.perf_counter()
+    config = ladder if isinstance(ladder, LadderConfig) else load_ladder(ladder, overrides)
+    task = get_task(config.task)
+    metric = config.gate.metric or task.headline
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    test_data = _test_split(config, out)
+    state = _read_state(out, config)
+    reg = registry if isinstance(registry, Registry) else Registry(registry or config.registry)
+    runners = {**RUNNERS, **(runners or {})}
+
+    results: list[RungResult] = []
+    champion: RungResult | None = None
+    base_version: str | None = None
+    for index, rung in enumerate(config.rungs):
+        fingerprint = config.rung_fingerprint(index)
+        saved = state["rungs"].get(rung.name)
+        if saved is not None and saved.get("fingerprint") != fingerprint:
+            raise ValueError(f"{out / STATE_FILE}: rung {rung.name!r} finished with other settings (of it or a rung "
+                             f"before it) than the ladder now gives; climb into another out_dir, or delete "
+                             f"{out / rung_folder(index, rung.name)} and the rungs after it")
+        if saved is not None:
+            result = RungResult(**saved)
+        else:
+            start_model, parent = _start(config, rung.start, results, champion, base_version)
+            ctx = RungContext(config, rung, index, out / rung_folder(index, rung.name), start_model, progress)
+            ctx.dir.mkdir(parents=True, exist_ok=True)
+            trained = runners[rung.kind](ctx)
+            t0 = time.perf_counter()
+            metrics = _evaluate(config, trained, test_data, ctx, rung.shots)
+            eval_seconds = time.perf_counter() - t0
+            verdict = judge(config.gate, metric, {k: m["value"] for k, m in metrics.items()},
+                            None if champion is None else {k: m["value"] for k, m in champion.metrics.items()},
+                            min_gain=rung.min_gain)
+            if parent is None and trained.artifact != "base":
+                parent = base_version = base_version or _register_base(reg, config, task.name)
+            result = RungResult(
+                name=rung.name, kind=rung.kind, version=version_id(config.name, rung.name, ctx.dir), parent=parent,
+                model=trained.model, artifact=trained.artifact, metrics=metrics, verdict=verdict.to_json(),
+                examples=trained.examples, tokens=trained.tokens, train_seconds=trained.train_seconds,
+                data_seconds=trained.data_seconds, eval_seconds=eval_seconds, fingerprint=fingerprint,
+                notes={**trained.notes, "start_model": start_model, "shots": _shots(config, rung.shots)})
+            _register(reg, config, task.name, metric, result, trained)
+            state["rungs"][rung.name] = result.__dict__
+            _write_state(out, state)
+        results.append(result)
+        if result.kept:
+            champion = result
+        if result.verdict.get("stop"):
+            break
+    assert champion is not None  # the first rung is always kept
+    outcome = ClimbResult(ladder=config, metric=metric, rungs=results, champion=champion,
+                          target_met=bool(results[-1].verdict.get("target_met")),
+                          wall_seconds=time.perf_counter() - start, report_dir=out)
+    state["finished"] = len(results) == len(config.rungs) or bool(results[-1].verdict.get("stop"))
+    state["champion"] = champion.version
+    _write_state(out, state)
+    from agentladder.ladder.report import write_report
+
+    write_report(outcome, out)
+    if not isinstance(registry, Registry):
+        reg.close()
+    return outcome
+
+
+def rung_folder(index: int, name: str) -> str:
+    return f"{index + 1:02d}-{name}"
+
+
+# -- steps ----------------------------------------------------------------------------------------
+def _test_split(config: LadderConfig, out: Path) -> str:
+    """The held-out rows every rung is scored on: the given file, or the task's test split written once."""
+    from agentladder.evals import write_data
+
+    if config.eval.data:
+        if not Path(config.eval.data).exists():
+            raise FileNotFoundError(f"eval.data: {config.eval.data}: no such file")
+        return config.eval.data
+    path = out / "test.jsonl"
+    if not path.exists():
+        write_data(config.task, "test", config.eval.rows, path, seed=config.eval.seed)
+    return str(path)
+
+
+def _start(config: LadderConfig, start: str, results: list[RungResult], champion: RungResult | None,
+           base_version: str | None) -> tuple[str, str | None]:
+    """The model a rung starts from and its registry version (``None`` for the bare base)."""
+    if start == "base" or (start == "champion" and champion is None):
+        return config.base_model, None
+    chosen = champion if start == "champion" else next(r for r in results if r.name == start)
+    assert chosen is not None
+    return chosen.model, chosen.version  # a baseline's model is the spec it evaluated
+
+
+def _shots(config: LadderConfig, shots: int | None) -> int:
+    return config.eval.shots if shots is None else shots
+
+
+def _evaluate(config: LadderConfig, trained: Trained, test_data: str, ctx: RungContext,
+              shots: int | None) -> dict[str, dict[str, Any]]:
+    from agentladder.evals import evaluate
+
+    spec = trained.provider if trained.provider is not None else trained.model
+    report = evaluate([spec], config.task, data=test_data, shots=_shots(config, shots), out=str(ctx.dir / "eval"),
+                      batch_size=config.eval.batch_size, max_new_tokens=config.eval.max_new_tokens,
+                      seed=config.seed, progress=ctx.progress)
+    result = next(iter(report.models.values()))
+    return {name: m.to_json() for name, m in result.metrics.items()}
+
+
+def _register_base(reg: Registry, config: LadderConfig, task: str) -> str:
+    """The base model as the root of the lineage, when no baseline rung stands for it."""
+    vid = f"{config.name}/base/{version_id(config.name, 'base', config.out_dir).rsplit('/', 1)[1]}"
+    reg.register(ModelVersion(id=vid, ladder=config.name, rung="base", kind="base", path=config.base_model,
+                              artifact="base", base_model=config.base_model, status="base", task=task))
+    return vid
+
+
+def _register(reg: Registry, config: LadderConfig, task: str, metric: str, result: RungResult,
+              trained: Trained) -> None:
+    verdict = result.verdict
+    status = ("target" if verdict.get("target_met") else "kept") if verdict.get("kept") else "rejected"
+    path = trained.model if trained.artifact == "base" else str(Path(trained.model).resolve())
+    reg.register(ModelVersion(
+        id=result.version, ladder=config.name, rung=result.name, kind=result.kind, parent=result.parent,
+        path=path, artifact=trained.artifact, base_model=config.base_model, status=status,
+        config=trained.settings, data_path=None if trained.data_path is None else str(Path(trained.data_path).resolve()),
+        data_hash=file_hash(trained.data_path), examples=trained.examples, tokens=trained.tokens,
+        train_seconds=trained.train_seconds, headline=metric, score=result.value(metric), metrics=result.metrics,
+        task=task, notes={"verdict": verdict.get("reason"), "gain": verdict.get("gain"), **result.notes}))
+
+
+# -- state ----------------------------------------------------------------------------------------
+def _read_state(out: Path, config: LadderConfig) -> dict[str, Any]:
+    path = out / STATE_FILE
+    if not path.exists():
+        return {"ladder": config.name, "rungs": {}, "finished": False}
+    try:
+        state = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not a ladder state file ({err.msg})") from None
+    if state.get("ladder") != config.name:
+        raise ValueError(f"{out} holds the climb of ladder {state.get('ladder')!r}, not {config.name!r}; "
+                         "choose another out_dir")
+    return state
+
+
+def _write_state(out: Path, state: dict[str, Any]) -> None:
+    atomic_write_text(out / STATE_FILE, json.dumps(state, indent=2, default=str) + "\n")
+
+
+def read_climb(out_dir: str | Path) -> dict[str, Any]:
+    """The state file of a climb folder (what ran, each rung's metrics and verdict)."""
+    path = Path(out_dir) / STATE_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{out_dir} holds no climb ({STATE_FILE} is missing)")
+    return json.loads(path.read_text())
+
+
+__all__ = ["ClimbResult", "RungResult", "climb", "read_climb", "rung_folder"]

@@ -1,0 +1,385 @@
+"""A ladder file: the task, the base model, each rung's data and settings, and the gate.
+
+```yaml
+name: medication
+task: medication-directions
+base_model: smollm2-135m
+eval: {rows: 200}                      # the held-out split every rung is scored on
+gate: {metric: exact_match, target: 0.95, min_gain: 0.01}
+rungs:
+  - {name: baseline, kind: baseline, shots: 3}
+  - name: sft
+    kind: sft
+    data: {source: generate, rows: 400}
+    train: {max_steps: 60, lora: true, learning_rate: 1.0e-3}
+  - name: dpo
+    kind: dpo
+    data: {source: pairs, rows: 200, k: 4}
+    train: {max_steps: 30, lora: true}
+  - name: rl
+    kind: rl
+    data: {source: generate, rows: 400}
+    train: {preset: dapo, max_steps: 20, group_size: 4}
+```
+
+``train`` holds the fields of the rung's trainer config (:class:`~agentladder.train.sft.SFTConfig`,
+:class:`~agentladder.train.preference.PreferenceConfig`, :class:`~agentladder.train.rl_config.RLConfig`)
+except those the ladder fills in (``model``, ``data``, ``out_dir``, ``task``). They are checked when the
+file is read, so a bad field is reported as ``ladder.yaml:14: rungs[1].train.max_steps: ...``.
+
+Paths of data files are relative to the ladder file; ``out_dir`` and ``registry`` to the current folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from agentladder.models.loading import DEFAULT_MODEL
+
+RungKind = Literal["baseline", "sft", "dpo", "kto", "rl"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- where a rung's data comes from ---------------------------------------------------------------
+class GenerateData(_Strict):
+    """Rows of the task's own generated split: SFT conversations (the target as the answer) or RL prompts."""
+
+    source: Literal["generate"]
+    rows: int = Field(ge=1)
+    split: str = "train"
+    seed: int | None = None
+    """[default: the ladder's seed]"""
+
+
+class FileData(_Strict):
+    """A JSONL file you already have, in the rung's format (conversations, pairs, marked rows, task rows)."""
+
+    source: Literal["file"]
+    path: str
+
+
+class DistillData(_Strict):
+    """SFT conversations answered by a teacher model, kept only where the task's grader accepts the answer."""
+
+    source: Literal["distill"]
+    teacher: str
+    """Alias, run folder or hub id of the teacher."""
+    rows: int = Field(ge=1)
+    """Prompts to answer (from the task's generated split)."""
+    split: str = "train"
+    seed: int | None = None
+    keep: Literal["correct", "all"] = "correct"
+    """``correct``: only answers the task scores exactly right (rejection sampling); ``all``: every answer."""
+    max_new_tokens: int | None = Field(None, ge=1)
+    batch_size: int = Field(8, ge=1)
+
+
+class PairsData(_Strict):
+    """Preference pairs (or KTO rows) from the rung's starting model: ``k`` sampled answers per prompt,
+    graded by the task, best against worst (:func:`agentladder.data.pairs.pairs_from_task`)."""
+
+    source: Literal["pairs"]
+    rows: int = Field(ge=1)
+    """Prompts to sample from."""
+    k: int = Field(4, ge=1)
+    temperature: float = Field(1.0, ge=0)
+    with_target: bool = True
+    """Add the task's reference answer as one more graded candidate, so every wrong prompt gives a pair."""
+    split: str = "train"
+    seed: int | None = None
+    batch_size: int = Field(16, ge=1)
+
+
+DataSpec = Annotated[GenerateData | FileData | DistillData | PairsData, Field(discriminator="source")]
+
+_SOURCES: dict[str, tuple[str, ...]] = {
+    "baseline": (),
+    "sft": ("generate", "file", "distill"),
+    "dpo": ("pairs", "file"),
+    "kto": ("pairs", "file"),
+    "rl": ("generate", "file"),
+}
+_FILLED = {"model", "data", "out_dir", "task", "loss"}
+"""Trainer fields the ladder sets itself (``loss`` comes from the rung's kind, or ``train.loss`` for dpo)."""
+
+
+# -- the gate -------------------------------------------------------------------------------------
+class Guard(_Strict):
+    """A domain metric a rung may not worsen by more than ``max_drop`` against the model it would replace."""
+
+    metric: str
+    max_drop: float = Field(0.0, ge=0)
+    higher_is_better: bool = True
+
+
+class Gate(_Strict):
+    """When a rung is kept, and when the climb ends."""
+
+    metric: str | None = None
+    """The headline metric [default: the task's headline, ``exact_match`` for medication directions]."""
+    target: float
+    """The climb ends at the first kept rung whose metric reaches this."""
+    min_gain: float = 0.0
+    """A rung is kept (becomes the model the next rung starts from) only if it beats the current one
+    by at least this much; a rung that reaches the target is kept whenever it gains at all."""
+    higher_is_better: bool = True
+    guards: list[Guard] = Field(default_factory=list)
+    """Domain metrics a kept rung must not worsen (beyond their allowance)."""
+    stop_on_stall: bool = False
+    """End the climb at the first rung that is not kept, instead of trying the next one."""
+
+
+# -- rungs ----------------------------------------------------------------------------------------
+class Rung(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    """Unique within the ladder; names the rung's folder."""
+    kind: RungKind
+    start: str = "champion"
+    """The model this rung starts from: ``champion`` (the best kept so far), ``base``, or an earlier rung's name."""
+    data: DataSpec | None = None
+    train: dict[str, Any] = Field(default_factory=dict)
+    """Fields of the rung's trainer config (see the module docstring)."""
+    shots: int | None = Field(None, ge=0)
+    """Few-shot examples in the evaluation prompt [default: the ladder's ``eval.shots``]; the baseline's
+    prompt engineering."""
+    min_gain: float | None = None
+    """This rung's own ``gate.min_gain``."""
+
+    @model_validator(mode="after")
+    def _check(self) -> Rung:
+        allowed = _SOURCES[self.kind]
+        if self.kind == "baseline":
+            if self.data is not None or self.train:
+                raise ValueError("a baseline rung trains nothing: it takes no data or train settings")
+        elif self.data is None:
+            raise ValueError(f"a {self.kind} rung needs data: source one of {', '.join(allowed)}")
+        elif self.data.source not in allowed:
+            raise ValueError(f"data.source {self.data.source!r} does not fit a {self.kind} rung: "
+                             f"use one of {', '.join(allowed)}")
+        return self
+
+
+class EvalSettings(_Strict):
+    """The held-out split every rung is scored on, and how."""
+
+    rows: int = Field(200, ge=1)
+    """Rows of the task's generated test split (ignored when ``data`` is given)."""
+    data: str | None = None
+    """A JSONL file of the task's rows instead of the generated split."""
+    seed: int = 0
+    shots: int = Field(0, ge=0)
+    batch_size: int = Field(8, ge=1)
+    max_new_tokens: int | None = Field(None, ge=1)
+
+
+class LadderConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    """Names the ladder's versions in the registry (``medication/sft/...``)."""
+    task: str = "medication-directions"
+    base_model: str = DEFAULT_MODEL
+    out_dir: str = "runs/ladder"
+    registry: str | None = None
+    """SQLite file of the model registry [default: ``$AGENTLADDER_DB``, else ``agentladder.db``]."""
+    seed: int = 0
+    eval: EvalSettings = Field(default_factory=EvalSettings)
+    gate: Gate
+    rungs: list[Rung] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> LadderConfig:
+        seen: list[str] = []
+        for i, rung in enumerate(self.rungs):
+            if rung.name in seen:
+                raise _At(["rungs", i, "name"], f"rung name {rung.name!r} is used twice")
+            if rung.start not in ("champion", "base") and rung.start not in seen:
+                raise _At(["rungs", i, "start"], f"{rung.start!r} is not champion, base or an earlier rung")
+            _check_train(rung, i)
+            seen.append(rung.name)
+        return self
+
+    def rung_fingerprint(self, index: int) -> str:
+        """What a rung's result depends on: the task, base model, evaluation, and this rung and those before it."""
+        payload = {"task": self.task, "base": self.base_model, "eval": self.eval.model_dump(), "seed": self.seed,
+                   "gate": self.gate.model_dump(), "rungs": [r.model_dump() for r in self.rungs[: index + 1]]}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class _At(ValueError):
+    """A validation error that knows its location (pydantic keeps it for the message)."""
+
+    def __init__(self, loc: list, message: str):
+        self.loc = loc
+        super().__init__(message)
+
+
+def trainer_class(kind: str):
+    if kind == "sft":
+        from agentladder.train.sft import SFTConfig
+
+        return SFTConfig
+    if kind in ("dpo", "kto"):
+        from agentladder.train.preference import PreferenceConfig
+
+        return PreferenceConfig
+    from agentladder.train.rl_config import RLConfig
+
+    return RLConfig
+
+
+def _check_train(rung: Rung, index: int) -> None:
+    """Build the rung's trainer config with placeholders so a bad ``train`` field is caught now, with its place."""
+    if rung.kind == "baseline":
+        return
+    filled = sorted(set(rung.train) & (_FILLED - ({"loss"} if rung.kind == "dpo" else set())))
+    if filled:
+        raise _At(["rungs", index, "train", filled[0]], "the ladder sets this itself; leave it out")
+    if rung.kind == "dpo" and rung.train.get("loss") == "kto":
+        raise _At(["rungs", index, "train", "loss"], "KTO is its own rung kind: kind: kto")
+    placeholders: dict[str, Any] = {"out_dir": "-", "model": "-"}
+    placeholders.update({"task": "-"} if rung.kind == "rl" else {"data": "-"})
+    if rung.kind == "kto":
+        placeholders["loss"] = "kto"
+    try:
+        trainer_class(rung.kind)(**{**rung.train, **placeholders})
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise _At(["rungs", index, "train", *first["loc"]], first["msg"].removeprefix("Value error, ")) from None
+
+
+# -- reading a ladder file ------------------------------------------------------------------------
+def load_ladder(path: str | Path, overrides: list[str] | dict[str, Any] | None = None) -> LadderConfig:
+    """A :class:`LadderConfig` from a YAML file, with ``overrides`` on top.
+
+    ``overrides`` are ``key=value`` strings (or a mapping) with dotted keys; a rung is named by its
+    name: ``out_dir=runs/x``, ``rungs.sft.train.max_steps=10``, ``gate.target=0.9``. Values are YAML.
+    A bad file gets one line naming the file, the line and the field.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such ladder file")
+    text = path.read_text()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ValueError(f"{where}: invalid YAML: {getattr(err, 'problem', err)}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping (name, task, gate, rungs, ...), got {type(data).__name__}")
+    for key, value in _override_items(overrides):
+        _set_dotted(data, key, value)
+    _resolve_files(data, path.parent)
+    return parse_ladder(data, source=str(path), text=text)
+
+
+def parse_ladder(data: dict[str, Any], *, source: str = "ladder", text: str | None = None) -> LadderConfig:
+    """Validate a ladder given as a mapping; errors name ``source``, the YAML line (when ``text`` is given) and the field."""
+    try:
+        return LadderConfig.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = [p for p in first["loc"] if not (isinstance(p, str) and (p.startswith("function-") or p in
+                                                                          ("generate", "file", "distill", "pairs")))]
+        ctx_err = (first.get("ctx") or {}).get("error")
+        if isinstance(ctx_err, _At):
+            loc = [*loc, *ctx_err.loc]
+        msg = first["msg"].removeprefix("Value error, ")
+        field = _field_path(loc)
+        line = _line_of(text, loc) if text else None
+        where = f"{source}:{line}" if line else source
+        raise ValueError(f"{where}: {field + ': ' if field else ''}{msg}") from None
+
+
+def _field_path(loc: list) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + str(part)
+    return out
+
+
+def _line_of(text: str, loc: list) -> int | None:
+    """1-based line of the YAML node at ``loc`` (keys and indices), or of its nearest parent found."""
+    import yaml
+
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == part), None)
+            if match is None:
+                break
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _override_items(overrides: list[str] | dict[str, Any] | None) -> list[tuple[str, Any]]:
+    import yaml
+
+    if not overrides:
+        return []
+    if isinstance(overrides, dict):
+        return list(overrides.items())
+    items = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override {item!r}: write key=value (rungs.sft.train.max_steps=10)")
+        items.append((key.strip(), yaml.safe_load(value)))
+    return items
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    node: Any = data
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):  # rungs: by name, or by index
+            match = [r for r in node if isinstance(r, dict) and r.get("name") == part]
+            if not match and part.isdigit() and int(part) < len(node):
+                match = [node[int(part)]]
+            if not match:
+                raise ValueError(f"override {key}: no rung named {part!r}")
+            if last:
+                raise ValueError(f"override {key}: name a field of the rung")
+            node = match[0]
+            continue
+        if not isinstance(node, dict):
+            raise ValueError(f"override {key}: {'.'.join(parts[:i])} is not a mapping")
+        if last:
+            node[part] = value
+        else:
+            node = node.setdefault(part, {})
+
+
+def _resolve_files(data: dict[str, Any], base: Path) -> None:
+    """Make data file paths relative to the ladder file's folder."""
+    rungs = data.get("rungs")
+    for rung in rungs if isinstance(rungs, list) else []:
+        spec = rung.get("data") if isinstance(rung, dict) else None
+        if isinstance(spec, dict) and spec.get("source") == "file" and isinstance(spec.get("path"), str):
+            spec["path"] = str(base / spec["path"])
+    ev = data.get("eval")
+    if isinstance(ev, dict) and isinstance(ev.get("data"), str):
+        ev["data"] = str(base / ev["data"])
+
+
+__all__ = ["DistillData", "EvalSettings", "FileData", "Gate", "GenerateData", "Guard", "LadderConfig",
+           "PairsData", "Rung", "load_ladder", "parse_ladder"]

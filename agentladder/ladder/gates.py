@@ -1,0 +1,100 @@
+"""The gate: whether a rung is kept, and whether the climb ends there. Pure functions over metric values.
+
+A rung is compared with the *champion*, the best model kept so far (the first rung, usually the
+baseline, is kept as it is). With ``gain = value - champion`` (negated when lower is better):
+
+- kept when ``gain >= min_gain``, or when the rung reaches the target and ``gain > 0``, and no guard
+  metric worsens by more than its allowance;
+- the climb ends when the champion after this rung reaches the target, or, with ``stop_on_stall``,
+  at the first rung that is not kept.
+
+A rung that is not kept stays in the registry (status ``rejected``); the next rung starts from the
+champion, so the kept models' headline metric never goes down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+from agentladder.ladder.config import Gate
+
+EPS = 1e-12
+"""Ties within float noise count as equal."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kept: bool
+    """The rung becomes the champion."""
+    target_met: bool
+    """The champion after this rung reaches the target."""
+    stop: bool
+    """The climb ends here."""
+    gain: float | None
+    """Over the champion before this rung (signed so that positive is better); ``None`` for the first rung."""
+    reason: str
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def metric_value(metrics: Mapping[str, float | None], name: str) -> float:
+    if name not in metrics:
+        raise ValueError(f"gate metric {name!r} is not among the task's metrics ({', '.join(sorted(metrics))})")
+    value = metrics[name]
+    if value is None:
+        raise ValueError(f"gate metric {name!r} has no value (it applied to no row)")
+    return float(value)
+
+
+def reaches(value: float, target: float, higher_is_better: bool = True) -> bool:
+    return value >= target - EPS if higher_is_better else value <= target + EPS
+
+
+def judge(gate: Gate, metric: str, metrics: Mapping[str, float | None],
+          champion: Mapping[str, float | None] | None, *, min_gain: float | None = None) -> Verdict:
+    """The verdict on a rung with ``metrics``, against the ``champion``'s metrics (``None`` for the first rung)."""
+    sign = 1.0 if gate.higher_is_better else -1.0
+    value = metric_value(metrics, metric)
+    need = gate.min_gain if min_gain is None else min_gain
+    at_target = reaches(value, gate.target, gate.higher_is_better)
+    if champion is None:
+        kept, gain = True, None
+        reason = f"first rung: {metric} {value:.3f}"
+    else:
+        gain = sign * (value - metric_value(champion, metric))
+        broken = _broken_guards(gate, metrics, champion)
+        if broken:
+            kept, reason = False, "guard: " + "; ".join(broken)
+        elif gain >= need - EPS:
+            kept, reason = True, f"{metric} {value:.3f}, gain {gain:+.3f} >= {need:.3f}"
+        elif at_target and gain > EPS:
+            kept, reason = True, f"{metric} {value:.3f} reaches the target (gain {gain:+.3f})"
+        else:
+            kept, reason = False, f"{metric} {value:.3f}, gain {gain:+.3f} < {need:.3f}"
+    champion_value = value if kept else metric_value(champion or {}, metric)
+    target_met = reaches(champion_value, gate.target, gate.higher_is_better)
+    stop = target_met or (not kept and gate.stop_on_stall)
+    if target_met:
+        reason += f"; target {gate.target:g} met"
+    elif stop:
+        reason += "; stop_on_stall ends the climb"
+    return Verdict(kept=kept, target_met=target_met, stop=stop, gain=gain, reason=reason)
+
+
+def _broken_guards(gate: Gate, metrics: Mapping[str, float | None], champion: Mapping[str, float | None]) -> list[str]:
+    out = []
+    for guard in gate.guards:
+        new, old = metrics.get(guard.metric), champion.get(guard.metric)
+        if guard.metric not in metrics:
+            raise ValueError(f"guard metric {guard.metric!r} is not among the task's metrics ({', '.join(sorted(metrics))})")
+        if new is None or old is None:
+            continue  # applies to no row on one side: nothing to compare
+        drop = (old - new) if guard.higher_is_better else (new - old)
+        if drop > guard.max_drop + EPS:
+            out.append(f"{guard.metric} {old:.3f} -> {new:.3f} worsens by {drop:.3f} > {guard.max_drop:g}")
+    return out
+
+
+__all__ = ["Verdict", "judge", "metric_value", "reaches"]

@@ -1,0 +1,191 @@
+"""The ladder report: one table and one plot across the rungs.
+
+Per rung: the headline metric with its 95 % interval, the gain over the model it was compared with,
+the task's other metrics, training time, tokens, and the examples (or pairs, or prompts) it used,
+and whether the gate kept it. Written as ``ladder.md``, ``ladder.json`` and ``ladder.png`` in the
+climb's folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agentladder.data.io import atomic_write_text
+
+if TYPE_CHECKING:
+    from agentladder.ladder.climb import ClimbResult, RungResult
+
+EXAMPLE_UNIT = {"baseline": "shots", "sft": "rows", "dpo": "pairs", "kto": "rows", "rl": "prompts"}
+
+
+def _value(m: dict[str, Any] | None) -> str:
+    if not m or m.get("value") is None:
+        return "-"
+    low, high = (m.get("ci") or [None, None])[:2]
+    if low is None or high is None:
+        return f"{m['value']:.3f}"
+    return f"{m['value']:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _seconds(s: float | None) -> str:
+    if s is None:
+        return "-"
+    if s < 10:
+        return f"{s:.1f} s"
+    if s < 90:
+        return f"{s:.0f} s"
+    return f"{s / 60:.1f} min"
+
+
+def _count(n: int | float | None) -> str:
+    if n is None:
+        return "-"
+    n = int(n)
+    return f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n / 1e3:.1f} k" if n >= 1e4 else str(n)
+
+
+def _gain(r: RungResult) -> str:
+    gain = r.verdict.get("gain")
+    return "-" if gain is None else f"{gain:+.3f}"
+
+
+def _status(r: RungResult) -> str:
+    if not r.kept:
+        return "rejected"
+    return "kept, target met" if r.verdict.get("target_met") else "kept"
+
+
+def other_metrics(result: ClimbResult) -> list[str]:
+    names: list[str] = []
+    for r in result.rungs:
+        names += [n for n, m in r.metrics.items() if n != result.metric and n not in names and "value" in m]
+    return names
+
+
+def rows(result: ClimbResult) -> list[dict[str, str]]:
+    """The table's cells, one dict per rung (columns in order)."""
+    out = []
+    for r in result.rungs:
+        row = {"rung": r.name, "kind": r.kind, f"{result.metric} [95 % CI]": _value(r.metrics.get(result.metric)),
+               "gain": _gain(r)}
+        for name in other_metrics(result):
+            m = r.metrics.get(name)
+            row[name] = "-" if not m or m.get("value") is None else f"{m['value']:.3f}"
+        row.update({"train time": _seconds(r.train_seconds), "tokens": _count(r.tokens),
+                    "examples": "-" if r.examples is None else f"{r.examples} {EXAMPLE_UNIT.get(r.kind, '')}".strip(),
+                    "gate": _status(r)})
+        out.append(row)
+    return out
+
+
+def ladder_table(result: ClimbResult):
+    """The ladder as a rich table (one row per rung)."""
+    from rich.table import Table
+
+    cells = rows(result)
+    gate = result.ladder.gate
+    title = (f"ladder {result.ladder.name}: {result.ladder.task}, gate {result.metric} "
+             f"{'>=' if gate.higher_is_better else '<='} {gate.target:g}")
+    table = Table(title=title, title_justify="left")
+    for i, col in enumerate(cells[0]):
+        table.add_column(col, justify="left" if i < 2 or col == "gate" else "right", overflow="fold")
+    for row in cells:
+        table.add_row(*row.values())
+    table.caption = summary_line(result)
+    return table
+
+
+def summary_line(result: ClimbResult) -> str:
+    champ = result.champion
+    state = "target met" if result.target_met else "target not met"
+    return (f"{state}: champion {champ.name} ({champ.version}), {result.metric} "
+            f"{_value(champ.metrics.get(result.metric))}; this run {_seconds(result.wall_seconds)} wall")
+
+
+def markdown(result: ClimbResult) -> str:
+    cells = rows(result)
+    cols = list(cells[0])
+    lines = [f"# Ladder: {result.ladder.name}", "",
+             f"- task: {result.ladder.task}; base model: {result.ladder.base_model}",
+             f"- gate: {result.metric} target {result.ladder.gate.target:g}, min gain {result.ladder.gate.min_gain:g}",
+             f"- {summary_line(result)}", "",
+             "| " + " | ".join(cols) + " |",
+             "| " + " | ".join("---" if i < 2 else "---:" for i in range(len(cols))) + " |"]
+    lines += ["| " + " | ".join(row.values()) + " |" for row in cells]
+    lines += ["", "![ladder](ladder.png)", "", "## Gate decisions", ""]
+    lines += [f"- {r.name}: {r.verdict.get('reason')}" for r in result.rungs]
+    note = _task_note(result.ladder.task)
+    if note:
+        lines += ["", f"> {note}"]
+    return "\n".join(lines) + "\n"
+
+
+def _task_note(task: str) -> str | None:
+    from agentladder.evals.task import get_task
+
+    return getattr(get_task(task), "note", None)
+
+
+def to_json(result: ClimbResult) -> dict[str, Any]:
+    return {"ladder": result.ladder.name, "task": result.ladder.task, "base_model": result.ladder.base_model,
+            "metric": result.metric, "target": result.ladder.gate.target, "target_met": result.target_met,
+            "champion": result.champion.version, "wall_seconds": result.wall_seconds,
+            "rungs": [{k: v for k, v in r.__dict__.items() if k != "fingerprint"} for r in result.rungs]}
+
+
+def plot(result: ClimbResult, path: str | Path) -> Path:
+    """Headline metric with its interval and the other metrics per rung (left), training time (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r.name for r in result.rungs]
+    x = list(range(len(names)))
+    fig, (ax, ax_t) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [2, 1]})
+    head = [r.value(result.metric) for r in result.rungs]
+    ci = [(r.metrics.get(result.metric) or {}).get("ci") or [None, None] for r in result.rungs]
+    yerr = [[(h - c[0]) if h is not None and c[0] is not None else 0 for h, c in zip(head, ci, strict=True)],
+            [(c[1] - h) if h is not None and c[1] is not None else 0 for h, c in zip(head, ci, strict=True)]]
+    ax.errorbar(x, [h if h is not None else float("nan") for h in head], yerr=yerr, marker="o", linewidth=2.5,
+                capsize=4, label=f"{result.metric} (95 % CI)")
+    for name in other_metrics(result):
+        ys = [r.value(name) for r in result.rungs]
+        if any(y is not None for y in ys):
+            ax.plot(x, [y if y is not None else float("nan") for y in ys], marker=".", linewidth=1, alpha=0.8,
+                    label=name)
+    ax.axhline(result.ladder.gate.target, color="grey", linestyle="--", linewidth=1, label="target")
+    for i, r in enumerate(result.rungs):
+        if not r.kept:
+            ax.annotate("rejected", (i, head[i] or 0), textcoords="offset points", xytext=(0, -14), ha="center",
+                        fontsize=7, color="firebrick")
+    ax.set_xticks(x, names)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"{result.ladder.name}: {result.ladder.task}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    ax_t.bar(x, [(r.train_seconds or 0) / 60 for r in result.rungs], color="tab:grey")
+    ax_t.set_xticks(x, names)
+    ax_t.set_ylabel("training time (min)")
+    ax_t.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def write_report(result: ClimbResult, out_dir: str | Path) -> Path:
+    """``ladder.json``, ``ladder.png`` and ``ladder.md`` in ``out_dir``; returns the markdown's path."""
+    out = Path(out_dir)
+    atomic_write_text(out / "ladder.json", json.dumps(to_json(result), indent=2, default=str) + "\n")
+    plot(result, out / "ladder.png")
+    atomic_write_text(out / "ladder.md", markdown(result))
+    return out / "ladder.md"
+
+
+__all__ = ["ladder_table", "markdown", "plot", "rows", "to_json", "write_report"]

@@ -7,7 +7,8 @@ import agentladder.train
 
 def test_public_names():
     assert sorted(agentladder.train.__all__) == [
-        "LossOutput", "SFTConfig", "TrainConfig", "TrainResult", "Trainer", "sft",
+        "LossOutput", "PreferenceConfig", "RLConfig", "SFTConfig", "TrainConfig", "TrainResult", "Trainer",
+        "preference", "rl", "sft",
     ]
     assert sorted(agentladder.data.__all__) == [
         "Conversation", "DataError", "MarkedResponse", "Message", "PreferencePair", "RLPrompt", "TextRow",

@@ -51,6 +51,8 @@ class RungResult:
     train_seconds: float | None = None
     data_seconds: float | None = None
     eval_seconds: float | None = None
+    wall_seconds: float | None = None
+    """Wall time of the rung (data, training, evaluation) in the call that finished it."""
     fingerprint: str = ""
     notes: dict[str, Any] = field(default_factory=dict)
 
@@ -72,6 +74,11 @@ class ClimbResult:
     target_met: bool
     wall_seconds: float
     """Wall time of this call (a resumed climb counts only what it ran)."""
+
+    @property
+    def climb_seconds(self) -> float:
+        """Wall time of the rungs, summed over the calls that ran them (a killed call's lost work left out)."""
+        return sum(r.wall_seconds or 0.0 for r in self.rungs)
     report_dir: Path
 
     def table(self):
@@ -112,10 +119,14 @@ def climb(ladder: LadderConfig | str | Path, *, overrides: list[str] | dict[str,
                              f"{out / rung_folder(index, rung.name)} and the rungs after it")
         if saved is not None:
             result = RungResult(**saved)
+            _say(progress, f"rung {index + 1}/{len(config.rungs)} {rung.name}: finished earlier, "
+                           f"{metric} {result.value(metric) or 0:.3f}")
         else:
             start_model, parent = _start(config, rung.start, results, champion, base_version)
+            _say(progress, f"rung {index + 1}/{len(config.rungs)} {rung.name} ({rung.kind}) from {start_model}")
             ctx = RungContext(config, rung, index, out / rung_folder(index, rung.name), start_model, progress)
             ctx.dir.mkdir(parents=True, exist_ok=True)
+            t_rung = time.perf_counter()
             trained = runners[rung.kind](ctx)
             t0 = time.perf_counter()
             metrics = _evaluate(config, trained, test_data, ctx, rung.shots)
@@ -129,9 +140,11 @@ def climb(ladder: LadderConfig | str | Path, *, overrides: list[str] | dict[str,
                 name=rung.name, kind=rung.kind, version=version_id(config.name, rung.name, ctx.dir), parent=parent,
                 model=trained.model, artifact=trained.artifact, metrics=metrics, verdict=verdict.to_json(),
                 examples=trained.examples, tokens=trained.tokens, train_seconds=trained.train_seconds,
-                data_seconds=trained.data_seconds, eval_seconds=eval_seconds, fingerprint=fingerprint,
+                data_seconds=trained.data_seconds, eval_seconds=eval_seconds,
+                wall_seconds=time.perf_counter() - t_rung, fingerprint=fingerprint,
                 notes={**trained.notes, "start_model": start_model, "shots": _shots(config, rung.shots)})
             _register(reg, config, task.name, metric, result, trained)
+            _say(progress, f"rung {rung.name}: {'kept' if verdict.kept else 'rejected'}: {verdict.reason}")
             state["rungs"][rung.name] = result.__dict__
             _write_state(out, state)
         results.append(result)
@@ -152,6 +165,13 @@ def climb(ladder: LadderConfig | str | Path, *, overrides: list[str] | dict[str,
     if not isinstance(registry, Registry):
         reg.close()
     return outcome
+
+
+def _say(progress: bool, text: str) -> None:
+    if progress:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[bold]ladder[/] {text}", highlight=False)
 
 
 def rung_folder(index: int, name: str) -> str:

@@ -96,6 +96,8 @@ class PairsData(_Strict):
     split: str = "train"
     seed: int | None = None
     batch_size: int = Field(16, ge=1)
+    max_new_tokens: int | None = Field(None, ge=1)
+    """Generation budget per answer [default: the task's]."""
 
 
 DataSpec = Annotated[GenerateData | FileData | DistillData | PairsData, Field(discriminator="source")]

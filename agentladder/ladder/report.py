@@ -81,27 +81,46 @@ def rows(result: ClimbResult) -> list[dict[str, str]]:
 
 
 def ladder_table(result: ClimbResult):
-    """The ladder as a rich table (one row per rung)."""
+    """The ladder as a rich table: one column per rung, one row per figure (fits 80 columns for 4 rungs)."""
+    from rich import box
     from rich.table import Table
 
-    cells = rows(result)
     gate = result.ladder.gate
     title = (f"ladder {result.ladder.name}: {result.ladder.task}, gate {result.metric} "
              f"{'>=' if gate.higher_is_better else '<='} {gate.target:g}")
-    table = Table(title=title, title_justify="left")
-    for i, col in enumerate(cells[0]):
-        table.add_column(col, justify="left" if i < 2 or col == "gate" else "right", overflow="fold")
-    for row in cells:
-        table.add_row(*row.values())
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1))
+    table.add_column("figure", style="bold", no_wrap=True)
+    for r in result.rungs:
+        table.add_column(r.name, justify="right", no_wrap=True)
+
+    def ci(m: dict[str, Any] | None) -> str:
+        low, high = ((m or {}).get("ci") or [None, None])[:2]
+        return "-" if low is None or high is None else f"[{low:.2f}, {high:.2f}]"
+
+    table.add_row(result.metric, *[_short(r.metrics.get(result.metric)) for r in result.rungs])
+    table.add_row("  95 % CI", *[ci(r.metrics.get(result.metric)) for r in result.rungs])
+    table.add_row("  gain", *[_gain(r) for r in result.rungs])
+    for name in other_metrics(result):
+        table.add_row(name, *[_short(r.metrics.get(name)) for r in result.rungs])
+    table.add_row("train time", *[_seconds(r.train_seconds) for r in result.rungs])
+    table.add_row("tokens", *[_count(r.tokens) for r in result.rungs])
+    table.add_row("examples", *["-" if r.examples is None else f"{r.examples} {EXAMPLE_UNIT.get(r.kind, '')}".strip()
+                                for r in result.rungs])
+    table.add_row("gate", *[_status(r).replace("kept, target met", "target met") for r in result.rungs])
     table.caption = summary_line(result)
     return table
+
+
+def _short(m: dict[str, Any] | None) -> str:
+    return "-" if not m or m.get("value") is None else f"{m['value']:.3f}"
 
 
 def summary_line(result: ClimbResult) -> str:
     champ = result.champion
     state = "target met" if result.target_met else "target not met"
     return (f"{state}: champion {champ.name} ({champ.version}), {result.metric} "
-            f"{_value(champ.metrics.get(result.metric))}; this run {_seconds(result.wall_seconds)} wall")
+            f"{_value(champ.metrics.get(result.metric))}; rungs {_seconds(result.climb_seconds)} wall "
+            f"(this run {_seconds(result.wall_seconds)})")
 
 
 def markdown(result: ClimbResult) -> str:
@@ -132,6 +151,7 @@ def to_json(result: ClimbResult) -> dict[str, Any]:
     return {"ladder": result.ladder.name, "task": result.ladder.task, "base_model": result.ladder.base_model,
             "metric": result.metric, "target": result.ladder.gate.target, "target_met": result.target_met,
             "champion": result.champion.version, "wall_seconds": result.wall_seconds,
+            "climb_seconds": result.climb_seconds,
             "rungs": [{k: v for k, v in r.__dict__.items() if k != "fingerprint"} for r in result.rungs]}
 
 

@@ -144,7 +144,8 @@ def preference_data(ctx: RungContext) -> str:
         counts = pairs_from_task(ctx.start_model, ctx.ladder.task, spec.rows, out, split=spec.split, seed=ctx.seed,  # type: ignore[union-attr]
                                  k=spec.k, temperature=spec.temperature, batch_size=spec.batch_size,  # type: ignore[union-attr]
                                  format="marked" if ctx.rung.kind == "kto" else "pairs",
-                                 with_target=spec.with_target, progress=ctx.progress)  # type: ignore[union-attr]
+                                 with_target=spec.with_target, max_new_tokens=spec.max_new_tokens,  # type: ignore[union-attr]
+                                 progress=ctx.progress)
         atomic_write_text(ctx.dir / "pairs_counts.json", json.dumps(counts) + "\n")
     if count_rows(out) == 0:
         raise DataError(out, None, None, f"no pairs: every answer of {ctx.start_model} scored alike on each prompt; "

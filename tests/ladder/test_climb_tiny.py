@@ -1,0 +1,123 @@
+"""The real rungs on the tiny model: the smoke demo from the CLI, the registry it fills, export, a resumed
+fine-tune inside a climb, and the distil and KTO paths. Wiring only: the tiny model learns nothing."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from agentladder.cli import app
+from agentladder.ladder import Registry, climb, parse_ladder
+from agentladder.models.loading import load_model
+from agentladder.train.loop import Trainer
+
+runner = CliRunner()
+
+
+def test_the_smoke_demo_climbs_every_rung_and_registers_each_version(tmp_path):
+    reg = str(tmp_path / "r.db")
+    out = tmp_path / "demo"
+    res = runner.invoke(app, ["demo", "--smoke", "--out", str(out), "--registry", reg, "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "ladder smoke" in res.output and "target not met" in res.output
+    report = json.loads((out / "ladder.json").read_text())
+    assert [r["name"] for r in report["rungs"]] == ["baseline", "sft", "dpo", "rl"]
+    assert [r["artifact"] for r in report["rungs"]] == ["base", "adapter", "adapter", "full"]
+    sft = report["rungs"][1]
+    assert sft["examples"] == 8 and sft["tokens"] > 0 and sft["train_seconds"] > 0
+
+    with Registry(reg) as registry:
+        chain = registry.lineage("smoke/rl")
+        assert [v.kind for v in chain] == ["baseline", "sft", "dpo", "rl"]
+        dpo = registry.get("smoke/dpo")
+        assert dpo.data_hash and dpo.examples == 4 and dpo.config["loss"] == "dpo" and dpo.config["model"] == chain[1].path
+        assert (out / "02-sft" / "run" / "adapter_model.safetensors").exists()
+
+    listed = runner.invoke(app, ["models", "list", "--registry", reg])
+    assert listed.exit_code == 0 and "smollm2-135m" in listed.output and "smoke/dpo/" in listed.output
+    shown = runner.invoke(app, ["models", "show", "smoke/rl", "--registry", reg])
+    assert shown.exit_code == 0 and "lineage: smoke/baseline/" in shown.output
+    compared = runner.invoke(app, ["models", "compare", "smoke/sft", "smoke/dpo", "--registry", reg])
+    assert compared.exit_code == 0 and "exact_match" in compared.output
+
+    exported = runner.invoke(app, ["models", "export", "smoke/dpo", "--out", str(tmp_path / "merged"), "--registry", reg])
+    assert exported.exit_code == 0, exported.output
+    model, _ = load_model(str(tmp_path / "merged"))
+    assert not hasattr(model, "peft_config")  # merged into plain weights
+    adapters = runner.invoke(app, ["models", "export", "smoke/dpo", "--adapters", "--out", str(tmp_path / "ad"),
+                                   "--registry", reg])
+    assert adapters.exit_code == 0 and (tmp_path / "ad" / "adapter_model.safetensors").exists()
+    refused = runner.invoke(app, ["models", "export", "smoke/rl", "--adapters", "--out", str(tmp_path / "x"),
+                                  "--registry", reg])
+    assert refused.exit_code == 1 and "not a LoRA adapter" in refused.output
+
+
+def _short_ladder(tmp_path, rungs):
+    return parse_ladder({
+        "name": "t", "task": "medication-directions", "base_model": "tiny", "out_dir": str(tmp_path / "climb"),
+        "eval": {"rows": 2, "batch_size": 2, "max_new_tokens": 4}, "gate": {"target": 0.9},
+        "rungs": [{"name": "baseline", "kind": "baseline"}, *rungs],
+    })
+
+
+SFT = {"name": "sft", "kind": "sft", "data": {"source": "generate", "rows": 8},
+       "train": {"lora": True, "max_steps": 4, "batch_size": 2, "save_every": 2, "max_length": 4096,
+                 "tensorboard": False}}
+
+
+def test_a_fine_tune_killed_inside_a_climb_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    original = Trainer.save
+
+    def save_then_die(self):
+        path = original(self)
+        if self.step == 2:
+            raise KeyboardInterrupt
+        return path
+
+    monkeypatch.setattr(Trainer, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        climb(_short_ladder(tmp_path, [SFT]), registry=tmp_path / "r.db", progress=False)
+    run = tmp_path / "climb" / "02-sft" / "run"
+    before = (run / "metrics.jsonl").read_text().splitlines()
+    assert len(before) == 2 and not (run / "agentladder.json").exists()
+
+    monkeypatch.setattr(Trainer, "save", original)
+    result = climb(_short_ladder(tmp_path, [SFT]), registry=tmp_path / "r.db", progress=False)
+    after = (run / "metrics.jsonl").read_text().splitlines()
+    assert after[:2] == before and [json.loads(x)["step"] for x in after] == [1, 2, 3, 4]
+    assert json.loads((run / "agentladder.json").read_text())["steps"] == 4
+    assert result.rungs[1].notes["steps"] == 4
+
+
+def test_distilled_sft_data_and_a_kto_rung(tmp_path):
+    distil = {"name": "sft", "kind": "sft",
+              "data": {"source": "distill", "teacher": "tiny", "rows": 4, "keep": "all", "max_new_tokens": 4},
+              "train": {"lora": True, "max_steps": 1, "batch_size": 2, "max_length": 4096, "tensorboard": False}}
+    kto = {"name": "kto", "kind": "kto", "data": {"source": "pairs", "rows": 2, "k": 2, "batch_size": 4, "max_new_tokens": 4},
+           "train": {"lora": True, "max_steps": 1, "batch_size": 4, "max_length": 4096, "tensorboard": False}}
+    result = climb(_short_ladder(tmp_path, [distil, kto]), registry=tmp_path / "r.db", progress=False)
+    assert [r.name for r in result.rungs] == ["baseline", "sft", "kto"]
+    rows = [json.loads(x) for x in (tmp_path / "climb" / "02-sft" / "data.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and rows[0]["metadata"]["teacher"] == "tiny"
+    marked = [json.loads(x) for x in (tmp_path / "climb" / "03-kto" / "pairs.jsonl").read_text().splitlines()]
+    assert {m["label"] for m in marked} == {True, False}  # the reference answer is the desirable one
+    assert json.loads((tmp_path / "climb" / "03-kto" / "run" / "agentladder.json").read_text())["method"] == "kto"
+
+
+def test_a_teacher_that_gets_nothing_right_is_a_clear_error(tmp_path):
+    distil = {"name": "sft", "kind": "sft",
+              "data": {"source": "distill", "teacher": "tiny", "rows": 2, "max_new_tokens": 4},
+              "train": {"max_steps": 1}}
+    with pytest.raises(ValueError, match="the teacher 'tiny' got no prompt exactly right"):
+        climb(_short_ladder(tmp_path, [distil]), registry=tmp_path / "r.db", progress=False)
+
+
+def test_recommend_from_the_command_line():
+    res = runner.invoke(app, ["recommend", "--labeled", "1200", "--pairs", "0", "--accuracy", "0.78",
+                              "--target", "0.95"])
+    assert res.exit_code == 0 and "next rung: supervised fine-tuning" in res.output
+    assert "plan to the target: sft -> preference -> rl" in res.output
+    res = runner.invoke(app, ["recommend", "--accuracy", "0.93", "--target", "0.97", "--json"])
+    assert res.exit_code == 0 and json.loads(res.output)["rung"] == "rl"
+    bad = runner.invoke(app, ["recommend", "--accuracy", "78", "--target", "0.95"])
+    assert bad.exit_code == 1 and "share between 0 and 1" in bad.output

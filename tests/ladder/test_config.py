@@ -1,0 +1,94 @@
+"""Ladder files: the shipped ones load; bad input is reported by file, line and field; overrides."""
+
+import pytest
+
+from agentladder.ladder.config import load_ladder
+from agentladder.ladder.resources import demo_ladder, shipped_ladders
+
+GOOD = """\
+name: t
+task: medication-directions
+base_model: tiny
+gate: {target: 0.9}
+rungs:
+  - {name: baseline, kind: baseline}
+  - name: sft
+    kind: sft
+    data: {source: generate, rows: 8}
+    train: {max_steps: 2, lora: true}
+"""
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "ladder.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_shipped_ladders_load_and_climb_baseline_to_rl():
+    assert set(shipped_ladders()) >= {"medication", "smoke"}
+    for name in ("medication", "smoke"):
+        config = load_ladder(demo_ladder(name))
+        assert [r.kind for r in config.rungs] == ["baseline", "sft", "dpo", "rl"]
+    assert load_ladder(demo_ladder("medication")).base_model == "smollm2-135m"
+    with pytest.raises(ValueError, match="no shipped ladder 'nope'"):
+        demo_ladder("nope")
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (("max_steps: 2", "batch_size: 0"), r"ladder.yaml:10: rungs\[1\].train.batch_size: Input should be greater"),
+    (("max_steps: 2", "max_stepz: 2"), r"ladder.yaml:10: rungs\[1\].train.max_stepz: Extra inputs"),
+    (("max_steps: 2", "out_dir: x"), r"ladder.yaml:10: rungs\[1\].train.out_dir: the ladder sets this itself"),
+    (("source: generate", "source: pairs"), r"ladder.yaml:7: rungs\[1\]: data.source 'pairs' does not fit a sft"),
+    (("rows: 8", "rows: 0"), r"ladder.yaml:9: rungs\[1\].data.rows: Input should be greater"),
+    (("kind: sft", "kind: ppo"), r"ladder.yaml:8: rungs\[1\].kind: Input should be"),
+    (("name: sft", "name: baseline"), r"ladder.yaml:7: rungs\[1\].name: rung name 'baseline' is used twice"),
+    (("{target: 0.9}", "{target: high}"), r"ladder.yaml:4: gate.target: Input should be a valid number"),
+    (("task: medication", "tsak: medication"), r"ladder.yaml:2: tsak: Extra inputs"),
+])
+def test_errors_name_file_line_and_field(tmp_path, change, expected):
+    path = _write(tmp_path, GOOD.replace(*change))
+    with pytest.raises(ValueError, match=expected):
+        load_ladder(path)
+
+
+def test_a_rung_may_start_only_from_an_earlier_rung(tmp_path):
+    path = _write(tmp_path, GOOD.replace("kind: sft\n", "kind: sft\n    start: later\n"))
+    with pytest.raises(ValueError, match=r"ladder.yaml:9: rungs\[1\].start: 'later' is not champion"):
+        load_ladder(path)
+
+
+def test_a_baseline_takes_no_training_and_a_trained_rung_needs_data(tmp_path):
+    with pytest.raises(ValueError, match=r"rungs\[0\]: a baseline rung trains nothing"):
+        load_ladder(_write(tmp_path, GOOD.replace("kind: baseline}", "kind: baseline, train: {max_steps: 1}}")))
+    with pytest.raises(ValueError, match=r"rungs\[1\]: a sft rung needs data"):
+        load_ladder(_write(tmp_path, GOOD.replace("    data: {source: generate, rows: 8}\n", "")))
+
+
+def test_invalid_yaml_and_a_missing_file(tmp_path):
+    with pytest.raises(ValueError, match=r"ladder.yaml:\d+: invalid YAML"):
+        load_ladder(_write(tmp_path, GOOD + "  - {name: [\n"))
+    with pytest.raises(FileNotFoundError, match="no such ladder file"):
+        load_ladder(tmp_path / "missing.yaml")
+
+
+def test_overrides_by_dotted_key_and_rung_name(tmp_path):
+    config = load_ladder(_write(tmp_path, GOOD), ["out_dir=runs/x", "rungs.sft.train.max_steps=7", "gate.target=0.8"])
+    assert config.out_dir == "runs/x" and config.rungs[1].train["max_steps"] == 7 and config.gate.target == 0.8
+    with pytest.raises(ValueError, match="no rung named 'dpo'"):
+        load_ladder(_write(tmp_path, GOOD), ["rungs.dpo.train.max_steps=7"])
+    with pytest.raises(ValueError, match="write key=value"):
+        load_ladder(_write(tmp_path, GOOD), ["out_dir"])
+
+
+def test_file_data_is_relative_to_the_ladder_file(tmp_path):
+    text = GOOD.replace("{source: generate, rows: 8}", "{source: file, path: rows.jsonl}")
+    config = load_ladder(_write(tmp_path, text))
+    assert config.rungs[1].data.path == str(tmp_path / "rows.jsonl")
+
+
+def test_a_rung_fingerprint_changes_with_it_and_the_rungs_before_it_only(tmp_path):
+    a = load_ladder(_write(tmp_path, GOOD))
+    b = load_ladder(_write(tmp_path, GOOD), ["rungs.sft.train.max_steps=3"])
+    assert a.rung_fingerprint(0) == b.rung_fingerprint(0)
+    assert a.rung_fingerprint(1) != b.rung_fingerprint(1)

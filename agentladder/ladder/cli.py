@@ -17,6 +17,19 @@ _REGISTRY_HELP = "Registry file \\[default: $AGENTLADDER_DB, else agentladder.db
 _SET_HELP = "Override a ladder field: key=value, dotted (rungs.sft.train.max_steps=10). Repeatable."
 
 
+def _run_climb(path, overrides, registry, quiet: bool) -> None:
+    from agentladder.ladder.climb import climb
+
+    started = time.perf_counter()
+    try:
+        result = climb(path, overrides=overrides, registry=registry, progress=not quiet)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: finished rungs and checkpoints are kept; run the same command again "
+                  "to resume")
+        raise typer.Exit(130) from None
+    _print_climb(result, started)
+
+
 def _print_climb(result, started: float) -> None:
     stdout.print(result.table())
     err.print(f"[green]done[/]: report {result.report_dir / 'ladder.md'}, plot {result.report_dir / 'ladder.png'}; "
@@ -30,10 +43,7 @@ def climb_command(
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Climb a ladder: baseline -> sft -> dpo -> rl, each rung scored and gated; rerun to resume."""
-    from agentladder.ladder.climb import climb
-
-    started = time.perf_counter()
-    _print_climb(climb(ladder, overrides=set_, registry=registry, progress=not quiet), started)
+    _run_climb(ladder, set_, registry, quiet)
 
 
 def demo_command(
@@ -44,14 +54,12 @@ def demo_command(
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """The whole ladder on the embedded defaults: SmolLM2-135M on medication directions, baseline to RL."""
-    from agentladder.ladder.climb import climb
     from agentladder.ladder.resources import demo_ladder
 
     path = demo_ladder("smoke" if smoke else "medication")
     overrides = list(set_ or []) + ([f"out_dir={out}"] if out else [])
     err.print(f"climbing {path}" + (f" with {', '.join(overrides)}" if overrides else ""))
-    started = time.perf_counter()
-    _print_climb(climb(path, overrides=overrides, registry=registry, progress=not quiet), started)
+    _run_climb(path, overrides, registry, quiet)
 
 
 def recommend_command(

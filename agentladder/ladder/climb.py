@@ -106,65 +106,105 @@ def climb(ladder: LadderConfig | str | Path, *, overrides: list[str] | dict[str,
     state = _read_state(out, config)
     reg = registry if isinstance(registry, Registry) else Registry(registry or config.registry)
     runners = {**RUNNERS, **(runners or {})}
-
-    results: list[RungResult] = []
-    champion: RungResult | None = None
-    base_version: str | None = None
-    for index, rung in enumerate(config.rungs):
-        fingerprint = config.rung_fingerprint(index)
-        saved = state["rungs"].get(rung.name)
-        if saved is not None and saved.get("fingerprint") != fingerprint:
-            raise ValueError(f"{out / STATE_FILE}: rung {rung.name!r} finished with other settings (of it or a rung "
-                             f"before it) than the ladder now gives; climb into another out_dir, or delete "
-                             f"{out / rung_folder(index, rung.name)} and the rungs after it")
-        if saved is not None:
-            result = RungResult(**saved)
-            _say(progress, f"rung {index + 1}/{len(config.rungs)} {rung.name}: finished earlier, "
-                           f"{metric} {result.value(metric) or 0:.3f}")
-        else:
-            start_model, parent = _start(config, rung.start, results, champion, base_version)
-            _say(progress, f"rung {index + 1}/{len(config.rungs)} {rung.name} ({rung.kind}) from {start_model}")
-            ctx = RungContext(config, rung, index, out / rung_folder(index, rung.name), start_model, progress)
-            ctx.dir.mkdir(parents=True, exist_ok=True)
-            t_rung = time.perf_counter()
-            trained = runners[rung.kind](ctx)
-            t0 = time.perf_counter()
-            metrics = _evaluate(config, trained, test_data, ctx, rung.shots)
-            eval_seconds = time.perf_counter() - t0
-            verdict = judge(config.gate, metric, {k: m["value"] for k, m in metrics.items()},
-                            None if champion is None else {k: m["value"] for k, m in champion.metrics.items()},
-                            min_gain=rung.min_gain)
-            if parent is None and trained.artifact != "base":
-                parent = base_version = base_version or _register_base(reg, config, task.name)
-            result = RungResult(
-                name=rung.name, kind=rung.kind, version=version_id(config.name, rung.name, ctx.dir), parent=parent,
-                model=trained.model, artifact=trained.artifact, metrics=metrics, verdict=verdict.to_json(),
-                examples=trained.examples, tokens=trained.tokens, train_seconds=trained.train_seconds,
-                data_seconds=trained.data_seconds, eval_seconds=eval_seconds,
-                wall_seconds=time.perf_counter() - t_rung, fingerprint=fingerprint,
-                notes={**trained.notes, "start_model": start_model, "shots": _shots(config, rung.shots)})
-            _register(reg, config, task.name, metric, result, trained)
-            _say(progress, f"rung {rung.name}: {'kept' if verdict.kept else 'rejected'}: {verdict.reason}")
-            state["rungs"][rung.name] = result.__dict__
-            _write_state(out, state)
-        results.append(result)
-        if result.kept:
-            champion = result
-        if result.verdict.get("stop"):
-            break
-    assert champion is not None  # the first rung is always kept
-    outcome = ClimbResult(ladder=config, metric=metric, rungs=results, champion=champion,
-                          target_met=bool(results[-1].verdict.get("target_met")),
-                          wall_seconds=time.perf_counter() - start, report_dir=out)
-    state["finished"] = len(results) == len(config.rungs) or bool(results[-1].verdict.get("stop"))
-    state["champion"] = champion.version
-    _write_state(out, state)
+    try:
+        # The state file keeps every version it registered: a resumed climb (or one pointed at another
+        # registry file) registers them again, parents first, so the lineage is whole.
+        for saved_version in sorted(state["versions"].values(), key=lambda v: v["created"]):
+            reg.register(ModelVersion(**saved_version))
+        results: list[RungResult] = []
+        champion: RungResult | None = None
+        for index, rung in enumerate(config.rungs):
+            start_model, parent = _start(config, rung.start, results, champion)
+            saved = state["rungs"].get(rung.name)
+            if saved is not None:
+                result = _replay(config, index, RungResult(**saved), start_model, champion, metric, reg, state, out)
+                _say(progress, f"rung {index + 1}/{len(config.rungs)} {rung.name}: finished earlier, "
+                               f"{metric} {result.value(metric) or 0:.3f}, {_kept(result.verdict)}")
+            else:
+                _say(progress, f"rung {index + 1}/{len(config.rungs)} {rung.name} ({rung.kind}) from {start_model}")
+                ctx = RungContext(config, rung, index, out / rung_folder(index, rung.name), start_model, progress)
+                ctx.dir.mkdir(parents=True, exist_ok=True)
+                t_rung = time.perf_counter()
+                trained = runners[rung.kind](ctx)
+                t0 = time.perf_counter()
+                metrics = _evaluate(config, trained, test_data, ctx, rung.shots)
+                eval_seconds = time.perf_counter() - t0
+                verdict = judge(config.gate, metric, _values(metrics), None if champion is None
+                                else _values(champion.metrics), min_gain=rung.min_gain)
+                if parent is None and trained.artifact != "base":
+                    parent = _register_base(reg, config, task.name, state)
+                result = RungResult(
+                    name=rung.name, kind=rung.kind, version=version_id(config.name, rung.name, ctx.dir),
+                    parent=parent, model=trained.model, artifact=trained.artifact, metrics=metrics,
+                    verdict=verdict.to_json(), examples=trained.examples, tokens=trained.tokens,
+                    train_seconds=trained.train_seconds, data_seconds=trained.data_seconds,
+                    eval_seconds=eval_seconds, wall_seconds=time.perf_counter() - t_rung,
+                    fingerprint=config.rung_fingerprint(index),
+                    notes={**trained.notes, "start_model": start_model, "shots": _shots(config, rung.shots)})
+                version = _version(config, task.name, metric, result, trained)
+                reg.register(version)
+                state["versions"][version.id] = version.to_json()
+                state["rungs"][rung.name] = result.__dict__
+                _write_state(out, state)
+                _say(progress, f"rung {rung.name}: {_kept(result.verdict)}: {verdict.reason}")
+            results.append(result)
+            if result.kept:
+                champion = result
+            if result.verdict.get("stop"):
+                break
+        assert champion is not None  # the first rung is always kept
+        outcome = ClimbResult(ladder=config, metric=metric, rungs=results, champion=champion,
+                              target_met=bool(results[-1].verdict.get("target_met")),
+                              wall_seconds=time.perf_counter() - start, report_dir=out)
+        state["finished"] = len(results) == len(config.rungs) or bool(results[-1].verdict.get("stop"))
+        state["champion"] = champion.version
+        _write_state(out, state)
+    finally:
+        if not isinstance(registry, Registry):
+            reg.close()
     from agentladder.ladder.report import write_report
 
     write_report(outcome, out)
-    if not isinstance(registry, Registry):
-        reg.close()
     return outcome
+
+
+def _values(metrics: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+    return {k: m.get("value") for k, m in metrics.items() if isinstance(m, dict)}
+
+
+def _kept(verdict: dict[str, Any]) -> str:
+    return "kept" if verdict.get("kept") else "rejected"
+
+
+def _replay(config: LadderConfig, index: int, result: RungResult, start_model: str, champion: RungResult | None,
+            metric: str, reg: Registry, state: dict[str, Any], out: Path) -> RungResult:
+    """A rung finished by an earlier call: check it still fits the ladder, and judge it again under today's gate.
+
+    Its settings (and those of the rungs before it) must be unchanged and it must have started from the
+    model it would start from now; the gate may have changed (a higher target, say), so its verdict is
+    recomputed and the registry's status follows.
+    """
+    rung = config.rungs[index]
+    folder = out / rung_folder(index, rung.name)
+    if result.fingerprint != config.rung_fingerprint(index):
+        raise ValueError(f"{out / STATE_FILE}: rung {rung.name!r} finished with other settings (of it or a rung "
+                         f"before it) than the ladder now gives; climb into another out_dir, or delete {folder} "
+                         "and the folders of the rungs after it, and their entries in the state file")
+    if result.notes.get("start_model") != start_model:
+        raise ValueError(f"{out / STATE_FILE}: rung {rung.name!r} was trained from {result.notes.get('start_model')}, "
+                         f"but under the ladder's gate it would now start from {start_model}; climb into another "
+                         "out_dir")
+    verdict = judge(config.gate, metric, _values(result.metrics),
+                    None if champion is None else _values(champion.metrics), min_gain=rung.min_gain).to_json()
+    if verdict != result.verdict:
+        result.verdict = verdict
+        saved = state["versions"].get(result.version)
+        if saved is not None:
+            saved.update(status=_status(verdict), notes={**saved.get("notes", {}), "verdict": verdict["reason"]})
+            reg.register(ModelVersion(**saved))
+        state["rungs"][rung.name] = result.__dict__
+        _write_state(out, state)
+    return result
 
 
 def _say(progress: bool, text: str) -> None:
@@ -193,8 +233,8 @@ def _test_split(config: LadderConfig, out: Path) -> str:
     return str(path)
 
 
-def _start(config: LadderConfig, start: str, results: list[RungResult], champion: RungResult | None,
-           base_version: str | None) -> tuple[str, str | None]:
+def _start(config: LadderConfig, start: str, results: list[RungResult],
+           champion: RungResult | None) -> tuple[str, str | None]:
     """The model a rung starts from and its registry version (``None`` for the bare base)."""
     if start == "base" or (start == "champion" and champion is None):
         return config.base_model, None
@@ -219,33 +259,38 @@ def _evaluate(config: LadderConfig, trained: Trained, test_data: str, ctx: RungC
     return {name: m.to_json() for name, m in result.metrics.items()}
 
 
-def _register_base(reg: Registry, config: LadderConfig, task: str) -> str:
+def _register_base(reg: Registry, config: LadderConfig, task: str, state: dict[str, Any]) -> str:
     """The base model as the root of the lineage, when no baseline rung stands for it."""
     vid = f"{config.name}/base/{version_id(config.name, 'base', config.out_dir).rsplit('/', 1)[1]}"
-    reg.register(ModelVersion(id=vid, ladder=config.name, rung="base", kind="base", path=config.base_model,
-                              artifact="base", base_model=config.base_model, status="base", task=task))
+    if vid not in state["versions"]:
+        version = ModelVersion(id=vid, ladder=config.name, rung="base", kind="base", path=config.base_model,
+                               artifact="base", base_model=config.base_model, status="base", task=task)
+        reg.register(version)
+        state["versions"][vid] = version.to_json()
     return vid
 
 
-def _register(reg: Registry, config: LadderConfig, task: str, metric: str, result: RungResult,
-              trained: Trained) -> None:
-    verdict = result.verdict
-    status = ("target" if verdict.get("target_met") else "kept") if verdict.get("kept") else "rejected"
+def _status(verdict: dict[str, Any]) -> str:
+    return ("target" if verdict.get("target_met") else "kept") if verdict.get("kept") else "rejected"
+
+
+def _version(config: LadderConfig, task: str, metric: str, result: RungResult, trained: Trained) -> ModelVersion:
     path = trained.model if trained.artifact == "base" else str(Path(trained.model).resolve())
-    reg.register(ModelVersion(
+    data = None if trained.data_path is None else str(Path(trained.data_path).resolve())
+    return ModelVersion(
         id=result.version, ladder=config.name, rung=result.name, kind=result.kind, parent=result.parent,
-        path=path, artifact=trained.artifact, base_model=config.base_model, status=status,
-        config=trained.settings, data_path=None if trained.data_path is None else str(Path(trained.data_path).resolve()),
-        data_hash=file_hash(trained.data_path), examples=trained.examples, tokens=trained.tokens,
-        train_seconds=trained.train_seconds, headline=metric, score=result.value(metric), metrics=result.metrics,
-        task=task, notes={"verdict": verdict.get("reason"), "gain": verdict.get("gain"), **result.notes}))
+        path=path, artifact=trained.artifact, base_model=config.base_model, status=_status(result.verdict),
+        config=trained.settings, data_path=data, data_hash=file_hash(trained.data_path), examples=trained.examples,
+        tokens=trained.tokens, train_seconds=trained.train_seconds, headline=metric, score=result.value(metric),
+        metrics=result.metrics, task=task,
+        notes={"verdict": result.verdict.get("reason"), "gain": result.verdict.get("gain"), **result.notes})
 
 
 # -- state ----------------------------------------------------------------------------------------
 def _read_state(out: Path, config: LadderConfig) -> dict[str, Any]:
     path = out / STATE_FILE
     if not path.exists():
-        return {"ladder": config.name, "rungs": {}, "finished": False}
+        return {"ladder": config.name, "rungs": {}, "versions": {}, "finished": False}
     try:
         state = json.loads(path.read_text())
     except json.JSONDecodeError as err:
@@ -253,6 +298,7 @@ def _read_state(out: Path, config: LadderConfig) -> dict[str, Any]:
     if state.get("ladder") != config.name:
         raise ValueError(f"{out} holds the climb of ladder {state.get('ladder')!r}, not {config.name!r}; "
                          "choose another out_dir")
+    state.setdefault("versions", {})
     return state
 
 

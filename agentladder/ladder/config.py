@@ -208,9 +208,12 @@ class LadderConfig(_Strict):
         return self
 
     def rung_fingerprint(self, index: int) -> str:
-        """What a rung's result depends on: the task, base model, evaluation, and this rung and those before it."""
+        """What a rung's result depends on: the task, base model, evaluation, and this rung and those before it.
+
+        The gate is left out: a resumed climb judges finished rungs again under the gate it is given.
+        """
         payload = {"task": self.task, "base": self.base_model, "eval": self.eval.model_dump(), "seed": self.seed,
-                   "gate": self.gate.model_dump(), "rungs": [r.model_dump() for r in self.rungs[: index + 1]]}
+                   "rungs": [r.model_dump() for r in self.rungs[: index + 1]]}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -207,8 +207,9 @@ def _settings(ctx: RungContext, **filled: Any):
 
 def run_baseline(ctx: RungContext) -> Trained:
     """Nothing to train: the starting model, evaluated with the rung's prompt (``shots``)."""
-    return Trained(model=ctx.start_model, artifact="base", settings={"shots": ctx.rung.shots}, train_seconds=0.0,
-                   tokens=0, examples=ctx.rung.shots or 0)
+    shots = ctx.ladder.eval.shots if ctx.rung.shots is None else ctx.rung.shots
+    return Trained(model=ctx.start_model, artifact="base", settings={"shots": shots}, train_seconds=0.0, tokens=0,
+                   examples=shots)
 
 
 def run_sft(ctx: RungContext) -> Trained:

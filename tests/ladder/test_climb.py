@@ -117,3 +117,29 @@ def test_changed_settings_of_a_finished_rung_are_refused(tmp_path):
     changed.rungs[1].train["max_steps"] = 5
     with pytest.raises(ValueError, match="rung 'sft' finished with other settings"):
         climb(changed, registry=tmp_path / "r.db", progress=False, runners=scripted(acc, []))
+
+
+def test_a_raised_target_continues_a_finished_climb_and_the_registry_follows(tmp_path):
+    acc = {"baseline": 0.0, "sft": 0.5, "dpo": 0.7, "rl": 0.95}
+    calls = []
+    first = climb(_ladder(tmp_path, target=0.5), registry=tmp_path / "r.db", progress=False,
+                  runners=scripted(acc, calls))
+    assert first.target_met and [r.name for r in first.rungs] == ["baseline", "sft"]
+    calls.clear()
+    # Raised target, and a fresh registry file: the finished rungs are judged again and registered again.
+    second = climb(_ladder(tmp_path, target=0.9), registry=tmp_path / "other.db", progress=False,
+                   runners=scripted(acc, calls))
+    assert calls == [("dpo", "model-sft"), ("rl", "model-dpo")]
+    assert second.target_met and second.champion.name == "rl"
+    assert second.rungs[1].verdict["target_met"] is False
+    with Registry(tmp_path / "other.db") as reg:
+        assert [v.rung for v in reg.lineage("med/rl")] == ["baseline", "sft", "dpo", "rl"]
+        assert reg.get("med/sft").status == "kept" and reg.get("med/rl").status == "target"
+
+
+def test_a_gate_that_would_change_where_a_finished_rung_started_is_refused(tmp_path):
+    acc = {"baseline": 0.0, "sft": 0.5, "dpo": 0.7, "rl": 0.95}
+    climb(_ladder(tmp_path), registry=tmp_path / "r.db", progress=False, runners=scripted(acc, []))
+    # With min_gain 0.6 the sft rung is rejected, so dpo would start from the baseline, not from sft.
+    with pytest.raises(ValueError, match="rung 'dpo' was trained from model-sft, but under the ladder's gate"):
+        climb(_ladder(tmp_path, min_gain=0.6), registry=tmp_path / "r.db", progress=False, runners=scripted(acc, []))

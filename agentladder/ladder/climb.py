@@ -10,8 +10,10 @@ For each rung, top to bottom:
 6. the ladder's state file (``ladder_state.json``), written atomically.
 
 A killed climb, run again, reads the state file, skips the rungs it finished and resumes the one it
-was on (its data, its newest checkpoint, its stored evaluation outputs). A finished rung whose settings
-(or those of a rung before it) have changed since is refused rather than silently reused.
+was on (its data, its newest checkpoint, its stored evaluation outputs). Finished rungs are judged again
+under the gate it is given (a raised target continues a finished climb); one whose settings (or those of
+a rung before it) changed since, or that would now start from another model, is refused rather than
+silently reused.
 At the end the ladder report (table and plot) is written to ``out_dir``.
 """
 

@@ -189,13 +189,16 @@ def run_stats(run: Path) -> dict[str, float]:
     return {"seconds": seconds, "tokens": tokens + gen, "gen_tokens": gen}
 
 
-def _trained(run: Path, config, data_path: str | None, examples: int | None, data_seconds: float) -> Trained:
+def _trained(run: Path, config, data_path: str | None, rows: int | None, data_seconds: float) -> Trained:
+    """What a finished run made. ``examples`` are the distinct rows its steps reached (``rows`` at most)."""
     meta = json.loads((run / RUN_META).read_text())
     stats = run_stats(run)
+    steps = meta.get("steps") or 0
+    seen = None if rows is None else min(rows, steps * config.batch_size * config.grad_accum)
     return Trained(model=str(run), artifact="adapter" if meta.get("lora") else "full", data_path=data_path,
-                   examples=examples, tokens=int(stats["tokens"]), train_seconds=stats["seconds"],
+                   examples=seen, tokens=int(stats["tokens"]), train_seconds=stats["seconds"],
                    data_seconds=data_seconds, settings=json.loads(config.model_dump_json()),
-                   notes={"steps": meta.get("steps"), "method": meta.get("method")})
+                   notes={"steps": steps, "method": meta.get("method"), "data_rows": rows})
 
 
 def _settings(ctx: RungContext, **filled: Any):

@@ -24,7 +24,8 @@ def test_the_smoke_demo_climbs_every_rung_and_registers_each_version(tmp_path):
     assert [r["name"] for r in report["rungs"]] == ["baseline", "sft", "dpo", "rl"]
     assert [r["artifact"] for r in report["rungs"]] == ["base", "adapter", "adapter", "full"]
     sft = report["rungs"][1]
-    assert sft["examples"] == 8 and sft["tokens"] > 0 and sft["train_seconds"] > 0
+    assert sft["examples"] == 4 and sft["notes"]["data_rows"] == 8  # 2 steps of 2 rows reach 4 of the 8
+    assert sft["tokens"] > 0 and sft["train_seconds"] > 0
 
     with Registry(reg) as registry:
         chain = registry.lineage("smoke/rl")
@@ -121,3 +122,13 @@ def test_recommend_from_the_command_line():
     assert res.exit_code == 0 and json.loads(res.output)["rung"] == "rl"
     bad = runner.invoke(app, ["recommend", "--accuracy", "78", "--target", "0.95"])
     assert bad.exit_code == 1 and "share between 0 and 1" in bad.output
+
+
+def test_a_bad_ladder_file_is_one_line_naming_file_line_and_field(tmp_path):
+    path = tmp_path / "ladder.yaml"
+    path.write_text("name: t\ngate: {target: 0.9}\nrungs:\n  - {name: sft, kind: sft, data: {source: pairs, rows: 2}}\n")
+    res = runner.invoke(app, ["climb", str(path), "--registry", str(tmp_path / "r.db")])
+    assert res.exit_code == 1
+    assert "ladder.yaml:4: rungs[0]: data.source 'pairs' does not fit a sft rung" in " ".join(res.output.split())
+    res = runner.invoke(app, ["climb", str(path), "--set", "nokey"])
+    assert res.exit_code == 1 and "write key=value" in res.output

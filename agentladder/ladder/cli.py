@@ -22,7 +22,7 @@ def _run_climb(path, overrides, registry, quiet: bool) -> None:
 
     started = time.perf_counter()
     try:
-        result = climb(path, overrides=overrides, registry=registry, progress=not quiet)
+        result = climb(path, overrides=overrides, registry=registry, progress=not quiet, log=True)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: finished rungs and checkpoints are kept; run the same command again "
                   "to resume")
@@ -40,7 +40,7 @@ def climb_command(
     ladder: Annotated[str, typer.Argument(help="Ladder YAML file.")],
     set_: Annotated[list[str] | None, typer.Option("--set", help=_SET_HELP)] = None,
     registry: Annotated[str | None, typer.Option(help=_REGISTRY_HELP)] = None,
-    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bars (one line per rung still shows).")] = False,
 ) -> None:
     """Climb a ladder: baseline -> sft -> dpo -> rl, each rung scored and gated; rerun to resume."""
     _run_climb(ladder, set_, registry, quiet)
@@ -51,7 +51,7 @@ def demo_command(
     smoke: Annotated[bool, typer.Option(help="The same climb on the tiny random model, in seconds (wiring only).")] = False,
     set_: Annotated[list[str] | None, typer.Option("--set", help=_SET_HELP)] = None,
     registry: Annotated[str | None, typer.Option(help=_REGISTRY_HELP)] = None,
-    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bars (one line per rung still shows).")] = False,
 ) -> None:
     """The whole ladder on the embedded defaults: SmolLM2-135M on medication directions, baseline to RL."""
     from agentladder.ladder.resources import demo_ladder

@@ -91,10 +91,12 @@ class ClimbResult:
 
 def climb(ladder: LadderConfig | str | Path, *, overrides: list[str] | dict[str, Any] | None = None,
           registry: Registry | str | Path | None = None, runners: Mapping[str, Runner] | None = None,
-          progress: bool = True) -> ClimbResult:
+          progress: bool = True, log: bool | None = None) -> ClimbResult:
     """Climb ``ladder`` (a :class:`LadderConfig` or a YAML file); see the module docstring.
 
-    ``runners`` replaces the runner of a rung kind (tests give recorded models this way).
+    ``runners`` replaces the runner of a rung kind (tests give recorded models this way). ``progress``
+    shows the trainers' and evaluations' progress bars; ``log`` (default: as ``progress``) one line per
+    rung on stderr.
     """
     from agentladder.evals.task import get_task
 
@@ -108,6 +110,7 @@ def climb(ladder: LadderConfig | str | Path, *, overrides: list[str] | dict[str,
     state = _read_state(out, config)
     reg = registry if isinstance(registry, Registry) else Registry(registry or config.registry)
     runners = {**RUNNERS, **(runners or {})}
+    say = progress if log is None else log
     try:
         # The state file keeps every version it registered: a resumed climb (or one pointed at another
         # registry file) registers them again, parents first, so the lineage is whole.
@@ -120,10 +123,10 @@ def climb(ladder: LadderConfig | str | Path, *, overrides: list[str] | dict[str,
             saved = state["rungs"].get(rung.name)
             if saved is not None:
                 result = _replay(config, index, RungResult(**saved), start_model, champion, metric, reg, state, out)
-                _say(progress, f"rung {index + 1}/{len(config.rungs)} {rung.name}: finished earlier, "
+                _say(say, f"rung {index + 1}/{len(config.rungs)} {rung.name}: finished earlier, "
                                f"{metric} {result.value(metric) or 0:.3f}, {_kept(result.verdict)}")
             else:
-                _say(progress, f"rung {index + 1}/{len(config.rungs)} {rung.name} ({rung.kind}) from {start_model}")
+                _say(say, f"rung {index + 1}/{len(config.rungs)} {rung.name} ({rung.kind}) from {start_model}")
                 ctx = RungContext(config, rung, index, out / rung_folder(index, rung.name), start_model, progress)
                 ctx.dir.mkdir(parents=True, exist_ok=True)
                 t_rung = time.perf_counter()
@@ -148,7 +151,7 @@ def climb(ladder: LadderConfig | str | Path, *, overrides: list[str] | dict[str,
                 state["versions"][version.id] = version.to_json()
                 state["rungs"][rung.name] = result.__dict__
                 _write_state(out, state)
-                _say(progress, f"rung {rung.name}: {_kept(result.verdict)}: {verdict.reason}")
+                _say(say, f"rung {rung.name}: {_kept(result.verdict)}: {verdict.reason}")
             results.append(result)
             if result.kept:
                 champion = result

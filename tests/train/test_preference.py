@@ -240,7 +240,9 @@ def test_resume_ends_with_the_same_weights(tmp_path, pairs_file):
     cut = PreferenceConfig(model="tiny", data=str(pairs_file), out_dir=str(tmp_path / "cut"), batch_size=2,
                            max_steps=4, learning_rate=1e-3, progress=False, tensorboard=False, save_every=2,
                            warmup_ratio=0.0)
-    from agentladder.train import preference as module
+    import importlib
+
+    module = importlib.import_module("agentladder.train.preference")
 
     # Stop after two steps, as a kill after the step-2 checkpoint would.
     original = module.Trainer.run

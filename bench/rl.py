@@ -65,14 +65,17 @@ def _reward_for_agentladder(completion, target, metadata):
 
 # -- lockstep ---------------------------------------------------------------------------------------
 class Turns:
-    """Two processes take steps alternately: process ``i`` takes its ``k``-th step at turn ``2 k + i``."""
+    """``players`` processes take steps in turn: process ``i`` takes its ``k``-th step at turn ``players k + i``.
 
-    def __init__(self, turn, cond, index: int):
-        self.turn, self.cond, self.index, self.k = turn, cond, index, 0
+    With one player (``--sequential``) a process never waits.
+    """
+
+    def __init__(self, turn, cond, index: int, players: int = 2):
+        self.turn, self.cond, self.index, self.players, self.k = turn, cond, index, players, 0
 
     def wait(self) -> None:
         with self.cond:
-            if not self.cond.wait_for(lambda: self.turn.value == 2 * self.k + self.index, timeout=3600):
+            if not self.cond.wait_for(lambda: self.turn.value == self.players * self.k + self.index, timeout=3600):
                 raise TimeoutError("the other framework stopped taking turns")
 
     def done(self) -> None:
@@ -185,11 +188,11 @@ def run_trl(model: str, data: Path, out: Path, steps: int, turns: Turns) -> dict
     return {"step_time": times, "gen_tokens": [m * n for m in lengths], "reward": rewards}
 
 
-def _child(name: str, index: int, model: str, data: str, steps: int, turn, cond, conn) -> None:
+def _child(name: str, index: int, model: str, data: str, steps: int, turn, cond, conn, players: int = 2) -> None:
     import torch
 
     torch.manual_seed(SETTINGS["seed"])
-    turns = Turns(turn, cond, index)
+    turns = Turns(turn, cond, index, players)
     with tempfile.TemporaryDirectory() as tmp:
         fn = run_agentladder if name == "agentladder" else run_trl
         try:
@@ -198,6 +201,14 @@ def _child(name: str, index: int, model: str, data: str, steps: int, turn, cond,
         except BaseException as e:  # report, and let the other side stop waiting
             conn.send({"name": name, "error": repr(e)})
             raise
+
+
+def _receive(pipe, proc, name: str) -> dict:
+    """The child's result; an error if it died without one (killed for memory, say)."""
+    while not pipe.poll(5):
+        if not proc.is_alive():
+            return {"error": f"the process died with exit code {proc.exitcode} (killed for memory? try --sequential)"}
+    return pipe.recv()
 
 
 def _model_folder(spec: str, where: Path) -> str:
@@ -219,6 +230,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="smollm2-135m", help="alias or folder (tiny: a smoke test)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--sequential", action="store_true",
+                        help="run the frameworks one after the other, not in lockstep: for machines whose memory "
+                             "cannot hold both at once (TRL's peak on 2 CPU cores and 24 GiB: about 17 GiB)")
     args = parser.parse_args(argv)
 
     from agentladder.evals.task import get_task
@@ -232,23 +246,29 @@ def main(argv: list[str] | None = None) -> None:
         model = _model_folder(args.model, Path(tmp))
         data = Path(tmp) / "prompts.jsonl"
         data.write_text("".join(json.dumps(task.to_row(s)) + "\n" for s in samples))
-        procs, pipes = [], []
-        for i, name in enumerate(FRAMEWORKS):
-            mine, theirs = ctx.Pipe()
-            p = ctx.Process(target=_child, args=(name, i, model, str(data), total, turn, cond, theirs))
-            p.start()
-            procs.append(p)
-            pipes.append(mine)
         results = {}
-        for name, pipe in zip(FRAMEWORKS, pipes, strict=True):
-            msg = pipe.recv()
-            if "error" in msg:
-                for p in procs:
-                    p.kill()
-                sys.exit(f"{name} failed: {msg['error']}")
-            results[name] = msg
-        for p in procs:
-            p.join()
+        batches = [[(i, n)] for i, n in enumerate(FRAMEWORKS)] if args.sequential else [list(enumerate(FRAMEWORKS))]
+        for batch in batches:
+            procs, pipes = [], []
+            if args.sequential:
+                turn = ctx.Value("i", 0)
+            for i, name in batch:
+                mine, theirs = ctx.Pipe()
+                index, players = (0, 1) if args.sequential else (i, len(FRAMEWORKS))
+                p = ctx.Process(target=_child,
+                                args=(name, index, model, str(data), total, turn, cond, theirs, players))
+                p.start()
+                procs.append(p)
+                pipes.append(mine)
+            for (_, name), pipe, proc in zip(batch, pipes, procs, strict=True):
+                msg = _receive(pipe, proc, name)
+                if "error" in msg:
+                    for p in procs:
+                        p.kill()
+                    sys.exit(f"{name} failed: {msg['error']}")
+                results[name] = msg
+            for p in procs:
+                p.join()
 
     s = SETTINGS
     print(f"{args.model}: {s['prompts']} prompts x {s['group']} responses per step, <= {s['max_new_tokens']} new tokens, "
@@ -269,6 +289,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:12} {median:14.3f} {gen_rate:10.1f} {r['peak_rss_mib']:13.0f} {gpu:>13} {mean_reward:12.3f}")
     mem_key = "peak_gpu_mib" if "peak_gpu_mib" in results["trl"] else "peak_rss_mib"
     print(f"memory_ratio={results['agentladder'][mem_key] / results['trl'][mem_key]:.3f} ({mem_key})")
+    if args.sequential:
+        print("mode: sequential (one framework after the other, not in lockstep)")
     print(f"speedup_vs_trl={rate['agentladder'] / rate['trl']:.3f}")
 
 

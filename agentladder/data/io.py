@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -168,3 +168,29 @@ def sniff_sft_schema(path: str | os.PathLike) -> type[Conversation] | type[TextR
                         return TextRow
                     break
     return Conversation
+
+
+def yaml_line(text: str, loc: Sequence[str | int]) -> int | None:
+    """1-based line of the YAML node at ``loc`` (keys and indices) in ``text``, or of its nearest parent found.
+
+    Config files (RL settings, ladders) use it to name the line of a field pydantic rejected.
+    """
+    import yaml
+
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == part), None)
+            if match is None:
+                break
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line

@@ -39,6 +39,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from agentladder.data.io import yaml_line
 from agentladder.models.loading import DEFAULT_MODEL
 
 RungKind = Literal["baseline", "sft", "dpo", "kto", "rl"]
@@ -300,7 +301,7 @@ def parse_ladder(data: dict[str, Any], *, source: str = "ladder", text: str | No
             loc = [*loc, *ctx_err.loc]
         msg = first["msg"].removeprefix("Value error, ")
         field = _field_path(loc)
-        line = _line_of(text, loc) if text else None
+        line = yaml_line(text, loc) if text else None
         where = f"{source}:{line}" if line else source
         raise ValueError(f"{where}: {field + ': ' if field else ''}{msg}") from None
 
@@ -310,29 +311,6 @@ def _field_path(loc: list) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + str(part)
     return out
-
-
-def _line_of(text: str, loc: list) -> int | None:
-    """1-based line of the YAML node at ``loc`` (keys and indices), or of its nearest parent found."""
-    import yaml
-
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
-    line = None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next(((k, v) for k, v in node.value if k.value == part), None)
-            if match is None:
-                break
-            line, node = match[0].start_mark.line + 1, match[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
 
 
 def _override_items(overrides: list[str] | dict[str, Any] | None) -> list[tuple[str, Any]]:

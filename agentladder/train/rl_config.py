@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
+from agentladder.data.io import yaml_line
 from agentladder.train.loop import TrainConfig
 
 PresetName = Literal["grpo", "dapo", "gspo", "dr_grpo", "rloo", "reinforce_pp", "ppo"]
@@ -210,7 +211,7 @@ def load_rl_config(path: str | Path, **overrides: Any) -> RLConfig:
         first = err.errors()[0]
         loc = [p for p in first["loc"] if p != "__root__"]
         field = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
-        line = _line_of(text, loc)
+        line = yaml_line(text, loc)
         where = f"{path}:{line}" if line else str(path)
         msg = first["msg"].removeprefix("Value error, ")
         raise ValueError(f"{where}: {field + ': ' if field else ''}{msg}") from None
@@ -221,32 +222,9 @@ def load_rl_config(path: str | Path, **overrides: Any) -> RLConfig:
             try:
                 build_reward(spec, f"rewards[{i}]")
             except ValueError as err:
-                line = _line_of(text, ["rewards", i])
+                line = yaml_line(text, ["rewards", i])
                 raise ValueError(f"{path}:{line}: {err}" if line else f"{path}: {err}") from None
     return config
-
-
-def _line_of(text: str, loc: list) -> int | None:
-    """1-based line of the YAML node at ``loc`` (keys and indices), or of its nearest parent found."""
-    import yaml
-
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
-    line = None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next(((k, v) for k, v in node.value if k.value == part), None)
-            if match is None:
-                break
-            line, node = match[0].start_mark.line + 1, match[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
 
 
 __all__ = ["PRESETS", "RLConfig", "load_rl_config"]

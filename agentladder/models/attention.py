@@ -15,10 +15,13 @@ switched to it generates and evaluates as before.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
 PACKED_ATTENTION = "agentladder_packed_sdpa"
+GROUP_PROMPT_ATTENTION = "agentladder_group_prompt_sdpa"
 
 
 def packed_sdpa_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None,
@@ -71,4 +74,71 @@ def use_packed_attention(model) -> bool:
     if not hasattr(base, "set_attn_implementation"):
         return False
     base.set_attn_implementation(register_packed_attention())
+    return True
+
+
+# -- one prompt, several answers ----------------------------------------------------------------
+@functools.lru_cache(maxsize=256)
+def _tails_mask(n_prompt: int, ends: tuple[int, ...]) -> torch.Tensor:
+    """``(N, P + N)`` bool: each response token sees the prompt, and its own response causally."""
+    n = ends[-1]
+    visible = torch.zeros(n, n_prompt + n, dtype=torch.bool)
+    visible[:, :n_prompt] = True
+    start = 0
+    for end in ends:
+        visible[start:end, n_prompt + start : n_prompt + end] = torch.ones(end - start, end - start,
+                                                                          dtype=torch.bool).tril()
+        start = end
+    return visible
+
+
+def group_prompt_sdpa_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None,
+                              is_causal=None, group_prompt_layout=None, **kwargs):
+    """Attention over ``prompt | y_1 | ... | y_k`` groups; ``query``: ``(1, H, T, D)``, ``key``/``value``: ``(1, H_kv, T, D)``.
+
+    Without ``group_prompt_layout`` this is the packed-rows kernel (plain ``sdpa`` for
+    ordinary batches and for generation). Returns ``(1, T, H, D)``.
+    """
+    if group_prompt_layout is None:
+        return packed_sdpa_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                   is_causal=is_causal, **kwargs)
+    groups = query.shape[1] // key.shape[1]
+    if groups > 1:  # grouped-query attention: share each key/value head with its query heads
+        key = key.repeat_interleave(groups, dim=1)
+        value = value.repeat_interleave(groups, dim=1)
+    p_drop = dropout if module.training else 0.0
+    parts = []
+    for s, p, ends in group_prompt_layout:
+        parts.append(F.scaled_dot_product_attention(query[:, :, s:p], key[:, :, s:p], value[:, :, s:p],
+                                                    dropout_p=p_drop, is_causal=True, scale=scaling))
+        e = ends[-1]
+        if e > p:
+            visible = _tails_mask(p - s, tuple(x - p for x in ends)).to(query.device)
+            k = torch.cat([key[:, :, s:p], key[:, :, p:e]], dim=2)
+            v = torch.cat([value[:, :, s:p], value[:, :, p:e]], dim=2)
+            parts.append(F.scaled_dot_product_attention(query[:, :, p:e], k, v, attn_mask=visible,
+                                                        dropout_p=p_drop, scale=scaling))
+    out = torch.cat(parts, dim=2)  # (1, H, T, D)
+    return out.transpose(1, 2).contiguous(), None
+
+
+_group_registered = False
+
+
+def use_group_prompt_attention(model) -> bool:
+    """Switch a model whose attention is ``sdpa`` to the group kernel; ``False`` if it cannot."""
+    global _group_registered
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if getattr(base.config, "_attn_implementation", None) not in ("sdpa", PACKED_ATTENTION, GROUP_PROMPT_ATTENTION):
+        return False
+    if not hasattr(base, "set_attn_implementation"):
+        return False
+    if not _group_registered:
+        from transformers import AttentionInterface
+        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+        AttentionInterface.register(GROUP_PROMPT_ATTENTION, group_prompt_sdpa_forward)
+        AttentionMaskInterface.register(GROUP_PROMPT_ATTENTION, sdpa_mask)
+        _group_registered = True
+    base.set_attn_implementation(GROUP_PROMPT_ATTENTION)
     return True

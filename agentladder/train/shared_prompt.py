@@ -28,9 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
-from agentladder.models.attention import PACKED_ATTENTION, packed_sdpa_forward
+from agentladder.models.attention import PACKED_ATTENTION, group_prompt_sdpa_forward
 from agentladder.models.chat import TokenizedRow
 
 SHARED_PROMPT_ATTENTION = "agentladder_shared_prompt_sdpa"
@@ -218,29 +217,10 @@ def shared_prompt_sdpa_forward(module, query, key, value, attention_mask, dropou
     it this is the packed-rows kernel (and so plain ``sdpa`` for ordinary batches).
     Returns ``(1, T, H, D)`` like transformers' attention functions.
     """
-    if shared_prompt_layout is None:
-        return packed_sdpa_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                   is_causal=is_causal, **kwargs)
-    groups = query.shape[1] // key.shape[1]
-    if groups > 1:  # grouped-query attention: share each key/value head with its query heads
-        key = key.repeat_interleave(groups, dim=1)
-        value = value.repeat_interleave(groups, dim=1)
-    p_drop = dropout if module.training else 0.0
-    parts = []
-    for s, p, a, b in shared_prompt_layout:
-        parts.append(F.scaled_dot_product_attention(query[:, :, s:a], key[:, :, s:a], value[:, :, s:a],
-                                                    dropout_p=p_drop, is_causal=True, scale=scaling))
-        if b > a:
-            # Tail b sees the whole prompt, then itself causally: mask (B_len, P_len + B_len).
-            n_b, n_p = b - a, p - s
-            visible = torch.ones(n_b, n_p + n_b, dtype=torch.bool, device=query.device)
-            visible[:, n_p:] = torch.ones(n_b, n_b, dtype=torch.bool, device=query.device).tril()
-            k_b = torch.cat([key[:, :, s:p], key[:, :, a:b]], dim=2)
-            v_b = torch.cat([value[:, :, s:p], value[:, :, a:b]], dim=2)
-            parts.append(F.scaled_dot_product_attention(query[:, :, a:b], k_b, v_b, attn_mask=visible,
-                                                        dropout_p=p_drop, scale=scaling))
-    out = torch.cat(parts, dim=2)  # (1, H, T, D)
-    return out.transpose(1, 2).contiguous(), None
+    # ``prompt | a | b`` is a group of two answers: each sees the prompt and itself, never the other.
+    layout = None if shared_prompt_layout is None else [(s, p, (a, b)) for s, p, a, b in shared_prompt_layout]
+    return group_prompt_sdpa_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                     is_causal=is_causal, group_prompt_layout=layout, **kwargs)
 
 
 _registered = False

@@ -50,31 +50,40 @@ def packed_sdpa_forward(module, query, key, value, attention_mask, dropout=0.0, 
     return out.transpose(1, 2).contiguous(), None
 
 
-_registered = False
+_registered: set[str] = set()
+
+
+def register_attention(name: str, forward) -> str:
+    """Register ``forward`` with transformers' attention and mask interfaces as ``name`` (once); return ``name``."""
+    if name not in _registered:
+        from transformers import AttentionInterface
+        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+        AttentionInterface.register(name, forward)
+        AttentionMaskInterface.register(name, sdpa_mask)
+        _registered.add(name)
+    return name
+
+
+def use_attention(model, name: str, forward) -> bool:
+    """Switch a model whose attention is ``sdpa`` (or one of ours) to the kernel ``forward``; ``False`` if it cannot."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if getattr(base.config, "_attn_implementation", None) not in ("sdpa", PACKED_ATTENTION, name):
+        return False
+    if not hasattr(base, "set_attn_implementation"):
+        return False
+    base.set_attn_implementation(register_attention(name, forward))
+    return True
 
 
 def register_packed_attention() -> str:
     """Register :data:`PACKED_ATTENTION` with transformers (idempotent); return its name."""
-    global _registered
-    if not _registered:
-        from transformers import AttentionInterface
-        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-
-        AttentionInterface.register(PACKED_ATTENTION, packed_sdpa_forward)
-        AttentionMaskInterface.register(PACKED_ATTENTION, sdpa_mask)
-        _registered = True
-    return PACKED_ATTENTION
+    return register_attention(PACKED_ATTENTION, packed_sdpa_forward)
 
 
 def use_packed_attention(model) -> bool:
     """Switch a model whose attention is ``sdpa`` to the per-row packed kernel; ``False`` if it cannot."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if getattr(base.config, "_attn_implementation", None) not in ("sdpa", PACKED_ATTENTION):
-        return False
-    if not hasattr(base, "set_attn_implementation"):
-        return False
-    base.set_attn_implementation(register_packed_attention())
-    return True
+    return use_attention(model, PACKED_ATTENTION, packed_sdpa_forward)
 
 
 # -- one prompt, several answers ----------------------------------------------------------------
@@ -122,23 +131,6 @@ def group_prompt_sdpa_forward(module, query, key, value, attention_mask, dropout
     return out.transpose(1, 2).contiguous(), None
 
 
-_group_registered = False
-
-
 def use_group_prompt_attention(model) -> bool:
     """Switch a model whose attention is ``sdpa`` to the group kernel; ``False`` if it cannot."""
-    global _group_registered
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if getattr(base.config, "_attn_implementation", None) not in ("sdpa", PACKED_ATTENTION, GROUP_PROMPT_ATTENTION):
-        return False
-    if not hasattr(base, "set_attn_implementation"):
-        return False
-    if not _group_registered:
-        from transformers import AttentionInterface
-        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-
-        AttentionInterface.register(GROUP_PROMPT_ATTENTION, group_prompt_sdpa_forward)
-        AttentionMaskInterface.register(GROUP_PROMPT_ATTENTION, sdpa_mask)
-        _group_registered = True
-    base.set_attn_implementation(GROUP_PROMPT_ATTENTION)
-    return True
+    return use_attention(model, GROUP_PROMPT_ATTENTION, group_prompt_sdpa_forward)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-from agentladder.models.attention import PACKED_ATTENTION, group_prompt_sdpa_forward
+from agentladder.models.attention import group_prompt_sdpa_forward, use_attention
 from agentladder.models.chat import TokenizedRow
 
 SHARED_PROMPT_ATTENTION = "agentladder_shared_prompt_sdpa"
@@ -223,23 +223,6 @@ def shared_prompt_sdpa_forward(module, query, key, value, attention_mask, dropou
                                      is_causal=is_causal, group_prompt_layout=layout, **kwargs)
 
 
-_registered = False
-
-
 def use_shared_prompt_attention(model) -> bool:
     """Switch a model whose attention is ``sdpa`` to the shared-prompt kernel; ``False`` if it cannot."""
-    global _registered
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if getattr(base.config, "_attn_implementation", None) not in ("sdpa", PACKED_ATTENTION, SHARED_PROMPT_ATTENTION):
-        return False
-    if not hasattr(base, "set_attn_implementation"):
-        return False
-    if not _registered:
-        from transformers import AttentionInterface
-        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-
-        AttentionInterface.register(SHARED_PROMPT_ATTENTION, shared_prompt_sdpa_forward)
-        AttentionMaskInterface.register(SHARED_PROMPT_ATTENTION, sdpa_mask)
-        _registered = True
-    base.set_attn_implementation(SHARED_PROMPT_ATTENTION)
-    return True
+    return use_attention(model, SHARED_PROMPT_ATTENTION, shared_prompt_sdpa_forward)

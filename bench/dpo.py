@@ -34,12 +34,13 @@ import argparse
 import json
 import multiprocessing as mp
 import random
-import resource
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _lockstep import Turns, peak_memory
 
 MODEL = "smollm2-135m"
 FRAMEWORKS = ("agentladder", "trl")
@@ -78,34 +79,6 @@ def load_pairs(path: str | None, n: int, seed: int) -> list[dict]:
 
 
 # -- lockstep -----------------------------------------------------------------------------------------
-class Turns:
-    """Two processes take steps alternately: process ``i`` takes its ``k``-th step at turn ``2 k + i``."""
-
-    def __init__(self, turn, cond, index: int):
-        self.turn, self.cond, self.index, self.k = turn, cond, index, 0
-
-    def wait(self) -> None:
-        with self.cond:
-            ok = self.cond.wait_for(lambda: self.turn.value == 2 * self.k + self.index, timeout=3600)
-            if not ok:
-                raise TimeoutError("the other framework stopped taking turns")
-
-    def done(self) -> None:
-        with self.cond:
-            self.turn.value += 1
-            self.k += 1
-            self.cond.notify_all()
-
-
-def _memory() -> dict:
-    import torch
-
-    out = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-    if torch.cuda.is_available():
-        out["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20
-    return out
-
-
 def run_agentladder(data: Path, out: Path, steps: int, turns: Turns) -> list[float]:
     from agentladder.train import loop
     from agentladder.train.preference import PreferenceConfig, preference
@@ -178,7 +151,7 @@ def _child(name: str, index: int, data: str, steps: int, turn, cond, conn) -> No
         fn = run_agentladder if name == "agentladder" else run_trl
         try:
             times = fn(Path(data), Path(tmp) / name, steps, turns)
-            conn.send({"name": name, "step_time": times, **_memory()})
+            conn.send({"name": name, "step_time": times, **peak_memory()})
         except BaseException as e:  # report, and let the other side stop waiting
             conn.send({"name": name, "error": repr(e)})
             raise

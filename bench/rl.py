@@ -36,12 +36,13 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import resource
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _lockstep import Turns, peak_memory
 
 TASK = "medication-directions"
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -64,36 +65,6 @@ def _reward_for_agentladder(completion, target, metadata):
 
 
 # -- lockstep ---------------------------------------------------------------------------------------
-class Turns:
-    """``players`` processes take steps in turn: process ``i`` takes its ``k``-th step at turn ``players k + i``.
-
-    With one player (``--sequential``) a process never waits.
-    """
-
-    def __init__(self, turn, cond, index: int, players: int = 2):
-        self.turn, self.cond, self.index, self.players, self.k = turn, cond, index, players, 0
-
-    def wait(self) -> None:
-        with self.cond:
-            if not self.cond.wait_for(lambda: self.turn.value == self.players * self.k + self.index, timeout=3600):
-                raise TimeoutError("the other framework stopped taking turns")
-
-    def done(self) -> None:
-        with self.cond:
-            self.turn.value += 1
-            self.k += 1
-            self.cond.notify_all()
-
-
-def _memory() -> dict:
-    import torch
-
-    out = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-    if torch.cuda.is_available():
-        out["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20
-    return out
-
-
 # -- the two frameworks -----------------------------------------------------------------------------
 def run_agentladder(model: str, data: Path, out: Path, steps: int, turns: Turns) -> dict:
     from agentladder.rewards import PythonReward, WeightedEnsemble
@@ -197,7 +168,7 @@ def _child(name: str, index: int, model: str, data: str, steps: int, turn, cond,
         fn = run_agentladder if name == "agentladder" else run_trl
         try:
             out = fn(model, Path(data), Path(tmp) / name, steps, turns)
-            conn.send({"name": name, **out, **_memory()})
+            conn.send({"name": name, **out, **peak_memory()})
         except BaseException as e:  # report, and let the other side stop waiting
             conn.send({"name": name, "error": repr(e)})
             raise

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentladder.data.io import atomic_write_text
+from agentladder.train.plots import save_figure
 
 if TYPE_CHECKING:
     from agentladder.ladder.climb import ClimbResult, RungResult
@@ -191,12 +192,7 @@ def plot(result: ClimbResult, path: str | Path) -> Path:
     ax_t.set_ylabel("training time (min)")
     ax_t.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)
 
 
 def write_report(result: ClimbResult, out_dir: str | Path) -> Path:

@@ -57,6 +57,7 @@ from agentladder.train.advantages import (
 )
 from agentladder.train.distributed import World, init_world, unwrap
 from agentladder.train.loop import LossOutput, Trainer, TrainResult, epoch_order, seed_everything
+from agentladder.train.plots import plot_history
 from agentladder.train.rl_batch import (
     RLSample,
     group_batch,
@@ -564,34 +565,7 @@ _RL_PANELS = (("reward", "reward (and components)"), ("kl", "KL to reference"), 
 
 def plot_rewards(history: list[dict], path: str | Path, title: str = "rl") -> Path | None:
     """Reward (with each component), KL, clip fraction, response length and kept groups against the step."""
-    panels = [(k, label) for k, label in _RL_PANELS if any(k in r for r in history)]
-    if not panels:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
-    for ax, (key, label) in zip(axes[0], panels, strict=True):
-        keys = [key] + (sorted({k for r in history for k in r if k.startswith("reward/")}) if key == "reward" else [])
-        for k in keys:
-            pts = [(r["step"], r[k]) for r in history if k in r]
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="." if len(pts) < 50 else None,
-                    label=k.removeprefix("reward/"), linewidth=2 if k == key else 1)
-        if len(keys) > 1:
-            ax.legend(fontsize=7)
-        ax.set_xlabel("step")
-        ax.set_title(label)
-        ax.grid(alpha=0.3)
-    fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return plot_history(history, path, title, panels=_RL_PANELS)
 
 
 __all__ = ["PRESETS", "RLConfig", "RLTrainer", "attach_value_head", "load_prompts", "load_rl_config",

@@ -30,6 +30,29 @@ class Turns:
             self.cond.notify_all()
 
 
+def pace_train_steps(trainer_class, turns: Turns) -> list[float]:
+    """Make every ``trainer_class.train_step`` wait for its turn; returns the list its step times go to.
+
+    A step's time is its own wall time, not the wait for its turn.
+    """
+    import time
+
+    times: list[float] = []
+    original = trainer_class.train_step
+
+    def paced(self, step):
+        turns.wait()
+        t0 = time.perf_counter()
+        try:
+            return original(self, step)
+        finally:
+            times.append(time.perf_counter() - t0)
+            turns.done()
+
+    trainer_class.train_step = paced
+    return times
+
+
 def peak_memory() -> dict:
     """This process's peak RSS in MiB (``ru_maxrss``) and, on a GPU, its peak allocated memory."""
     import torch

@@ -40,7 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _lockstep import Turns, peak_memory
+from _lockstep import Turns, pace_train_steps, peak_memory
 
 MODEL = "smollm2-135m"
 FRAMEWORKS = ("agentladder", "trl")
@@ -83,19 +83,7 @@ def run_agentladder(data: Path, out: Path, steps: int, turns: Turns) -> list[flo
     from agentladder.train import loop
     from agentladder.train.preference import PreferenceConfig, preference
 
-    times: list[float] = []
-    original = loop.Trainer.train_step
-
-    def paced(self, step):
-        turns.wait()
-        t0 = time.perf_counter()
-        try:
-            return original(self, step)
-        finally:
-            times.append(time.perf_counter() - t0)
-            turns.done()
-
-    loop.Trainer.train_step = paced
+    times = pace_train_steps(loop.Trainer, turns)
     s = SETTINGS
     preference(PreferenceConfig(
         model=MODEL, data=str(data), out_dir=str(out), loss="dpo", beta=s["beta"], batch_size=s["batch"],

@@ -42,7 +42,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _lockstep import Turns, peak_memory
+from _lockstep import Turns, pace_train_steps, peak_memory
 
 TASK = "medication-directions"
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -70,19 +70,7 @@ def run_agentladder(model: str, data: Path, out: Path, steps: int, turns: Turns)
     from agentladder.rewards import PythonReward, WeightedEnsemble
     from agentladder.train.rl import RLTrainer, rl
 
-    times: list[float] = []
-    original = RLTrainer.train_step
-
-    def paced(self, step):
-        turns.wait()
-        t0 = time.perf_counter()
-        try:
-            return original(self, step)
-        finally:
-            times.append(time.perf_counter() - t0)
-            turns.done()
-
-    RLTrainer.train_step = paced
+    times = pace_train_steps(RLTrainer, turns)
     s = SETTINGS
     result = rl(
         model=model, task=TASK, data=str(data), out_dir=str(out), advantage="grpo", loss_agg="token_mean",

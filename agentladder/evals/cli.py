@@ -73,12 +73,14 @@ def data_make(
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
     format: Annotated[str, typer.Option(
         "--format", help="rows (id, text, target: for evaluation) or sft (conversations with the eval prompt).")] = "rows",
+    balance: Annotated[str | None, typer.Option(
+        help="A target field whose values are drawn more evenly (square root of their counts): for training data.")] = None,
 ) -> None:
     """Generate a task's data: evaluation rows, or SFT conversations that use the zero-shot eval prompt."""
     from agentladder.evals.make import write_data
 
     path = out or f"{task}-{split}{'-sft' if format == 'sft' else ''}.jsonl"
-    count = write_data(task, split, n, path, seed=seed, format=format)  # type: ignore[arg-type]
+    count = write_data(task, split, n, path, seed=seed, format=format, balance=balance)  # type: ignore[arg-type]
     err.print(f"[green]done[/]: {count} {split} rows ({format}) -> {path}")
 
 

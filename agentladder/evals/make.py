@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import random
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -19,10 +21,47 @@ def sft_conversations(task: str | Task, samples: Sequence[Sample]) -> list[Conve
     return [task.to_sft(s) for s in samples]
 
 
-def make_data(task: str | Task, split: str, n: int, *, seed: int = 0, format: Format = "rows") -> list[dict[str, Any]]:
-    """``n`` generated rows of ``split`` as task rows (``rows``) or SFT conversations (``sft``)."""
+BALANCE_POOL = 8
+"""A rebalanced draw picks its rows from this many times as many generated rows."""
+
+
+def rebalance(samples: Sequence[Sample], key: str, n: int, *, seed: int = 0, power: float = 0.5) -> list[Sample]:
+    """``n`` of ``samples`` drawn so that each value of ``target[key]`` comes up in proportion to its count ** ``power``.
+
+    With the default square root, a value that fills 45 % of ``samples`` and one that fills 2 % are
+    drawn about 4.7 times as often relative to each other instead of 22 times: rare cases are seen more
+    often, common ones still most. Within a value, rows come in their order, and again from the first
+    once all have been used.
+    """
+    groups: dict[str, list[Sample]] = defaultdict(list)
+    for sample in samples:
+        target = sample.target if isinstance(sample.target, dict) else {}
+        if key not in target:
+            raise ValueError(f"cannot balance on {key!r}: row {sample.id} has no target field {key!r}")
+        groups[repr(target[key])].append(sample)
+    keys = sorted(groups)
+    weights = [len(groups[k]) ** power for k in keys]
+    rng = random.Random(f"rebalance:{key}:{seed}")
+    used = dict.fromkeys(keys, 0)
+    out = []
+    for k in rng.choices(keys, weights=weights, k=n):
+        out.append(groups[k][used[k] % len(groups[k])])
+        used[k] += 1
+    return out
+
+
+def make_data(task: str | Task, split: str, n: int, *, seed: int = 0, format: Format = "rows",
+              balance: str | None = None) -> list[dict[str, Any]]:
+    """``n`` generated rows of ``split`` as task rows (``rows``) or SFT conversations (``sft``).
+
+    ``balance`` names a target field whose values are drawn more evenly (:func:`rebalance`, from
+    ``BALANCE_POOL`` times as many generated rows): for training data, never for an evaluation split.
+    """
     task = get_task(task)
-    samples = task.make(split, n, seed)
+    if balance:
+        samples = rebalance(task.make(split, BALANCE_POOL * n, seed), balance, n, seed=seed)
+    else:
+        samples = task.make(split, n, seed)
     if format == "rows":
         return [task.to_row(s) for s in samples]
     if format == "sft":
@@ -31,6 +70,6 @@ def make_data(task: str | Task, split: str, n: int, *, seed: int = 0, format: Fo
 
 
 def write_data(task: str | Task, split: str, n: int, out: str | os.PathLike, *, seed: int = 0,
-               format: Format = "rows") -> int:
+               format: Format = "rows", balance: str | None = None) -> int:
     """:func:`make_data` written atomically to a JSONL file; returns the number of rows."""
-    return write_jsonl(out, make_data(task, split, n, seed=seed, format=format))
+    return write_jsonl(out, make_data(task, split, n, seed=seed, format=format, balance=balance))

@@ -6,6 +6,12 @@ register an instance with :func:`register_task`; it is then found by name
 (``agentladder eval --task NAME``). A task defined outside the package is
 found as ``module:attribute`` (``--task mypkg.tasks:triage``).
 
+A task may offer other instructions beside its own (:attr:`Task.instructions`), chosen
+with ``NAME@VARIANT`` wherever a task is named (``--task medication-directions@brief``):
+the same rows, parser and scorers behind a different system prompt. A tuned model no
+longer needs the long instruction a base model is prompted with, and every token cut
+from the prompt is cut from each training step and each answer served.
+
 The prompt goes through the model's own chat template: a task builds
 messages, never raw strings. Few-shot examples come from the task's training
 pool (:meth:`~Task.shot_pool`), never from the rows being evaluated.
@@ -13,6 +19,7 @@ pool (:meth:`~Task.shot_pool`), never from the rows being evaluated.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import os
 from abc import ABC, abstractmethod
@@ -76,6 +83,20 @@ class Task(ABC):
     """Whether generation may stop once the output holds one complete JSON object."""
     default_split: ClassVar[tuple[str, int]] = ("test", 300)
     """Split and size generated when no data file is given (tasks with a generator)."""
+    instructions: ClassVar[dict[str, str | None]] = {}
+    """Named alternatives to :meth:`system_prompt` (``None``: no system message), chosen as ``NAME@VARIANT``."""
+    variant: str | None = None
+    """Which of :attr:`instructions` this task object shows (``None``: its own :meth:`system_prompt`)."""
+
+    def with_instructions(self, variant: str) -> Task:
+        """This task behind one of its other :attr:`instructions`; its name becomes ``NAME@VARIANT``."""
+        if variant not in self.instructions:
+            known = ", ".join(sorted(self.instructions)) or "none"
+            raise ValueError(f"task {self.name!r} has no instructions {variant!r} (it has: {known})")
+        other = copy.copy(self)
+        other.name = f"{self.name.partition('@')[0]}@{variant}"
+        other.variant = variant
+        return other
 
     @abstractmethod
     def load(self, path: str | os.PathLike) -> list[Sample]:
@@ -104,7 +125,7 @@ class Task(ABC):
     def prompt(self, sample: Sample, shots: Sequence[Sample] = ()) -> list[Message]:
         """Messages for one row: system instruction, then each shot as a user/assistant pair, then the row."""
         messages = []
-        system = self.system_prompt()
+        system = self.system_prompt() if self.variant is None else self.instructions[self.variant]
         if system:
             messages.append(Message(role="system", content=system))
         for shot in shots:
@@ -162,9 +183,12 @@ def list_tasks() -> list[str]:
 
 
 def get_task(name: str | Task) -> Task:
-    """A task by registered name, by ``module:attribute``, or the task itself."""
+    """A task by registered name, by ``module:attribute``, or the task itself; ``@VARIANT`` picks its instructions."""
     if isinstance(name, Task):
         return name
+    base, at, variant = name.rpartition("@")
+    if at:
+        return get_task(base).with_instructions(variant)
     _load_builtin()
     if name in _REGISTRY:
         return _REGISTRY[name]

@@ -145,7 +145,8 @@ def climb(ladder: LadderConfig | str | Path, *, overrides: list[str] | dict[str,
                     train_seconds=trained.train_seconds, data_seconds=trained.data_seconds,
                     eval_seconds=eval_seconds, wall_seconds=time.perf_counter() - t_rung,
                     fingerprint=config.rung_fingerprint(index),
-                    notes={**trained.notes, "start_model": start_model, "shots": _shots(config, rung.shots)})
+                    notes={**trained.notes, "start_model": start_model, "shots": _shots(config, rung.shots),
+                           **({"instructions": rung.instructions} if rung.instructions else {})})
                 version = _version(config, task.name, metric, result, trained)
                 reg.register(version)
                 state["versions"][version.id] = version.to_json()
@@ -257,7 +258,7 @@ def _evaluate(config: LadderConfig, trained: Trained, test_data: str, ctx: RungC
     from agentladder.evals import evaluate
 
     spec = trained.provider if trained.provider is not None else trained.model
-    report = evaluate([spec], config.task, data=test_data, shots=_shots(config, shots), out=str(ctx.dir / "eval"),
+    report = evaluate([spec], ctx.task, data=test_data, shots=_shots(config, shots), out=str(ctx.dir / "eval"),
                       batch_size=config.eval.batch_size, max_new_tokens=config.eval.max_new_tokens,
                       seed=config.seed, progress=ctx.progress)
     result = next(iter(report.models.values()))

@@ -58,6 +58,10 @@ class GenerateData(_Strict):
     split: str = "train"
     seed: int | None = None
     """[default: the ladder's seed]"""
+    balance: str | None = None
+    """SFT only: a target field whose values are drawn more evenly (the square root of their counts), so rare
+    cases (``doses_per_day`` of every 4 hours, a daily cap) are seen more often. The evaluation split keeps the
+    task's own mix."""
 
 
 class FileData(_Strict):
@@ -155,6 +159,15 @@ class Rung(_Strict):
     prompt engineering."""
     min_gain: float | None = None
     """This rung's own ``gate.min_gain``."""
+    instructions: str | None = None
+    """The task's other instructions this rung's data, training and evaluation use (``brief`` reads as
+    ``medication-directions@brief``) [default: the task's own]. A tuned model no longer needs the long
+    instruction a base model is prompted with; a shorter prompt makes every training step and answer cheaper.
+    Rungs that start from a model tuned this way should name the same instructions."""
+
+    def task(self, ladder_task: str) -> str:
+        """The task spec this rung uses: the ladder's task, behind the rung's ``instructions``."""
+        return ladder_task if self.instructions is None else f"{ladder_task}@{self.instructions}"
 
     @model_validator(mode="after")
     def _check(self) -> Rung:
@@ -167,6 +180,8 @@ class Rung(_Strict):
         elif self.data.source not in allowed:
             raise ValueError(f"data.source {self.data.source!r} does not fit a {self.kind} rung: "
                              f"use one of {', '.join(allowed)}")
+        elif self.kind != "sft" and getattr(self.data, "balance", None):
+            raise ValueError("data.balance applies to an sft rung's generated conversations only")
         return self
 
 
@@ -205,6 +220,8 @@ class LadderConfig(_Strict):
             if rung.start not in ("champion", "base") and rung.start not in seen:
                 raise _At(["rungs", i, "start"], f"{rung.start!r} is not champion, base or an earlier rung")
             _check_train(rung, i)
+            if rung.instructions is not None:
+                _check_instructions(self.task, rung, i)
             seen.append(rung.name)
         return self
 
@@ -258,6 +275,19 @@ def _check_train(rung: Rung, index: int) -> None:
     except ValidationError as err:
         first = err.errors()[0]
         raise _At(["rungs", index, "train", *first["loc"]], first["msg"].removeprefix("Value error, ")) from None
+
+
+def _check_instructions(task_name: str, rung: Rung, index: int) -> None:
+    from agentladder.evals.task import get_task
+
+    try:
+        task = get_task(task_name)
+    except ValueError:
+        return  # an unknown task is reported when the climb starts, with the task registry's own message
+    try:
+        task.with_instructions(rung.instructions or "")
+    except ValueError as err:
+        raise _At(["rungs", index, "instructions"], str(err)) from None
 
 
 # -- reading a ladder file ------------------------------------------------------------------------

@@ -43,6 +43,11 @@ class RungContext:
     progress: bool = True
 
     @property
+    def task(self) -> str:
+        """The task spec the rung's data, training and evaluation use (with the rung's instructions)."""
+        return self.rung.task(self.ladder.task)
+
+    @property
     def seed(self) -> int:
         spec = self.rung.data
         own = getattr(spec, "seed", None)
@@ -96,7 +101,8 @@ def sft_data(ctx: RungContext) -> str:
     if out.exists():
         return str(out)
     if spec.source == "generate":  # type: ignore[union-attr]
-        write_data(ctx.ladder.task, spec.split, spec.rows, out, seed=ctx.seed, format="sft")  # type: ignore[union-attr]
+        write_data(ctx.task, spec.split, spec.rows, out, seed=ctx.seed, format="sft",  # type: ignore[union-attr]
+                   balance=spec.balance)  # type: ignore[union-attr]
         return str(out)
     return _distilled(ctx, out)
 
@@ -109,7 +115,7 @@ def _distilled(ctx: RungContext, out: Path) -> str:
     from agentladder.evals.task import get_task
 
     spec = ctx.rung.data
-    task = get_task(ctx.ladder.task)
+    task = get_task(ctx.task)
     samples = task.make(spec.split, spec.rows, ctx.seed)  # type: ignore[union-attr]
     prompts = ctx.dir / "prompts.jsonl"
     if not prompts.exists():
@@ -141,7 +147,7 @@ def preference_data(ctx: RungContext) -> str:
         return _file(ctx)
     out = ctx.dir / "pairs.jsonl"
     if not out.exists():
-        counts = pairs_from_task(ctx.start_model, ctx.ladder.task, spec.rows, out, split=spec.split, seed=ctx.seed,  # type: ignore[union-attr]
+        counts = pairs_from_task(ctx.start_model, ctx.task, spec.rows, out, split=spec.split, seed=ctx.seed,  # type: ignore[union-attr]
                                  k=spec.k, temperature=spec.temperature, batch_size=spec.batch_size,  # type: ignore[union-attr]
                                  format="marked" if ctx.rung.kind == "kto" else "pairs",
                                  with_target=spec.with_target, max_new_tokens=spec.max_new_tokens,  # type: ignore[union-attr]
@@ -254,7 +260,7 @@ def run_rl(ctx: RungContext) -> Trained:
         prompts = spec.rows  # type: ignore[union-attr]
         if spec.seed is not None and "seed" not in ctx.rung.train:  # type: ignore[union-attr]
             filled["seed"] = spec.seed  # type: ignore[union-attr]
-    config = _settings(ctx, model=ctx.start_model, task=ctx.ladder.task, out_dir=str(run), **filled)
+    config = _settings(ctx, model=ctx.start_model, task=ctx.task, out_dir=str(run), **filled)
     _train(rl, config, run, ctx.progress)
     out = _trained(run, config, filled.get("data"), None, 0.0)
     steps = out.notes.get("steps") or 0

@@ -29,6 +29,16 @@ def test_data_make_rows_and_sft(tmp_path):
     assert convs[0].messages[:-1] == task.prompt(first)
     assert json.loads(convs[0].messages[-1].content) == lines[0]["target"]
 
+    brief = tmp_path / "brief.jsonl"
+    result = runner.invoke(app, ["data", "make", "medication-directions@brief", "--n", "30", "--format", "sft",
+                                 "--balance", "doses_per_day", "--out", str(brief)])
+    assert result.exit_code == 0, result.output
+    convs = read_jsonl(brief, Conversation)
+    assert len(convs) == 30 and {c.messages[0].content for c in convs} == {get_task("medication-directions@brief").prompt(first)[0].content}
+    bad_field = runner.invoke(app, ["data", "make", "medication-directions", "--n", "3", "--balance", "dose",
+                                    "--out", str(tmp_path / "x")])
+    assert bad_field.exit_code == 1 and "cannot balance on 'dose'" in bad_field.output
+
 
 def test_data_make_errors_are_one_line(tmp_path):
     bad_split = runner.invoke(app, ["data", "make", "medication-directions", "--split", "dev", "--out", str(tmp_path / "x")])

@@ -2,6 +2,8 @@
 
 import re
 
+import pytest
+
 from agentladder.evals import get_task
 from agentladder.evals.tasks.medication import formulary, generate_rows, is_dangerous, split_of
 from agentladder.evals.tasks.medication.generator import ABBREVIATIONS, BRANDS, normalise_text
@@ -80,3 +82,25 @@ def test_generated_rows_round_trip_through_the_loader(tmp_path):
     assert write_data("medication-directions", "test", 40, path, seed=3) == 40
     loaded = TASK.load(path)
     assert [s.target for s in loaded] == [r["target"] for r in generate_rows("test", 40, seed=3)]
+
+
+def test_rebalanced_training_data_sees_rare_values_more_often():
+    from collections import Counter
+
+    from agentladder.evals.make import make_data, rebalance
+
+    plain = Counter(r["target"]["doses_per_day"] for r in make_data("medication-directions", "train", 400))
+    pool = get_task("medication-directions").make("train", 3200)
+    picked = rebalance(pool, "doses_per_day", 400, seed=0)
+    even = Counter(s.target["doses_per_day"] for s in picked)
+    assert len(picked) == 400 and all(split_of(s.input) == "train" for s in picked)
+    # The commonest value (once daily) loses share, the rare ones (every 4 hours = 6) gain it.
+    assert even[1] < plain[1] and even[6] > plain[6]
+    counts = Counter(s.target["doses_per_day"] for s in pool)
+    share = {k: counts[k] ** 0.5 / sum(c ** 0.5 for c in counts.values()) for k in counts}
+    assert abs(even[1] / 400 - share[1]) < 0.06
+    assert rebalance(pool, "doses_per_day", 400, seed=0) == picked
+    rows = make_data("medication-directions", "train", 50, format="sft", balance="doses_per_day")
+    assert len(rows) == 50 and rows[0]["messages"][-1]["role"] == "assistant"
+    with pytest.raises(ValueError, match="cannot balance on 'dose': row rx-train-000001 has no target field 'dose'"):
+        rebalance(pool, "dose", 10)

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from agentladder.evals import Sample, get_task
-from agentladder.evals.tasks.medication import FIELDS, SYSTEM_PROMPT, formulary, is_dangerous
+from agentladder.evals.tasks.medication import BRIEF_PROMPT, FIELDS, SYSTEM_PROMPT, formulary, is_dangerous
 
 TASK = get_task("medication-directions")
 TARGET = {"drug": "amoxicillin", "strength_mg": 500, "dose_units": 1, "doses_per_day": 3,
@@ -136,6 +136,22 @@ def test_sft_conversation_is_the_zero_shot_prompt_answered():
     conv = TASK.to_sft(row)
     assert conv.messages[:-1] == TASK.prompt(row)
     assert conv.messages[-1].role == "assistant" and json.loads(conv.messages[-1].content) == row.target
+
+
+def test_brief_instructions_are_a_variant_of_the_same_task():
+    brief = get_task("medication-directions@brief")
+    assert brief.name == "medication-directions@brief" and TASK.name == "medication-directions"
+    row = TASK.make("train", 1)[0]
+    messages = brief.prompt(row)
+    assert messages[0].role == "system" and messages[0].content == BRIEF_PROMPT
+    assert len(BRIEF_PROMPT) * 20 < len(SYSTEM_PROMPT)
+    assert messages[1:] == TASK.prompt(row)[1:]
+    assert brief.to_sft(row).messages[:-1] == messages
+    # Same rows, parser and scorers: only the instruction differs.
+    assert brief.make("test", 3) == TASK.make("test", 3)
+    assert brief.score(ROW, brief.parse(json.dumps(TARGET)))["exact"] is True
+    with pytest.raises(ValueError, match="task 'medication-directions' has no instructions 'terse' .it has: brief"):
+        get_task("medication-directions@terse")
 
 
 def test_packaged_formulary():

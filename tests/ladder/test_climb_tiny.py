@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agentladder.cli import app
+from agentladder.evals.tasks.medication import BRIEF_PROMPT
 from agentladder.ladder import Registry, climb, parse_ladder
 from agentladder.models.loading import load_model
 from agentladder.train.loop import Trainer
@@ -26,6 +27,13 @@ def test_the_smoke_demo_climbs_every_rung_and_registers_each_version(tmp_path):
     sft = report["rungs"][1]
     assert sft["examples"] == 4 and sft["notes"]["data_rows"] == 8  # 2 steps of 2 rows reach 4 of the 8
     assert sft["tokens"] > 0 and sft["train_seconds"] > 0
+    # The tuned rungs train and are scored behind the task's brief instruction; the baseline keeps the full one.
+    first = json.loads((out / "02-sft" / "data.jsonl").read_text().splitlines()[0])
+    assert first["messages"][0] == {"role": "system", "content": BRIEF_PROMPT}
+    assert json.loads((out / "01-baseline" / "eval" / "report.json").read_text())["task"] == "medication-directions"
+    for rung in ("02-sft", "03-dpo", "04-rl"):
+        assert json.loads((out / rung / "eval" / "report.json").read_text())["task"] == "medication-directions@brief"
+    assert sft["notes"]["instructions"] == "brief"
 
     with Registry(reg) as registry:
         chain = registry.lineage("smoke/rl")

@@ -92,3 +92,23 @@ def test_a_rung_fingerprint_changes_with_it_and_the_rungs_before_it_only(tmp_pat
     b = load_ladder(_write(tmp_path, GOOD), ["rungs.sft.train.max_steps=3"])
     assert a.rung_fingerprint(0) == b.rung_fingerprint(0)
     assert a.rung_fingerprint(1) != b.rung_fingerprint(1)
+
+
+def test_a_rung_names_the_tasks_other_instructions(tmp_path):
+    path = _write(tmp_path, GOOD.replace("kind: sft\n", "kind: sft\n    instructions: brief\n"))
+    config = load_ladder(path)
+    assert config.rungs[0].task(config.task) == "medication-directions"
+    assert config.rungs[1].task(config.task) == "medication-directions@brief"
+    bad = _write(tmp_path, GOOD.replace("kind: sft\n", "kind: sft\n    instructions: terse\n"))
+    with pytest.raises(ValueError, match=r"ladder.yaml:9: rungs\[1\].instructions: task 'medication-directions' "
+                                         r"has no instructions 'terse' \(it has: brief\)"):
+        load_ladder(bad)
+
+
+def test_balance_is_for_generated_sft_data(tmp_path):
+    config = load_ladder(_write(tmp_path, GOOD.replace("rows: 8}", "rows: 8, balance: doses_per_day}")))
+    assert config.rungs[1].data.balance == "doses_per_day"
+    rl = GOOD.replace("kind: sft", "kind: rl").replace("train: {max_steps: 2, lora: true}",
+                                                       "train: {max_steps: 2, preset: dapo}")
+    with pytest.raises(ValueError, match=r"ladder.yaml:7: rungs\[1\]: data.balance applies to an sft rung"):
+        load_ladder(_write(tmp_path, rl.replace("rows: 8}", "rows: 8, balance: doses_per_day}")))

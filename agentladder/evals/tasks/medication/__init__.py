@@ -12,6 +12,7 @@ from agentladder.evals.tasks.medication.formulary import (
 )
 from agentladder.evals.tasks.medication.generator import generate_rows, split_of
 from agentladder.evals.tasks.medication.task import (
+    BRIEF_PROMPT,
     FIELDS,
     SYSTEM_PROMPT,
     Directions,
@@ -20,6 +21,7 @@ from agentladder.evals.tasks.medication.task import (
 )
 
 __all__ = [
+    "BRIEF_PROMPT",
     "FIELDS",
     "SYSTEM_PROMPT",
     "Directions",

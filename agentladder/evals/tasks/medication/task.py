@@ -49,6 +49,10 @@ A stated daily maximum overrides the frequency (no more than 3 tablets a day at 
 - "as_needed" (boolean): true for as needed, PRN or if needed.
 - "duration_days" (integer or null): "for 10 days" = 10, "x 2 weeks" = 14, "for 1 month" = 30; null if none is given."""
 
+BRIEF_PROMPT = "Parse this prescription line into JSON."
+"""``medication-directions@brief``: the instruction of a model tuned on the task, which has learnt the fields and
+their rules from the data (8 tokens instead of about 300)."""
+
 NOTE = "The formulary limits are illustrative for a synthetic benchmark, not clinical guidance."
 
 
@@ -147,6 +151,7 @@ class MedicationDirections(Task):
     stop_at_json: ClassVar[bool] = True
     note: ClassVar[str] = NOTE
     fields: ClassVar[tuple[str, ...]] = FIELDS
+    instructions: ClassVar[dict[str, str | None]] = {"brief": BRIEF_PROMPT}
 
     def load(self, path: str | os.PathLike) -> list[Sample]:
         samples, first_line = [], {}

@@ -5,7 +5,13 @@ import json
 import pytest
 
 from agentladder.evals import Sample, get_task
-from agentladder.evals.tasks.medication import BRIEF_PROMPT, FIELDS, SYSTEM_PROMPT, formulary, is_dangerous
+from agentladder.evals.tasks.medication import (
+    BRIEF_PROMPT,
+    FIELDS,
+    SYSTEM_PROMPT,
+    formulary,
+    is_dangerous,
+)
 
 TASK = get_task("medication-directions")
 TARGET = {"drug": "amoxicillin", "strength_mg": 500, "dose_units": 1, "doses_per_day": 3,

@@ -16,3 +16,15 @@ def test_the_doc_has_examples():
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
 def test_doc_example_runs(code):
     exec(compile(code, str(DOC), "exec"), {"__name__": "docs_ladder"})
+
+
+def test_the_yaml_example_is_a_valid_ladder():
+    import yaml
+
+    from agentladder.ladder import parse_ladder
+
+    example = re.search(r"## A ladder file\n\n```yaml\n(.*?)```", DOC.read_text(), re.DOTALL)
+    assert example is not None
+    config = parse_ladder(yaml.safe_load(example.group(1)), source="docs/ladder.md")
+    assert [r.kind for r in config.rungs] == ["baseline", "sft", "dpo", "rl"]
+    assert config.rungs[1].task(config.task) == "medication-directions@brief"

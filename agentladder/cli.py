@@ -68,6 +68,9 @@ def quickstart_cmd(
     err.print(f"[green]done[/]: model {result.run_dir}, report {result.report_dir / 'report.md'}")
 
 
+_LORA_PLUS_HELP = "LoRA+: the adapters' B matrices learn at --lr times this."
+
+
 @train_app.command("sft")
 @friendly_errors
 def train_sft(
@@ -77,6 +80,7 @@ def train_sft(
     lora: Annotated[bool, typer.Option("--lora/--full", help="LoRA adapters or full fine-tuning.")] = False,
     lora_r: int = 16,
     lora_alpha: int = 32,
+    lora_plus_ratio: Annotated[float | None, typer.Option(help=_LORA_PLUS_HELP)] = None,
     max_length: int = 1024,
     packing: Annotated[bool, typer.Option("--packing/--no-packing")] = True,
     epochs: float = 1.0,
@@ -104,7 +108,7 @@ def train_sft(
             raise ValueError("--data and --out are required (or --resume RUN_FOLDER)")
         config = SFTConfig(
             model=model, data=data, out_dir=out, lora=lora, lora_r=lora_r, lora_alpha=lora_alpha,
-            max_length=max_length, packing=packing, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
+            lora_plus_ratio=lora_plus_ratio, max_length=max_length, packing=packing, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
             grad_accum=grad_accum, learning_rate=lr if lr is not None else (2e-4 if lora else 2e-5),
             warmup_ratio=warmup_ratio, precision=precision, strategy=strategy, seed=seed, save_every=save_every,
             progress=not quiet,
@@ -147,6 +151,7 @@ def train_dpo(
     lora: Annotated[bool, typer.Option("--lora/--full", help="LoRA adapters or full fine-tuning.")] = False,
     lora_r: int = 16,
     lora_alpha: int = 32,
+    lora_plus_ratio: Annotated[float | None, typer.Option(help=_LORA_PLUS_HELP)] = None,
     max_length: int = 1024,
     share_prompt: Annotated[bool, typer.Option("--share-prompt/--no-share-prompt",
                                                help="Run each prompt once for both responses.")] = True,
@@ -169,7 +174,7 @@ def train_dpo(
     _preference_run(dict(
         model=model, data=data, out_dir=out, loss=loss, beta=beta, label_smoothing=label_smoothing,
         rpo_alpha=rpo_alpha, simpo_gamma=simpo_gamma, reference=reference, lora=lora, lora_r=lora_r,
-        lora_alpha=lora_alpha, max_length=max_length, share_prompt=share_prompt, epochs=epochs, max_steps=max_steps,
+        lora_alpha=lora_alpha, lora_plus_ratio=lora_plus_ratio, max_length=max_length, share_prompt=share_prompt, epochs=epochs, max_steps=max_steps,
         batch_size=batch_size, grad_accum=grad_accum, learning_rate=lr if lr is not None else (2e-5 if lora else 1e-6),
         warmup_ratio=warmup_ratio, precision=precision, strategy=strategy, seed=seed, save_every=save_every,
     ), resume, quiet)
@@ -189,6 +194,7 @@ def train_kto(
     lora: Annotated[bool, typer.Option("--lora/--full", help="LoRA adapters or full fine-tuning.")] = False,
     lora_r: int = 16,
     lora_alpha: int = 32,
+    lora_plus_ratio: Annotated[float | None, typer.Option(help=_LORA_PLUS_HELP)] = None,
     max_length: int = 1024,
     epochs: float = 1.0,
     max_steps: int | None = None,
@@ -207,7 +213,7 @@ def train_kto(
     _preference_run(dict(
         model=model, data=data, out_dir=out, loss="kto", beta=beta, kto_desirable_weight=desirable_weight,
         kto_undesirable_weight=undesirable_weight, kto_kl=kl, reference=reference, lora=lora, lora_r=lora_r,
-        lora_alpha=lora_alpha, max_length=max_length, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
+        lora_alpha=lora_alpha, lora_plus_ratio=lora_plus_ratio, max_length=max_length, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
         grad_accum=grad_accum, learning_rate=lr if lr is not None else (2e-5 if lora else 1e-6),
         warmup_ratio=warmup_ratio, precision=precision, strategy=strategy, seed=seed, save_every=save_every,
     ), resume, quiet)

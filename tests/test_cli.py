@@ -65,6 +65,16 @@ def test_trained_folder_loads_as_a_model(tmp_path, rows_file):
     assert isinstance(out[0], str)
 
 
+def test_lora_plus_ratio_from_the_command_line(tmp_path, rows_file):
+    base = ["train", "sft", "--model", "tiny", "--data", str(rows_file), "--max-steps", "2", "--quiet"]
+    result = runner.invoke(app, [*base, "--lora", "--lora-plus-ratio", "8", "--out", str(tmp_path / "plus")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "plus" / "train_config.json").read_text())["lora_plus_ratio"] == 8.0
+    result = runner.invoke(app, [*base, "--full", "--lora-plus-ratio", "8", "--out", str(tmp_path / "full")])
+    assert result.exit_code == 1 and "lora_plus_ratio needs LoRA adapters" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_continued_pretraining_on_text_rows(tmp_path):
     data = tmp_path / "corpus.jsonl"
     data.write_text("".join(json.dumps({"text": f"Line {i}: " + "lorem ipsum " * 30}) + "\n" for i in range(6)))

@@ -87,6 +87,8 @@ class Task(ABC):
     """Named alternatives to :meth:`system_prompt` (``None``: no system message), chosen as ``NAME@VARIANT``."""
     variant: str | None = None
     """Which of :attr:`instructions` this task object shows (``None``: its own :meth:`system_prompt`)."""
+    lowercase_variants: ClassVar[frozenset[str]] = frozenset()
+    """Variants whose user turn is the row's input lower-cased (where case carries nothing the answer needs)."""
 
     def with_instructions(self, variant: str) -> Task:
         """This task behind one of its other :attr:`instructions`; its name becomes ``NAME@VARIANT``."""
@@ -115,8 +117,8 @@ class Task(ABC):
         return None
 
     def user_message(self, sample: Sample) -> str:
-        """The user turn for one row."""
-        return sample.input
+        """The user turn for one row (lower-cased under a variant in :attr:`lowercase_variants`)."""
+        return sample.input.lower() if self.variant in self.lowercase_variants else sample.input
 
     def target_text(self, sample: Sample) -> str:
         """The ideal answer as text: the SFT target, and the reference for similarity and judges."""

@@ -160,6 +160,20 @@ def test_brief_instructions_are_a_variant_of_the_same_task():
         get_task("medication-directions@terse")
 
 
+def test_brief_lower_instructions_lower_case_the_line_and_nothing_else():
+    lower = get_task("medication-directions@brief-lower")
+    row = next(r for r in TASK.make("test", 50) if r.input != r.input.lower())  # a line with capitals
+    messages = lower.prompt(row)
+    assert messages[0].content == BRIEF_PROMPT and messages[-1].content == row.input.lower()
+    assert get_task("medication-directions@brief").prompt(row)[-1].content == row.input
+    assert TASK.prompt(row)[-1].content == row.input  # the task's own prompt keeps the line as written
+    shot = TASK.make("train", 1)[0]
+    assert lower.prompt(row, [shot])[1].content == shot.input.lower()  # shots alike
+    sft = lower.to_sft(row)
+    assert sft.messages[-2].content == row.input.lower() and json.loads(sft.messages[-1].content) == row.target
+    assert lower.make("test", 3) == TASK.make("test", 3)  # the same rows, targets and scoring
+
+
 def test_packaged_formulary():
     table = formulary()
     assert len(table) == 49 and table["levothyroxine"].strengths_mg[0] == 0.025

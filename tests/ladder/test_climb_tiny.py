@@ -27,13 +27,16 @@ def test_the_smoke_demo_climbs_every_rung_and_registers_each_version(tmp_path):
     sft = report["rungs"][1]
     assert sft["examples"] == 4 and sft["notes"]["data_rows"] == 8  # 2 steps of 2 rows reach 4 of the 8
     assert sft["tokens"] > 0 and sft["train_seconds"] > 0
-    # The tuned rungs train and are scored behind the task's brief instruction; the baseline keeps the full one.
-    first = json.loads((out / "02-sft" / "data.jsonl").read_text().splitlines()[0])
-    assert first["messages"][0] == {"role": "system", "content": BRIEF_PROMPT}
+    # The tuned rungs train and are scored behind the task's brief instruction, on lower-cased lines;
+    # the baseline keeps the full instruction and the lines as written.
+    data = [json.loads(line) for line in (out / "02-sft" / "data.jsonl").read_text().splitlines()]
+    assert data[0]["messages"][0] == {"role": "system", "content": BRIEF_PROMPT}
+    assert all(row["messages"][1]["content"] == row["messages"][1]["content"].lower() for row in data)
     assert json.loads((out / "01-baseline" / "eval" / "report.json").read_text())["task"] == "medication-directions"
     for rung in ("02-sft", "03-dpo", "04-rl"):
-        assert json.loads((out / rung / "eval" / "report.json").read_text())["task"] == "medication-directions@brief"
-    assert sft["notes"]["instructions"] == "brief"
+        report_json = json.loads((out / rung / "eval" / "report.json").read_text())
+        assert report_json["task"] == "medication-directions@brief-lower"
+    assert sft["notes"]["instructions"] == "brief-lower"
 
     with Registry(reg) as registry:
         chain = registry.lineage("smoke/rl")

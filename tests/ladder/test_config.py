@@ -101,7 +101,7 @@ def test_a_rung_names_the_tasks_other_instructions(tmp_path):
     assert config.rungs[1].task(config.task) == "medication-directions@brief"
     bad = _write(tmp_path, GOOD.replace("kind: sft\n", "kind: sft\n    instructions: terse\n"))
     with pytest.raises(ValueError, match=r"ladder.yaml:9: rungs\[1\].instructions: task 'medication-directions' "
-                                         r"has no instructions 'terse' \(it has: brief\)"):
+                                         r"has no instructions 'terse' \(it has: brief, brief-lower\)"):
         load_ladder(bad)
 
 

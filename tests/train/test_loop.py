@@ -87,3 +87,35 @@ def test_bf16_autocast_trains(tok, tmp_path):
     assert all(p.dtype == torch.float32 for p in t.model.parameters())  # master weights stay fp32
     assert (tmp_path / "bf16" / "training.png").stat().st_size > 1000
     assert (tmp_path / "bf16" / "metrics.jsonl").read_text().count("\n") == 4
+
+
+def test_lora_plus_gives_the_b_matrices_a_larger_learning_rate_and_resumes(tok, tmp_path):
+    t = _trainer(tok, tmp_path / "plus", lora_plus_ratio=8.0, max_steps=6)
+    groups = {id(p): g for g in t.optimizer.param_groups for p in g["params"]}
+    names = dict(t.model.named_parameters())
+    b = [n for n, p in names.items() if p.requires_grad and "lora_B" in n]
+    a = [n for n, p in names.items() if p.requires_grad and "lora_A" in n]
+    assert b and a
+    assert all(groups[id(names[n])]["lr"] == pytest.approx(8e-2) for n in b)
+    assert all(groups[id(names[n])]["lr"] == pytest.approx(1e-2) for n in a)
+    t.run(stop_after=4)  # the newest checkpoint is step 3
+    lrs = {round(g["lr"] / t.scheduler.get_last_lr()[0], 6) for g in t.optimizer.param_groups if g["params"]}
+    assert lrs == {1.0, 8.0}  # the schedule scales both groups alike
+    full = _trainer(tok, tmp_path / "plus-full", lora_plus_ratio=8.0, max_steps=6)
+    full.run()
+    resumed = _trainer(tok, tmp_path / "plus", lora_plus_ratio=8.0, max_steps=6)
+    assert resumed.resume() == 3
+    resumed.run()
+    for name, weight in _weights(full).items():
+        assert torch.equal(weight, _weights(resumed)[name]), name
+    plain = _trainer(tok, tmp_path / "plain", max_steps=6)
+    plain.run()
+    assert any(not torch.equal(w, _weights(plain)[n]) for n, w in _weights(full).items() if "lora_B" in n)
+
+
+def test_lora_plus_needs_lora_adapters(tok, tmp_path):
+    cfg = TrainConfig(out_dir=str(tmp_path / "x"), lora_plus_ratio=4.0, max_steps=1, progress=False, tensorboard=False)
+    with pytest.raises(ValueError, match="lora_plus_ratio needs LoRA adapters"):
+        Trainer(tiny_model(tokenizer=tok), _rows(tok), collator(tok.pad_token_id, True), causal_lm_loss, cfg)
+    with pytest.raises(ValueError):
+        TrainConfig(out_dir="x", lora_plus_ratio=0.5)

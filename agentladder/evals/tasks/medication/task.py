@@ -151,7 +151,8 @@ class MedicationDirections(Task):
     stop_at_json: ClassVar[bool] = True
     note: ClassVar[str] = NOTE
     fields: ClassVar[tuple[str, ...]] = FIELDS
-    instructions: ClassVar[dict[str, str | None]] = {"brief": BRIEF_PROMPT}
+    instructions: ClassVar[dict[str, str | None]] = {"brief": BRIEF_PROMPT, "brief-lower": BRIEF_PROMPT}
+    lowercase_variants: ClassVar[frozenset[str]] = frozenset({"brief-lower"})
 
     def load(self, path: str | os.PathLike) -> list[Sample]:
         samples, first_line = [], {}

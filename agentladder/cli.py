@@ -108,8 +108,8 @@ def train_sft(
             raise ValueError("--data and --out are required (or --resume RUN_FOLDER)")
         config = SFTConfig(
             model=model, data=data, out_dir=out, lora=lora, lora_r=lora_r, lora_alpha=lora_alpha,
-            lora_plus_ratio=lora_plus_ratio, max_length=max_length, packing=packing, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
-            grad_accum=grad_accum, learning_rate=lr if lr is not None else (2e-4 if lora else 2e-5),
+            lora_plus_ratio=lora_plus_ratio, max_length=max_length, packing=packing, epochs=epochs,
+            max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum, learning_rate=lr if lr is not None else (2e-4 if lora else 2e-5),
             warmup_ratio=warmup_ratio, precision=precision, strategy=strategy, seed=seed, save_every=save_every,
             progress=not quiet,
         )
@@ -174,8 +174,8 @@ def train_dpo(
     _preference_run(dict(
         model=model, data=data, out_dir=out, loss=loss, beta=beta, label_smoothing=label_smoothing,
         rpo_alpha=rpo_alpha, simpo_gamma=simpo_gamma, reference=reference, lora=lora, lora_r=lora_r,
-        lora_alpha=lora_alpha, lora_plus_ratio=lora_plus_ratio, max_length=max_length, share_prompt=share_prompt, epochs=epochs, max_steps=max_steps,
-        batch_size=batch_size, grad_accum=grad_accum, learning_rate=lr if lr is not None else (2e-5 if lora else 1e-6),
+        lora_alpha=lora_alpha, lora_plus_ratio=lora_plus_ratio, max_length=max_length, share_prompt=share_prompt,
+        epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum, learning_rate=lr if lr is not None else (2e-5 if lora else 1e-6),
         warmup_ratio=warmup_ratio, precision=precision, strategy=strategy, seed=seed, save_every=save_every,
     ), resume, quiet)
 
@@ -213,8 +213,8 @@ def train_kto(
     _preference_run(dict(
         model=model, data=data, out_dir=out, loss="kto", beta=beta, kto_desirable_weight=desirable_weight,
         kto_undesirable_weight=undesirable_weight, kto_kl=kl, reference=reference, lora=lora, lora_r=lora_r,
-        lora_alpha=lora_alpha, lora_plus_ratio=lora_plus_ratio, max_length=max_length, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
-        grad_accum=grad_accum, learning_rate=lr if lr is not None else (2e-5 if lora else 1e-6),
+        lora_alpha=lora_alpha, lora_plus_ratio=lora_plus_ratio, max_length=max_length, epochs=epochs,
+        max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum, learning_rate=lr if lr is not None else (2e-5 if lora else 1e-6),
         warmup_ratio=warmup_ratio, precision=precision, strategy=strategy, seed=seed, save_every=save_every,
     ), resume, quiet)
 

@@ -44,7 +44,6 @@ def _top_layers_only(n: int) -> None:
 
 
 def run(name: str, data: Path, rows: int, out: Path, lr: float) -> tuple[float, float]:
-    import agentladder.train.sft  # noqa: F401  (the module _top_layers_only patches)
     from agentladder.evals import evaluate
     from agentladder.train.sft import SFTConfig, sft
 
@@ -68,21 +67,23 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=680)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--out", default="runs/bench-sft-updates")
+    parser.add_argument("--one", choices=list(RECIPES), help=argparse.SUPPRESS)  # a child: one recipe, then exit
     args = parser.parse_args()
+    out = Path(args.out)
+    data = out / "train.jsonl"
+    if args.one:
+        print(*run(args.one, data, args.rows, out, args.lr))
+        return
 
     from agentladder.evals.make import write_data
 
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    data = out / "train.jsonl"
     write_data("medication-directions@brief", "train", args.rows, data, format="sft", balance="doses_per_day")
     results = {}
     for name in args.recipes:
         # Each recipe in its own process: the top-layers patch and the RNG state must not leak into the next.
-        code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import sft_updates as b; "
-                f"print(*b.run({name!r}, __import__('pathlib').Path({str(data)!r}), {args.rows}, "
-                f"__import__('pathlib').Path({str(out)!r}), {args.lr}))")
-        done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+        child = [sys.executable, __file__, "--one", name, "--rows", str(args.rows), "--lr", str(args.lr), "--out", str(out)]
+        done = subprocess.run(child, check=True, capture_output=True, text=True)
         exact, seconds = map(float, done.stdout.split()[-2:])
         results[name] = (exact, seconds)
         print(f"{name}: exact match {exact:.3f}, train {seconds:.0f} s", flush=True)

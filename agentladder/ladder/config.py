@@ -221,7 +221,7 @@ class LadderConfig(_Strict):
                 raise _At(["rungs", i, "start"], f"{rung.start!r} is not champion, base or an earlier rung")
             _check_train(rung, i)
             if rung.instructions is not None:
-                _check_instructions(self.task, rung, i)
+                _check_instructions(self.task, rung.instructions, i)
             seen.append(rung.name)
         return self
 
@@ -277,7 +277,7 @@ def _check_train(rung: Rung, index: int) -> None:
         raise _At(["rungs", index, "train", *first["loc"]], first["msg"].removeprefix("Value error, ")) from None
 
 
-def _check_instructions(task_name: str, rung: Rung, index: int) -> None:
+def _check_instructions(task_name: str, instructions: str, index: int) -> None:
     from agentladder.evals.task import get_task
 
     try:
@@ -285,7 +285,7 @@ def _check_instructions(task_name: str, rung: Rung, index: int) -> None:
     except ValueError:
         return  # an unknown task is reported when the climb starts, with the task registry's own message
     try:
-        task.with_instructions(rung.instructions or "")
+        task.with_instructions(instructions)
     except ValueError as err:
         raise _At(["rungs", index, "instructions"], str(err)) from None
 

@@ -196,6 +196,8 @@ class EvalSettings(_Strict):
     shots: int = Field(0, ge=0)
     batch_size: int = Field(8, ge=1)
     max_new_tokens: int | None = Field(None, ge=1)
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    """Precision local models answer in (every rung alike); ``bfloat16`` is faster on a GPU or a CPU with native bfloat16."""
 
 
 class LadderConfig(_Strict):

@@ -24,6 +24,30 @@ PACKED_ATTENTION = "agentladder_packed_sdpa"
 GROUP_PROMPT_ATTENTION = "agentladder_group_prompt_sdpa"
 
 
+EXPLICIT_MAX_LEN = 256
+"""Longest bfloat16 CPU row attended with explicit matmuls instead of the fused kernel (see :func:`causal_attention`)."""
+
+
+def causal_attention(query, key, value, dropout_p: float = 0.0, scale: float | None = None) -> torch.Tensor:
+    """Causal attention of one row, ``(1, H, T, D)`` in and out.
+
+    ``F.scaled_dot_product_attention`` except for short rows on a CPU in
+    bfloat16 or under bfloat16 autocast (mixed-precision training of chat-length rows): there the fused kernel's
+    backward costs more than two small matmuls and a softmax (run in fp32),
+    about a quarter of a LoRA step of SmolLM2-135M on 100-token rows.
+    """
+    t = query.shape[-2]
+    device = query.device.type
+    bf16 = query.dtype == torch.bfloat16 or (torch.is_autocast_enabled(device)
+                                            and torch.get_autocast_dtype(device) == torch.bfloat16)
+    if device != "cpu" or not bf16 or dropout_p > 0.0 or t > EXPLICIT_MAX_LEN or key.shape[-2] != t:
+        return F.scaled_dot_product_attention(query, key, value, dropout_p=dropout_p, is_causal=True, scale=scale)
+    scores = (query @ key.transpose(-1, -2)).float() * (query.shape[-1] ** -0.5 if scale is None else scale)
+    future = torch.ones(t, t, dtype=torch.bool, device=query.device).triu(1)
+    weights = scores.masked_fill(future, float("-inf")).softmax(-1).to(value.dtype)
+    return weights @ value
+
+
 def packed_sdpa_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None,
                         cu_seq_lens_q=None, **kwargs):
     """``query``: ``(1, H, T, D)``; ``key``/``value``: ``(1, H_kv, T, D)``; ``cu_seq_lens_q``: ``(R+1,)``.
@@ -42,8 +66,7 @@ def packed_sdpa_forward(module, query, key, value, attention_mask, dropout=0.0, 
     bounds = cu_seq_lens_q.tolist()
     p = dropout if module.training else 0.0
     parts = [
-        F.scaled_dot_product_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e], dropout_p=p,
-                                       is_causal=True, scale=scaling)
+        causal_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e], dropout_p=p, scale=scaling)
         for s, e in zip(bounds[:-1], bounds[1:], strict=True)
     ]
     out = torch.cat(parts, dim=2)  # (1, H, T, D)

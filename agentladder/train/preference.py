@@ -51,7 +51,15 @@ from agentladder.train._common import (
     run_config,
 )
 from agentladder.train.distributed import World, init_world, unwrap
-from agentladder.train.loop import LossOutput, TrainConfig, Trainer, TrainResult, seed_everything
+from agentladder.train.loop import (
+    LossOutput,
+    TrainConfig,
+    Trainer,
+    TrainResult,
+    autocast_for,
+    base_dtype,
+    seed_everything,
+)
 from agentladder.train.preference_losses import (
     DEFAULT_BETA,
     PAIR_LOSSES,
@@ -347,7 +355,8 @@ def preference(config: PreferenceConfig | None = None, /, *, resume: bool = Fals
     out_dir = Path(config.out_dir)
     world = init_world()
     seed_everything(config.seed)  # the adapter's initial weights come from the RNG
-    model, tokenizer = load_model(config.model, trainable_adapter=True)
+    model, tokenizer = load_model(config.model, trainable_adapter=True,
+                                  dtype=base_dtype(config, config.lora, world.device))
     continued_adapter = is_lora(model)
     if config.lora and not continued_adapter:
         settings = LoraSettings(config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_target_modules)
@@ -415,9 +424,7 @@ def preference(config: PreferenceConfig | None = None, /, *, resume: bool = Fals
 
 
 def _autocast(config: PreferenceConfig, world: World) -> AbstractContextManager:
-    if config.precision == "bf16":
-        return torch.autocast(world.device.type, dtype=torch.bfloat16)
-    return nullcontext()
+    return autocast_for(config.precision, world.device)
 
 
 def _resolved(spec: str) -> str:

@@ -29,7 +29,14 @@ from agentladder.models.lora import LoraSettings, attach_lora, is_lora
 from agentladder.train._common import RUN_CONFIG, _base_spec, _full_model_state, _save_final
 from agentladder.train.batching import collator
 from agentladder.train.distributed import init_world, unwrap
-from agentladder.train.loop import LossOutput, TrainConfig, Trainer, TrainResult, seed_everything
+from agentladder.train.loop import (
+    LossOutput,
+    TrainConfig,
+    Trainer,
+    TrainResult,
+    base_dtype,
+    seed_everything,
+)
 from agentladder.train.losses import IGNORE, masked_token_nll
 
 
@@ -126,7 +133,8 @@ def sft(config: SFTConfig | None = None, /, *, resume: bool = False, **kwargs: A
     schema = sniff_sft_schema(config.data)
     rows = load_rows(config.data, schema)
     seed_everything(config.seed)  # the adapter's initial weights come from the RNG
-    model, tokenizer = load_model(config.model, trainable_adapter=True)
+    model, tokenizer = load_model(config.model, trainable_adapter=True,
+                                  dtype=base_dtype(config, config.lora, world.device))
     if config.lora and not is_lora(model):
         settings = LoraSettings(config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_target_modules)
         model = attach_lora(model, settings)

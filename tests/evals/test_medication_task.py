@@ -160,7 +160,7 @@ def test_brief_instructions_are_a_variant_of_the_same_task():
         get_task("medication-directions@terse")
 
 
-def test_brief_lower_instructions_lower_case_the_line_and_nothing_else():
+def test_brief_lower_instructions_lower_case_the_line_and_answer_compact_json():
     lower = get_task("medication-directions@brief-lower")
     row = next(r for r in TASK.make("test", 50) if r.input != r.input.lower())  # a line with capitals
     messages = lower.prompt(row)
@@ -171,6 +171,9 @@ def test_brief_lower_instructions_lower_case_the_line_and_nothing_else():
     assert lower.prompt(row, [shot])[1].content == shot.input.lower()  # shots alike
     sft = lower.to_sft(row)
     assert sft.messages[-2].content == row.input.lower() and json.loads(sft.messages[-1].content) == row.target
+    assert sft.messages[-1].content == json.dumps(row.target, separators=(",", ":"))  # no layout spaces
+    assert TASK.to_sft(row).messages[-1].content == json.dumps(row.target)  # the task's own answer keeps them
+    assert lower.score(row, lower.parse(json.dumps(row.target)))["exact"] is True  # either layout scores
     assert lower.make("test", 3) == TASK.make("test", 3)  # the same rows, targets and scoring
 
 

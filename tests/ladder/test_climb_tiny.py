@@ -4,6 +4,7 @@ fine-tune inside a climb, and the distil and KTO paths. Wiring only: the tiny mo
 import json
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from agentladder.cli import app
@@ -99,6 +100,27 @@ def test_a_fine_tune_killed_inside_a_climb_resumes_from_its_checkpoint(tmp_path,
     assert after[:2] == before and [json.loads(x)["step"] for x in after] == [1, 2, 3, 4]
     assert json.loads((run / "agentladder.json").read_text())["steps"] == 4
     assert result.rungs[1].notes["steps"] == 4
+
+
+def test_eval_dtype_loads_every_rung_in_that_precision(tmp_path, monkeypatch):
+    from agentladder.evals import local
+
+    loaded = []
+    real = local.LocalProvider.prepare
+
+    def spy(self):
+        real(self)
+        loaded.append((self.spec, next(self.model.parameters()).dtype))
+
+    monkeypatch.setattr(local.LocalProvider, "prepare", spy)
+    config = _short_ladder(tmp_path, [SFT]).model_copy(deep=True)
+    config.eval.dtype = "bfloat16"
+    result = climb(config, registry=tmp_path / "r.db", progress=False)
+    assert [r.name for r in result.rungs] == ["baseline", "sft"]
+    assert {spec for spec, _ in loaded} == {"tiny", str(tmp_path / "climb" / "02-sft" / "run")}
+    assert {dtype for _, dtype in loaded} == {torch.bfloat16}
+    with pytest.raises(ValueError, match="dtype"):
+        parse_ladder({"name": "t", "eval": {"dtype": "float16"}, "rungs": [{"name": "b", "kind": "baseline"}]})
 
 
 def test_distilled_sft_data_and_a_kto_rung(tmp_path):

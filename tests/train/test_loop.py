@@ -7,9 +7,17 @@ from agentladder.data import Conversation
 from agentladder.models import attach_lora, tiny_model
 from agentladder.models.chat import tokenize_conversation
 from agentladder.models.lora import LoraSettings
+from agentladder.train import loop
 from agentladder.train.batching import collator
 from agentladder.train.checkpoint import list_checkpoints
-from agentladder.train.loop import TrainConfig, Trainer, epoch_order, lr_lambda
+from agentladder.train.loop import (
+    TrainConfig,
+    Trainer,
+    autocast_for,
+    epoch_order,
+    lr_lambda,
+    resolve_precision,
+)
 from agentladder.train.sft import causal_lm_loss
 from tests.conftest import CONVERSATIONS
 
@@ -89,6 +97,36 @@ def test_bf16_autocast_trains(tok, tmp_path):
     assert (tmp_path / "bf16" / "metrics.jsonl").read_text().count("\n") == 4
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bf16_only_on_a_cpu_with_native_bfloat16(native, monkeypatch):
+    monkeypatch.setattr(loop, "cpu_has_bf16", lambda: native)
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == ("bf16" if native else "fp32")
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"  # as asked
+    with autocast_for("auto", cpu):
+        assert torch.is_autocast_enabled("cpu") is native
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == (torch.bfloat16 if native else torch.float32)
+    assert TrainConfig(out_dir="x", precision="auto").precision == "auto"
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(out_dir="x", precision="fp16")
+
+
+def test_cpu_bf16_flags_are_read_from_proc_cpuinfo(monkeypatch, tmp_path):
+    info = tmp_path / "cpuinfo"
+    real_path = loop.Path
+
+    def fake(p, *a):
+        return real_path(info) if str(p) == "/proc/cpuinfo" else real_path(p, *a)
+
+    monkeypatch.setattr(loop, "Path", fake)
+    for flags, expected in (("fpu avx2 avx512f avx512_bf16", True), ("fpu avx2 amx_bf16 amx_tile", True),
+                            ("fpu avx2 avx512f", False)):
+        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        loop.cpu_has_bf16.cache_clear()
+        assert loop.cpu_has_bf16() is expected
+    loop.cpu_has_bf16.cache_clear()
+
+
 def test_lora_plus_gives_the_b_matrices_a_larger_learning_rate_and_resumes(tok, tmp_path):
     t = _trainer(tok, tmp_path / "plus", lora_plus_ratio=8.0, max_steps=6)
     groups = {id(p): g for g in t.optimizer.param_groups for p in g["params"]}
@@ -119,3 +157,31 @@ def test_lora_plus_needs_lora_adapters(tok, tmp_path):
         Trainer(tiny_model(tokenizer=tok), _rows(tok), collator(tok.pad_token_id, True), causal_lm_loss, cfg)
     with pytest.raises(ValueError):
         TrainConfig(out_dir="x", lora_plus_ratio=0.5)
+
+
+@pytest.mark.parametrize(("lora", "precision", "frozen"), [
+    (True, "bf16", {torch.bfloat16}),
+    (True, "fp32", {torch.float32}),
+    (False, "bf16", set()),  # full fine-tuning: every weight trains, in fp32
+])
+def test_lora_at_bf16_holds_the_frozen_base_in_bf16_and_trains_fp32_weights(tmp_path, rows_file, monkeypatch, lora,
+                                                                             precision, frozen):
+    from agentladder.models import load_model
+    from agentladder.train.sft import sft
+
+    seen = {}
+    init = loop.Trainer.__init__
+
+    def spy(self, model, *args, **kwargs):
+        seen["frozen"] = {p.dtype for p in model.parameters() if not p.requires_grad}
+        seen["trained"] = {p.dtype for p in model.parameters() if p.requires_grad}
+        init(self, model, *args, **kwargs)
+
+    monkeypatch.setattr(loop.Trainer, "__init__", spy)
+    out = tmp_path / "run"
+    result = sft(model="tiny", data=str(rows_file), out_dir=str(out), lora=lora, max_steps=2, precision=precision,
+                 learning_rate=1e-2, progress=False, tensorboard=False)
+    assert seen == {"frozen": frozen, "trained": {torch.float32}}
+    assert all(math.isfinite(r["loss"]) for r in result.history)
+    model, _ = load_model(str(out))  # the saved model loads in fp32 as usual
+    assert {p.dtype for p in model.parameters()} == {torch.float32}

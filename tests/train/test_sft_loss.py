@@ -96,3 +96,23 @@ def test_packed_attention_kernel_falls_back_to_sdpa_for_ordinary_batches(tok, mo
         out = model.generate(ids, max_new_tokens=3, do_sample=False)
     torch.testing.assert_close(before, after)
     assert out.shape[1] == ids.shape[1] + 3
+
+
+def test_packed_rows_under_bf16_autocast_match_the_fp32_loss_and_gradient(tok, model):
+    # Under bf16 autocast the per-row kernel attends short rows with explicit matmuls (causal_attention).
+    rows = _rows(tok)
+    padded, packed = pad_batch(rows, tok.pad_token_id), pack_batch(rows)
+    assert use_packed_attention(model)
+    packed["_packed_attention"] = True
+
+    def loss_and_grad(batch, autocast):
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            out = causal_lm_loss(model, batch)
+        out.loss_sum.backward()
+        return out.loss_sum.item(), torch.cat([p.grad.flatten() for p in model.parameters()])
+
+    l32, g32 = loss_and_grad(padded, False)
+    l16, g16 = loss_and_grad(packed, True)
+    assert l16 == pytest.approx(l32, rel=2e-2)
+    assert torch.nn.functional.cosine_similarity(g16, g32, dim=0) > 0.99

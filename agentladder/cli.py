@@ -69,6 +69,7 @@ def quickstart_cmd(
 
 
 _LORA_PLUS_HELP = "LoRA+: the adapters' B matrices learn at --lr times this."
+_PRECISION_HELP = "fp32, bf16 (autocast), or auto (bf16 where the CPU or GPU does it natively)."
 
 
 @train_app.command("sft")
@@ -89,7 +90,7 @@ def train_sft(
     grad_accum: int = 1,
     lr: Annotated[float | None, typer.Option(help="Learning rate \\[default: 2e-4 LoRA, 2e-5 full].")] = None,
     warmup_ratio: float = 0.05,
-    precision: Annotated[str, typer.Option(help="fp32, bf16 (autocast), or auto (bf16 where the CPU or GPU does it natively).")] = "fp32",
+    precision: Annotated[str, typer.Option(help=_PRECISION_HELP)] = "fp32",
     strategy: Annotated[str, typer.Option(help="ddp or fsdp, when launched with several processes.")] = "ddp",
     seed: int = 0,
     save_every: int = 50,
@@ -161,7 +162,7 @@ def train_dpo(
     grad_accum: int = 1,
     lr: Annotated[float | None, typer.Option(help=_PREFERENCE_HELP)] = None,
     warmup_ratio: float = 0.1,
-    precision: Annotated[str, typer.Option(help="fp32, bf16 (autocast), or auto (bf16 where the CPU or GPU does it natively).")] = "fp32",
+    precision: Annotated[str, typer.Option(help=_PRECISION_HELP)] = "fp32",
     strategy: Annotated[str, typer.Option(help="ddp or fsdp, when launched with several processes.")] = "ddp",
     seed: int = 0,
     save_every: int = 50,
@@ -202,7 +203,7 @@ def train_kto(
     grad_accum: int = 1,
     lr: Annotated[float | None, typer.Option(help=_PREFERENCE_HELP)] = None,
     warmup_ratio: float = 0.1,
-    precision: Annotated[str, typer.Option(help="fp32, bf16 (autocast), or auto (bf16 where the CPU or GPU does it natively).")] = "fp32",
+    precision: Annotated[str, typer.Option(help=_PRECISION_HELP)] = "fp32",
     strategy: Annotated[str, typer.Option(help="ddp or fsdp, when launched with several processes.")] = "ddp",
     seed: int = 0,
     save_every: int = 50,

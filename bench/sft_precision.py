@@ -2,7 +2,7 @@
 
 The demo's SFT recipe (SmolLM2-135M, LoRA r64 on every linear layer, 4 packed
 rows a step of ``medication-directions@brief-lower``, about 100 tokens each)
-timed for ``--steps`` optimizer steps under three settings, each in a fresh process:
+timed for ``--steps`` optimizer steps under four settings, each in a fresh process:
 
 - ``fp32``: the trainer's default;
 - ``bf16-autocast``: bfloat16 autocast over an fp32 model, every row attended by

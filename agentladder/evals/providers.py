@@ -166,8 +166,11 @@ class OpenAIProvider(Provider):
             return list(pool.map(one, prompts))
 
 
-def make_provider(spec: str | Provider, *, batch_size: int = 8) -> Provider:
-    """A provider from a spec (see the module docstring), or the provider itself."""
+def make_provider(spec: str | Provider, *, batch_size: int = 8, dtype: str = "float32") -> Provider:
+    """A provider from a spec (see the module docstring), or the provider itself.
+
+    ``batch_size`` and ``dtype`` (``float32`` or ``bfloat16``) apply to local models.
+    """
     if isinstance(spec, Provider):
         return spec
     if spec.startswith("openai:"):
@@ -177,4 +180,4 @@ def make_provider(spec: str | Provider, *, batch_size: int = 8) -> Provider:
         return OpenAIProvider(model, base_url=url or None, name=spec)
     from agentladder.evals.local import LocalProvider
 
-    return LocalProvider(spec, batch_size=batch_size)
+    return LocalProvider(spec, batch_size=batch_size, dtype=dtype)

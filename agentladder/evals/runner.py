@@ -67,6 +67,7 @@ def evaluate(
     limit: int | None = None,
     out: str | os.PathLike | None = None,
     batch_size: int = 8,
+    dtype: str = "float32",
     max_new_tokens: int | None = None,
     data_seed: int = 0,
     similarity: bool = False,
@@ -83,7 +84,8 @@ def evaluate(
     ``shots`` few-shot examples come from the task's training pool, never from the rows.
     ``judge`` grades every answer against ``rubric``; with ``baseline`` as well, each other
     model's win rate against the baseline is judged (both orders, averaged). The baseline is
-    evaluated like the others (added to ``models`` if it is not among them).
+    evaluated like the others (added to ``models`` if it is not among them). Local models
+    answer in ``dtype`` (``float32`` or ``bfloat16``); the judge loads as usual.
     """
     task = get_task(task)
     specs = [models] if isinstance(models, (str, Provider)) else list(models)
@@ -111,7 +113,7 @@ def evaluate(
     store = SampleStore(out) if out is not None else None
     results: dict[str, ModelResult] = {}
     for label, spec in entries:
-        records, speed = _run_model(label, spec, task, rows, prompts, keys, budget, batch_size, store, progress)
+        records, speed = _run_model(label, spec, task, rows, prompts, keys, budget, batch_size, dtype, store, progress)
         summary = task.summarise(rows, [r["score"] for r in records], n_resamples=n_resamples, seed=seed)
         results[label] = ModelResult(label=label, summary=summary, records=records, **speed)
 
@@ -161,7 +163,8 @@ def evaluate(
 
 
 def _run_model(label: str, spec: str | Provider, task: Task, rows: list[Sample], prompts: list, keys: list[str],
-               budget: int, batch_size: int, store: SampleStore | None, progress: bool) -> tuple[list, dict]:
+               budget: int, batch_size: int, dtype: str, store: SampleStore | None,
+               progress: bool) -> tuple[list, dict]:
     """Generate (or reuse) every row's output for one model; return the records and speed figures."""
     outputs: dict[int, str] = {}
     if store is not None:
@@ -173,7 +176,7 @@ def _run_model(label: str, spec: str | Provider, task: Task, rows: list[Sample],
     todo.sort(key=lambda i: sum(len(m.content or "") for m in prompts[i]))  # similar lengths batch together
     seconds = load_seconds = 0.0
     if todo:
-        provider = make_provider(spec, batch_size=batch_size)
+        provider = make_provider(spec, batch_size=batch_size, dtype=dtype)
         start = time.perf_counter()
         provider.prepare()
         load_seconds = time.perf_counter() - start

@@ -258,12 +258,9 @@ def _evaluate(config: LadderConfig, trained: Trained, test_data: str, ctx: RungC
     from agentladder.evals import evaluate
 
     spec = trained.provider if trained.provider is not None else trained.model
-    if isinstance(spec, str) and config.eval.dtype != "float32" and not spec.startswith("openai:"):
-        from agentladder.evals.local import LocalProvider
-
-        spec = LocalProvider(spec, batch_size=config.eval.batch_size, dtype=config.eval.dtype)
     report = evaluate([spec], ctx.task, data=test_data, shots=_shots(config, shots), out=str(ctx.dir / "eval"),
-                      batch_size=config.eval.batch_size, max_new_tokens=config.eval.max_new_tokens,
+                      batch_size=config.eval.batch_size, dtype=config.eval.dtype,
+                      max_new_tokens=config.eval.max_new_tokens,
                       seed=config.seed, progress=ctx.progress)
     result = next(iter(report.models.values()))
     return {name: m.to_json() for name, m in result.metrics.items()}

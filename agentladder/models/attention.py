@@ -28,6 +28,12 @@ EXPLICIT_MAX_LEN = 256
 """Longest bfloat16 CPU row attended with explicit matmuls instead of the fused kernel (see :func:`causal_attention`)."""
 
 
+@functools.lru_cache(maxsize=EXPLICIT_MAX_LEN)
+def _future_mask(t: int) -> torch.Tensor:
+    """``(t, t)`` bool, true above the diagonal: the keys a causal row may not see."""
+    return torch.ones(t, t, dtype=torch.bool).triu(1)
+
+
 def causal_attention(query, key, value, dropout_p: float = 0.0, scale: float | None = None) -> torch.Tensor:
     """Causal attention of one row, ``(1, H, T, D)`` in and out.
 
@@ -43,8 +49,7 @@ def causal_attention(query, key, value, dropout_p: float = 0.0, scale: float | N
     if device != "cpu" or not bf16 or dropout_p > 0.0 or t > EXPLICIT_MAX_LEN or key.shape[-2] != t:
         return F.scaled_dot_product_attention(query, key, value, dropout_p=dropout_p, is_causal=True, scale=scale)
     scores = (query @ key.transpose(-1, -2)).float() * (query.shape[-1] ** -0.5 if scale is None else scale)
-    future = torch.ones(t, t, dtype=torch.bool, device=query.device).triu(1)
-    weights = scores.masked_fill(future, float("-inf")).softmax(-1).to(value.dtype)
+    weights = scores.masked_fill(_future_mask(t), float("-inf")).softmax(-1).to(value.dtype)
     return weights @ value
 
 

@@ -380,7 +380,7 @@ def preference(config: PreferenceConfig | None = None, /, *, resume: bool = Fals
 
         @contextmanager
         def context():
-            with reference_mode(model) if fresh else nullcontext(), _autocast(config, world):
+            with reference_mode(model) if fresh else nullcontext(), autocast_for(config.precision, world.device):
                 yield
 
         _precomputed(model, rows, collate, config, world, resume, context)
@@ -421,10 +421,6 @@ def preference(config: PreferenceConfig | None = None, /, *, resume: bool = Fals
         _save_final(base, tokenizer, out_dir, meta, full_state)
     world.barrier()
     return result
-
-
-def _autocast(config: PreferenceConfig, world: World) -> AbstractContextManager:
-    return autocast_for(config.precision, world.device)
 
 
 def _resolved(spec: str) -> str:

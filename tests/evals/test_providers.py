@@ -16,7 +16,7 @@ from agentladder.evals import (
     evaluate,
     make_provider,
 )
-from agentladder.evals.local import _stop_after_json_class, shared_prefix_length
+from agentladder.evals.local import _buffered_layer_class, _stop_after_json_class, shared_prefix_length
 
 PROMPT = [Message(role="system", content="Answer in JSON."), Message(role="user", content="hi")]
 
@@ -62,6 +62,31 @@ def test_shared_prefix_cache_gives_the_same_tokens(model, tok):
         tok.decode = tok_decode
     assert a == b and all(len(x.split(",")) == 6 for x in a)
     assert cached._prefix is not None and len(cached._prefix[0]) > 1000  # the system prompt and the shot
+
+
+def test_buffered_cache_layer_returns_what_concatenation_would():
+    from transformers.cache_utils import DynamicLayer
+
+    g = torch.Generator().manual_seed(0)
+
+    def kv(batch, n):  # (B, H, T, D)
+        return torch.randn(batch, 2, n, 4, generator=g), torch.randn(batch, 2, n, 4, generator=g)
+
+    prefix_k, prefix_v = kv(1, 5)
+    layer = _buffered_layer_class()(prefix_k, prefix_v, 3, 7)
+    ref = DynamicLayer()
+    ref.update(prefix_k.repeat(3, 1, 1, 1), prefix_v.repeat(3, 1, 1, 1))
+    assert layer.get_seq_length() == 5
+    for new in (2, 1, 3):  # 5 + 2 fills the 7 positions; the next steps grow the buffer
+        k, v = kv(3, new)
+        got, want = layer.update(k, v), ref.update(k, v)
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+        assert layer.get_seq_length() == ref.get_seq_length()
+    layer.crop(-2)  # generate may trim a cache in place of update; the next update starts from what is left
+    ref.crop(-2)
+    k, v = kv(3, 1)
+    got, want = layer.update(k, v), ref.update(k, v)
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1]) and layer.get_seq_length() == 10
 
 
 def test_shared_prefix_length():

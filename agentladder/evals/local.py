@@ -226,20 +226,18 @@ def _buffered_layer_class():
             self._v = values.new_empty((batch, heads, max(capacity, n), values.shape[-1]))
             self._k[:, :, :n] = keys  # broadcast over the batch when the prefix has one row
             self._v[:, :, :n] = values
-            self._n = n
             self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
 
         def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
-            if self.keys.data_ptr() != self._k.data_ptr() or self.keys.shape[-2] != self._n \
-                    or self.keys.shape[0] != self._k.shape[0]:  # cropped or reordered in place of update
+            # ``keys`` is a leading view of the buffer unless something reordered it (a crop keeps the view).
+            if self.keys.data_ptr() != self._k.data_ptr() or self.keys.shape[0] != self._k.shape[0]:
                 self._fill(self.keys, self.values, self.keys.shape[0], self._k.shape[-2])
-            n, new = self._n, key_states.shape[-2]
+            n, new = self.keys.shape[-2], key_states.shape[-2]
             if n + new > self._k.shape[-2]:
                 self._fill(self.keys, self.values, self.keys.shape[0], 2 * (n + new))
             self._k[:, :, n : n + new] = key_states
             self._v[:, :, n : n + new] = value_states
-            self._n = n + new
-            self.keys, self.values = self._k[:, :, : self._n], self._v[:, :, : self._n]
+            self.keys, self.values = self._k[:, :, : n + new], self._v[:, :, : n + new]
             return self.keys, self.values
 
     return BufferedLayer

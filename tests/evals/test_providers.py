@@ -16,7 +16,11 @@ from agentladder.evals import (
     evaluate,
     make_provider,
 )
-from agentladder.evals.local import _buffered_layer_class, _stop_after_json_class, shared_prefix_length
+from agentladder.evals.local import (
+    _buffered_layer_class,
+    _stop_after_json_class,
+    shared_prefix_length,
+)
 
 PROMPT = [Message(role="system", content="Answer in JSON."), Message(role="user", content="hi")]
 

@@ -42,7 +42,8 @@ def quickstart(
     seed: int = 0,
     progress: bool = True,
 ) -> QuickstartResult:
-    from agentladder.evals import evaluate, write_data
+    from agentladder.evals import evaluate
+    from agentladder.tasks import write_data
     from agentladder.train.sft import RUN_CONFIG, SFTConfig, sft
 
     out = Path(out)

@@ -50,7 +50,7 @@ SETTINGS = {"batch": 4, "max_length": 512, "lr": 1e-6, "beta": 0.1, "seed": 0}
 # -- data ---------------------------------------------------------------------------------------------
 def medication_pairs(n: int, seed: int) -> list[dict]:
     """Task prompts; chosen = the target JSON, rejected = the same with one field wrong."""
-    from agentladder.evals.task import get_task
+    from agentladder.tasks import get_task
 
     task = get_task("medication-directions")
     rng = random.Random(seed)

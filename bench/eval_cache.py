@@ -42,7 +42,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from agentladder.evals import local
-    from agentladder.evals.task import get_task
+    from agentladder.tasks import get_task
 
     task = get_task("medication-directions")
     rows = task.make("test", args.rows, seed=0)

@@ -53,7 +53,7 @@ FRAMEWORKS = ("agentladder", "trl")
 # -- the shared reward ----------------------------------------------------------------------------
 def task_reward(completion: str, target: dict, text: str) -> float:
     """The task's exact match plus half its field accuracy."""
-    from agentladder.evals.task import Sample, get_task
+    from agentladder.tasks import Sample, get_task
 
     task = get_task(TASK)
     scores = task.score(Sample("", text, target), task.parse(completion))
@@ -97,7 +97,7 @@ def run_trl(model: str, data: Path, out: Path, steps: int, turns: Turns) -> dict
         tokenizer.pad_token = tokenizer.eos_token
     policy = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)
     rows = [json.loads(line) for line in data.read_text().splitlines()]
-    from agentladder.evals.task import Sample, get_task
+    from agentladder.tasks import Sample, get_task
     from agentladder.train.loop import epoch_order
 
     task = get_task(TASK)
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
                              "cannot hold both at once (TRL's peak on 2 CPU cores and 24 GiB: about 17 GiB)")
     args = parser.parse_args(argv)
 
-    from agentladder.evals.task import get_task
+    from agentladder.tasks import get_task
 
     total = args.warmup + args.steps
     task = get_task(TASK)

@@ -74,8 +74,7 @@ def main() -> None:
         one(args.one, args.data, args.out, args.steps, args.rows)
         return
 
-    from agentladder.evals import write_data
-    from agentladder.evals.task import get_task
+    from agentladder.tasks import get_task, write_data
 
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "rows.jsonl"

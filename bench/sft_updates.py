@@ -75,7 +75,7 @@ def main() -> None:
         print(*run(args.one, data, args.rows, out, args.lr))
         return
 
-    from agentladder.evals.make import write_data
+    from agentladder.tasks.make import write_data
 
     out.mkdir(parents=True, exist_ok=True)
     write_data("medication-directions@brief", "train", args.rows, data, format="sft", balance="doses_per_day")

@@ -35,7 +35,7 @@ from agentladder.agents.runtime import RunContext, Runtime, current, default_run
 from agentladder.agents.store import new_id, to_json
 from agentladder.agents.tools import Tool, ToolResult, as_tool, format_validation_error
 from agentladder.data.schema import Conversation, Message, ToolCall
-from agentladder.evals.parsing import extract_json_object
+from agentladder.tasks.parsing import extract_json_object
 
 
 class AgentError(RuntimeError):

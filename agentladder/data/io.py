@@ -18,22 +18,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from agentladder.data.schema import Conversation, TextRow
+from agentladder.errors import DataError
 
 T = TypeVar("T", bound=BaseModel)
-
-
-class DataError(ValueError):
-    """A row that does not fit its schema, located by file, line and field."""
-
-    def __init__(self, path: str | os.PathLike | None, line: int | None, field: str | None, message: str):
-        self.path = str(path) if path is not None else None
-        self.line = line
-        self.field = field
-        self.message = message
-        where = ":".join(str(p) for p in (self.path, self.line) if p is not None)
-        text = f"{where}: " if where else ""
-        text += f"{field}: " if field else ""
-        super().__init__(text + message)
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:

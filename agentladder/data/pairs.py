@@ -30,7 +30,7 @@ from agentladder.data.schema import Conversation, MarkedResponse, Message, Prefe
 
 if TYPE_CHECKING:
     from agentladder.evals.providers import Provider
-    from agentladder.evals.task import Sample, Task
+    from agentladder.tasks.task import Sample, Task
 
 Format = Literal["pairs", "marked"]
 
@@ -146,7 +146,7 @@ def pairs_from_task(model: str, task: str, n: int, out: str | os.PathLike, *, da
     import torch
 
     from agentladder.evals.providers import make_provider
-    from agentladder.evals.task import get_task
+    from agentladder.tasks import get_task
 
     the_task = get_task(task)
     samples = the_task.load(data)[:n] if data else the_task.make(split, n, seed)

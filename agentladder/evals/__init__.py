@@ -1,4 +1,4 @@
-"""Evaluation: tasks (dataset + prompt + parser + scorers), providers, metrics, judges and reports.
+"""Evaluation: the runner, judges and win rates, reports and plots, over the tasks of :mod:`agentladder.tasks`.
 
 >>> from agentladder.evals import evaluate
 >>> report = evaluate(["smollm2-135m"], "medication-directions", shots=3, out="reports/base")  # doctest: +SKIP
@@ -15,19 +15,6 @@ from agentladder.evals.judge import (
     parse_verdict,
 )
 from agentladder.evals.local import LocalProvider
-from agentladder.evals.make import make_data, sft_conversations, write_data
-from agentladder.evals.metrics import (
-    Metric,
-    accuracy,
-    bootstrap_ci,
-    confusion,
-    macro_f1,
-    mean_metric,
-    numbers_equal,
-    precision_recall_f1,
-    token_f1,
-)
-from agentladder.evals.parsing import extract_json_object
 from agentladder.evals.providers import (
     OpenAIProvider,
     Provider,
@@ -38,15 +25,6 @@ from agentladder.evals.providers import (
 from agentladder.evals.report import EvalReport, ModelResult
 from agentladder.evals.runner import evaluate, load_rows
 from agentladder.evals.similarity import semantic_similarity
-from agentladder.evals.task import (
-    Parsed,
-    Sample,
-    Summary,
-    Task,
-    get_task,
-    list_tasks,
-    register_task,
-)
 
 __all__ = [
     "DEFAULT_RUBRIC",
@@ -54,37 +32,17 @@ __all__ = [
     "Judge",
     "JudgeResult",
     "LocalProvider",
-    "Metric",
     "ModelResult",
     "OpenAIProvider",
     "PairwiseResult",
-    "Parsed",
     "Provider",
     "ProviderError",
-    "Sample",
     "ScriptedProvider",
-    "Summary",
-    "Task",
     "Verdict",
-    "accuracy",
-    "bootstrap_ci",
-    "confusion",
     "evaluate",
-    "extract_json_object",
-    "get_task",
-    "list_tasks",
     "load_rows",
-    "macro_f1",
-    "make_data",
     "make_provider",
-    "mean_metric",
-    "numbers_equal",
     "parse_preference",
     "parse_verdict",
-    "precision_recall_f1",
-    "register_task",
     "semantic_similarity",
-    "sft_conversations",
-    "token_f1",
-    "write_data",
 ]

@@ -77,7 +77,7 @@ def data_make(
         help="A target field whose values are drawn more evenly (square root of their counts): for training data.")] = None,
 ) -> None:
     """Generate a task's data: evaluation rows, or SFT conversations that use the zero-shot eval prompt."""
-    from agentladder.evals.make import write_data
+    from agentladder.tasks.make import write_data
 
     path = out or f"{task}-{split}{'-sft' if format == 'sft' else ''}.jsonl"
     count = write_data(task, split, n, path, seed=seed, format=format, balance=balance)  # type: ignore[arg-type]

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agentladder.data.schema import Message
-from agentladder.evals.metrics import Metric, mean_metric
-from agentladder.evals.parsing import extract_json_object, is_number
 from agentladder.evals.providers import Provider
+from agentladder.tasks.metrics import Metric, mean_metric
+from agentladder.tasks.parsing import extract_json_object, is_number
 
 DEFAULT_RUBRIC = (
     "The answer does what the request asks, is correct and complete, follows any required format, "

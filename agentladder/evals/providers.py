@@ -24,12 +24,13 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from agentladder.data.schema import Message
+from agentladder.errors import AgentladderError
 
 Prompt = Sequence[Message]
 ProgressFn = Callable[[int], None]
 
 
-class ProviderError(RuntimeError):
+class ProviderError(AgentladderError, RuntimeError):
     """A provider that cannot answer (endpoint down, bad response), said in one line."""
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from agentladder.data.io import atomic_write_text
-from agentladder.evals.metrics import Metric
-from agentladder.evals.task import Summary
+from agentladder.tasks.metrics import Metric
+from agentladder.tasks.task import Summary
 
 
 @dataclass

@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from agentladder.evals.judge import DEFAULT_RUBRIC, Judge
-from agentladder.evals.metrics import mean_metric
 from agentladder.evals.providers import Provider, make_provider
 from agentladder.evals.report import EvalReport, ModelResult
 from agentladder.evals.samples import SampleStore, prompt_key
-from agentladder.evals.task import Sample, Task, get_task
+from agentladder.tasks.metrics import mean_metric
+from agentladder.tasks.registry import get_task
+from agentladder.tasks.task import Sample, Task
 
 
 def load_rows(task: Task, data: str | os.PathLike | Sequence[Sample] | None, *, limit: int | None = None,

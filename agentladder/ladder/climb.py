@@ -98,7 +98,7 @@ def climb(ladder: LadderConfig | str | Path, *, overrides: list[str] | dict[str,
     shows the trainers' and evaluations' progress bars; ``log`` (default: as ``progress``) one line per
     rung on stderr.
     """
-    from agentladder.evals.task import get_task
+    from agentladder.tasks import get_task
 
     start = time.perf_counter()
     config = ladder if isinstance(ladder, LadderConfig) else load_ladder(ladder, overrides)
@@ -227,7 +227,7 @@ def rung_folder(index: int, name: str) -> str:
 # -- steps ----------------------------------------------------------------------------------------
 def _test_split(config: LadderConfig, out: Path) -> str:
     """The held-out rows every rung is scored on: the given file, or the task's test split written once."""
-    from agentladder.evals import write_data
+    from agentladder.tasks import write_data
 
     if config.eval.data:
         if not Path(config.eval.data).exists():

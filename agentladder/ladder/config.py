@@ -280,7 +280,7 @@ def _check_train(rung: Rung, index: int) -> None:
 
 
 def _check_instructions(task_name: str, instructions: str, index: int) -> None:
-    from agentladder.evals.task import get_task
+    from agentladder.tasks import get_task
 
     try:
         task = get_task(task_name)

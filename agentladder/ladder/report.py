@@ -143,7 +143,7 @@ def markdown(result: ClimbResult) -> str:
 
 
 def _task_note(task: str) -> str | None:
-    from agentladder.evals.task import get_task
+    from agentladder.tasks import get_task
 
     return getattr(get_task(task), "note", None)
 

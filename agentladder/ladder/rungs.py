@@ -92,7 +92,7 @@ def _file(ctx: RungContext) -> str:
 
 def sft_data(ctx: RungContext) -> str:
     """The SFT rung's conversations: generated from the task, a file, or distilled from a teacher."""
-    from agentladder.evals import write_data
+    from agentladder.tasks import write_data
 
     spec = ctx.rung.data
     if spec.source == "file":  # type: ignore[union-attr]
@@ -112,7 +112,7 @@ def _distilled(ctx: RungContext, out: Path) -> str:
     from agentladder.data.distill import distill_from_model
     from agentladder.data.io import read_jsonl
     from agentladder.data.schema import Conversation
-    from agentladder.evals.task import get_task
+    from agentladder.tasks import get_task
 
     spec = ctx.rung.data
     task = get_task(ctx.task)

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+from agentladder.errors import AgentladderError
+
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float16": torch.float16, "fp16": torch.float16}
 
@@ -52,7 +54,7 @@ RUN_META = "agentladder.json"
 """File in a model folder written by agentladder: base model, method, lineage."""
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(AgentladderError, RuntimeError):
     """A model spec that cannot be resolved, with what was tried."""
 
 

@@ -12,8 +12,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agentladder.evals.parsing import extract_json_object, is_number
 from agentladder.rewards.base import Reward, RewardInput, RewardOutput, as_output
+from agentladder.tasks.parsing import extract_json_object, is_number
 
 
 def _norm(text: str, case: bool, strip: bool) -> str:
@@ -167,14 +167,14 @@ class TaskReward(Reward):
     """
 
     def __init__(self, task: Any, metric: str | None = None):
-        from agentladder.evals.task import get_task
+        from agentladder.tasks import get_task
 
         self.task = get_task(task)
         self.metric = metric
         self.name = f"{self.task.name}:{metric or 'default'}"
 
     def score_one(self, item: RewardInput) -> float:
-        from agentladder.evals.task import Sample
+        from agentladder.tasks.task import Sample
 
         sample = Sample(item.id or "", item.metadata.get("input", ""), item.target, dict(item.metadata))
         scores = self.task.score(sample, self.task.parse(item.completion))

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 from agentladder.data.schema import Message
 from agentladder.evals.judge import DEFAULT_RUBRIC, parse_verdict, single_prompt
-from agentladder.evals.parsing import extract_json_object
 from agentladder.rewards.base import Reward, RewardInput, RewardOutput
+from agentladder.tasks.parsing import extract_json_object
 
 
 def _request(item: RewardInput) -> str:

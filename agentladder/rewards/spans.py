@@ -43,8 +43,8 @@ class WrongFieldSpans(Reward):
         self.value, self.rel = value, rel
 
     def score_one(self, item: RewardInput) -> RewardOutput:
-        from agentladder.evals.parsing import extract_json_object
         from agentladder.rewards.graders import _equal
+        from agentladder.tasks.parsing import extract_json_object
 
         obj = extract_json_object(item.completion)
         if obj is None or not isinstance(item.target, dict) or not item.target:

@@ -421,7 +421,7 @@ def load_prompts(config: RLConfig, tokenizer) -> tuple[list[PromptRow], int]:
     """The training prompts (tokenised through the chat template) and how many were too long."""
     rows: list[PromptRow] = []
     if config.task:
-        from agentladder.evals.task import get_task
+        from agentladder.tasks import get_task
 
         task = get_task(config.task)
         samples = task.load(config.data) if config.data else task.make(config.split, config.n_prompts, config.seed)
@@ -529,7 +529,7 @@ def task_defaults(config: RLConfig) -> None:
     """Fill ``max_new_tokens`` and ``stop_at_json`` from the task (or the general defaults)."""
     task = None
     if config.task:
-        from agentladder.evals.task import get_task
+        from agentladder.tasks import get_task
 
         task = get_task(config.task)
     if config.max_new_tokens is None:

@@ -36,7 +36,7 @@ from orders import make_orders  # noqa: E402
 from pharmacy import NOTE, build_review  # noqa: E402
 
 from agentladder.agents import ReviewQueue, Runtime  # noqa: E402
-from agentladder.evals.tasks.medication.task import FIELDS, field_correct  # noqa: E402
+from agentladder.tasks.medication.task import FIELDS, field_correct  # noqa: E402
 
 
 def _kinds(reasons: list[str]) -> set[str]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from agentladder.evals.tasks.medication.formulary import formulary, interactions, is_dangerous
-from agentladder.evals.tasks.medication.generator import generate_rows
+from agentladder.tasks.medication.formulary import formulary, interactions, is_dangerous
+from agentladder.tasks.medication.generator import generate_rows
 
 FLAG_SEVERITIES = ("contraindicated", "major", "moderate")
 

@@ -26,8 +26,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from agentladder.agents import Agent, Tool, Workflow, tool
-from agentladder.evals.tasks.medication.formulary import daily_dose_mg, formulary, interactions
-from agentladder.evals.tasks.medication.task import (
+from agentladder.tasks.medication.formulary import daily_dose_mg, formulary, interactions
+from agentladder.tasks.medication.task import (
     SYSTEM_PROMPT,
     Directions,
     _shot_pool,

@@ -10,6 +10,7 @@ import pytest
 
 from agentladder.data import DataError, MarkedResponse, Message, PreferencePair, read_jsonl
 from agentladder.data.pairs import best_vs_worst, pairs_from_feedback, sample_and_score, task_reward
+from agentladder.tasks import get_task
 
 
 @dataclass
@@ -111,8 +112,7 @@ def test_an_interrupted_run_continues_without_asking_again(tmp_path):
 
 
 def test_medication_task_pairs_with_its_own_grader(tmp_path):
-    evals = pytest.importorskip("agentladder.evals")
-    task = evals.get_task("medication-directions")
+    task = get_task("medication-directions")
     samples = task.make("train", 2, seed=0)
     right = [json.dumps(s.target) for s in samples]
     wrong = [json.dumps({**s.target, "doses_per_day": s.target["doses_per_day"] + 1}) for s in samples]

@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from agentladder.cli import app
 from agentladder.data import Conversation, read_jsonl
-from agentladder.evals import get_task
+from agentladder.tasks import get_task
 
 runner = CliRunner()
 

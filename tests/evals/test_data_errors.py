@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from agentladder.cli import app
 from agentladder.data import DataError
-from agentladder.evals import get_task
+from agentladder.tasks import get_task
 
 TASK = get_task("medication-directions")
 GOOD = {"id": "rx-1", "text": "Ibuprofen 400 mg tab 1 PO q6h prn pain",

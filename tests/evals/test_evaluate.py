@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from agentladder.evals import ScriptedProvider, evaluate, get_task
+from agentladder.evals import ScriptedProvider, evaluate
+from agentladder.tasks import get_task
 
 TASK = get_task("medication-directions")
 

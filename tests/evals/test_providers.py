@@ -49,7 +49,7 @@ def test_local_tiny_model_answers_every_prompt_in_order():
 
 
 def test_shared_prefix_cache_gives_the_same_tokens(model, tok):
-    from agentladder.evals import get_task
+    from agentladder.tasks import get_task
 
     task = get_task("medication-directions")
     rows = task.make("test", 3)

@@ -2,7 +2,8 @@
 
 import pytest
 
-from agentladder.evals import LocalProvider, evaluate, get_task
+from agentladder.evals import LocalProvider, evaluate
+from agentladder.tasks import get_task
 
 
 @pytest.mark.slow

@@ -8,8 +8,9 @@ import json
 
 import pytest
 
-from agentladder.evals import ScriptedProvider, get_task
+from agentladder.evals import ScriptedProvider
 from agentladder.ladder import Registry, Trained, climb, parse_ladder
+from agentladder.tasks import get_task
 
 ROWS = 20
 

@@ -8,9 +8,9 @@ import torch
 from typer.testing import CliRunner
 
 from agentladder.cli import app
-from agentladder.evals.tasks.medication import BRIEF_PROMPT
 from agentladder.ladder import Registry, climb, parse_ladder
 from agentladder.models.loading import load_model
+from agentladder.tasks.medication import BRIEF_PROMPT
 from agentladder.train.loop import Trainer
 
 runner = CliRunner()

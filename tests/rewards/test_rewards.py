@@ -86,7 +86,7 @@ def test_python_function_reward():
 
 
 def test_task_scorer_reward():
-    from agentladder.evals.task import get_task
+    from agentladder.tasks import get_task
 
     task = get_task("medication-directions")
     sample = task.make("test", 1, seed=0)[0]

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_group_layout_and_sampler_logprobs_on_the_real_model():
-    from agentladder.evals.task import get_task
+    from agentladder.tasks import get_task
 
     model, tok = load_model("smollm2-135m")
     task = get_task("medication-directions")

@@ -29,11 +29,11 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agentladder.data.io import DataError, iter_json_lines, validate_row
-from agentladder.evals.metrics import confusion, mean_metric, numbers_equal
-from agentladder.evals.parsing import extract_json_object, is_integer, is_number
-from agentladder.evals.task import Parsed, Sample, Summary, Task
-from agentladder.evals.tasks.medication.formulary import is_dangerous
-from agentladder.evals.tasks.medication.generator import generate_rows, number
+from agentladder.tasks.medication.formulary import is_dangerous
+from agentladder.tasks.medication.generator import generate_rows, number
+from agentladder.tasks.metrics import confusion, mean_metric, numbers_equal
+from agentladder.tasks.parsing import extract_json_object, is_integer, is_number
+from agentladder.tasks.task import Parsed, Sample, Summary, Task
 
 FIELDS = ("drug", "strength_mg", "dose_units", "doses_per_day", "as_needed", "duration_days")
 

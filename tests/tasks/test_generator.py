@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-from agentladder.evals import get_task
-from agentladder.evals.tasks.medication import formulary, generate_rows, is_dangerous, split_of
-from agentladder.evals.tasks.medication.generator import ABBREVIATIONS, BRANDS, normalise_text
+from agentladder.tasks import get_task
+from agentladder.tasks.medication import formulary, generate_rows, is_dangerous, split_of
+from agentladder.tasks.medication.generator import ABBREVIATIONS, BRANDS, normalise_text
 
 TASK = get_task("medication-directions")
 
@@ -76,7 +76,7 @@ def test_caps_override_the_frequency():
 
 
 def test_generated_rows_round_trip_through_the_loader(tmp_path):
-    from agentladder.evals import write_data
+    from agentladder.tasks import write_data
 
     path = tmp_path / "test.jsonl"
     assert write_data("medication-directions", "test", 40, path, seed=3) == 40
@@ -87,7 +87,7 @@ def test_generated_rows_round_trip_through_the_loader(tmp_path):
 def test_rebalanced_training_data_sees_rare_values_more_often():
     from collections import Counter
 
-    from agentladder.evals.make import make_data, rebalance
+    from agentladder.tasks.make import make_data, rebalance
 
     plain = Counter(r["target"]["doses_per_day"] for r in make_data("medication-directions", "train", 400))
     pool = get_task("medication-directions").make("train", 3200)

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from agentladder.evals import Sample, get_task
-from agentladder.evals.tasks.medication import (
+from agentladder.tasks import Sample, get_task
+from agentladder.tasks.medication import (
     BRIEF_PROMPT,
     FIELDS,
     SYSTEM_PROMPT,

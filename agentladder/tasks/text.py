@@ -18,7 +18,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from agentladder.data.io import DataError, iter_json_lines, validate_row
 from agentladder.data.schema import Message
-from agentladder.evals.metrics import (
+from agentladder.tasks.metrics import (
     Metric,
     bootstrap_ci,
     macro_f1,
@@ -26,7 +26,7 @@ from agentladder.evals.metrics import (
     normalise_answer,
     token_f1,
 )
-from agentladder.evals.task import Parsed, Sample, Summary, Task
+from agentladder.tasks.task import Parsed, Sample, Summary, Task
 
 
 class TextRow(BaseModel):

@@ -20,7 +20,6 @@ pool (:meth:`~Task.shot_pool`), never from the rows being evaluated.
 from __future__ import annotations
 
 import copy
-import importlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -28,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from agentladder.data.schema import Conversation, Message
-from agentladder.evals.metrics import Metric
+from agentladder.tasks.metrics import Metric
 
 
 @dataclass
@@ -167,45 +166,3 @@ class Task(ABC):
     def summarise(self, samples: Sequence[Sample], scores: Sequence[dict[str, Any]], *,
                   n_resamples: int = 1000, seed: int = 0) -> Summary:
         """The figures over all rows, each with its bootstrap interval."""
-
-
-_REGISTRY: dict[str, Task] = {}
-
-
-def register_task(task: Task) -> Task:
-    """Make ``task`` findable by its name; returns it (usable on an instance at import time)."""
-    _REGISTRY[task.name] = task
-    return task
-
-
-def list_tasks() -> list[str]:
-    """Names of the registered tasks (the built-in ones included)."""
-    _load_builtin()
-    return sorted(_REGISTRY)
-
-
-def get_task(name: str | Task) -> Task:
-    """A task by registered name, by ``module:attribute``, or the task itself; ``@VARIANT`` picks its instructions."""
-    if isinstance(name, Task):
-        return name
-    base, at, variant = name.rpartition("@")
-    if at:
-        return get_task(base).with_instructions(variant)
-    _load_builtin()
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    if ":" in name:
-        module_name, _, attr = name.partition(":")
-        try:
-            found = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as err:
-            raise ValueError(f"cannot load task {name!r}: {err}") from None
-        task = found() if isinstance(found, type) else found
-        if not isinstance(task, Task):
-            raise ValueError(f"{name!r} is not an agentladder Task")
-        return task
-    raise ValueError(f"no task {name!r}: choose one of {', '.join(sorted(_REGISTRY))} (or module:attribute)")
-
-
-def _load_builtin() -> None:
-    importlib.import_module("agentladder.evals.tasks")

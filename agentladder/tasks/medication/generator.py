@@ -23,7 +23,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agentladder.evals.tasks.medication.formulary import Drug, formulary, is_dangerous
+from agentladder.tasks.medication.formulary import Drug, formulary, is_dangerous
 
 SPLITS = {"train": range(0, 8), "validation": range(8, 9), "test": range(9, 10)}
 DANGEROUS_SHARE = 0.25

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from agentladder.evals.metrics import (
+from agentladder.tasks.metrics import (
     Metric,
     accuracy,
     bootstrap_ci,

@@ -10,7 +10,8 @@ from typing import Any, Literal
 
 from agentladder.data.io import write_jsonl
 from agentladder.data.schema import Conversation
-from agentladder.evals.task import Sample, Task, get_task
+from agentladder.tasks.registry import get_task
+from agentladder.tasks.task import Sample, Task
 
 Format = Literal["rows", "sft"]
 

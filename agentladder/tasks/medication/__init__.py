@@ -3,15 +3,15 @@
 The formulary limits are illustrative for a synthetic benchmark, not clinical guidance.
 """
 
-from agentladder.evals.tasks.medication.formulary import (
+from agentladder.tasks.medication.formulary import (
     Drug,
     Interaction,
     formulary,
     interactions,
     is_dangerous,
 )
-from agentladder.evals.tasks.medication.generator import generate_rows, split_of
-from agentladder.evals.tasks.medication.task import (
+from agentladder.tasks.medication.generator import generate_rows, split_of
+from agentladder.tasks.medication.task import (
     BRIEF_PROMPT,
     FIELDS,
     SYSTEM_PROMPT,

@@ -1,0 +1,8 @@
+"""Built-in tasks, registered by name when :mod:`agentladder.tasks` is imported."""
+
+from agentladder.tasks.medication import MedicationDirections
+from agentladder.tasks.registry import register_task
+from agentladder.tasks.text import TextTask
+
+register_task(MedicationDirections())
+register_task(TextTask())

@@ -246,7 +246,8 @@ def data_pairs(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Preference pairs (or KTO rows) from a model's sampled answers graded by a task, or from feedback."""
-    from agentladder.data.pairs import pairs_from_feedback, pairs_from_task
+    from agentladder.data.pairs import pairs_from_feedback
+    from agentladder.evals.sampling import pairs_from_task
 
     if format not in ("pairs", "marked"):
         raise ValueError(f"unknown format {format!r}: choose pairs or marked")

@@ -1,20 +1,13 @@
-"""Preference data: pairs sampled from a model and scored by a task's grader, and pairs from feedback.
-
-From a task (``agentladder data pairs --model M --task T``): each prompt is
-answered ``k`` times by sampling; the task's own parser and scorer grade every
-answer (:func:`task_reward` turns the scores into one number); the best and
-the worst answer become a pair when their rewards differ. Answers are appended
-to ``<out>.partial`` prompt batch by prompt batch, so a killed run resumes where it
-stopped. The same scored answers can be written as KTO rows instead: each
-distinct answer is desirable when its reward reaches a threshold.
+"""Preference data from feedback, and the best-against-worst rule pairs are built with.
 
 From feedback (``agentladder data pairs --feedback FILE``): conversations that
 carry rewards (the agents runtime and review queues write them), grouped by
 prompt, best against worst; rows already marked ``label`` true or false (a
 thumbs up or down), grouped the same way; or pairs, passed through.
 
-The task and the model come from :mod:`agentladder.evals` (its task registry and
-providers), imported when a function needs them.
+Pairs sampled from a model and graded by a task's reward (``agentladder data pairs
+--model M --task T``) are made in :mod:`agentladder.evals.sampling`: running a model
+is not this layer's job.
 """
 
 from __future__ import annotations
@@ -22,39 +15,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
 from agentladder.data.io import DataError, iter_json_lines, validate_row, write_jsonl
 from agentladder.data.schema import Conversation, MarkedResponse, Message, PreferencePair
 
-if TYPE_CHECKING:
-    from agentladder.evals.providers import Provider
-    from agentladder.tasks.task import Sample, Task
-
 Format = Literal["pairs", "marked"]
-
-
-def task_reward(scores: dict[str, Any]) -> float:
-    """One number in ``[0, 1]`` from a task's per-row scores.
-
-    A ``reward`` entry is used as it is. Otherwise exact match counts most, then the
-    share of fields right, then validity: ``(2 exact + field share + 0.5 valid) / 3.5``
-    over the entries present, so an exact answer scores 1.
-    """
-    if "reward" in scores:
-        return float(scores["reward"])
-    parts: list[tuple[float, float]] = []
-    if "exact" in scores:
-        parts.append((2.0, float(bool(scores["exact"]))))
-    if isinstance(scores.get("fields"), dict) and scores["fields"]:
-        fields = scores["fields"]
-        parts.append((1.0, sum(bool(v) for v in fields.values()) / len(fields)))
-    if "valid" in scores:
-        parts.append((0.5, float(bool(scores["valid"]))))
-    if not parts:
-        raise ValueError(f"cannot read a reward from scores with keys {sorted(scores)}; give the task a 'reward' score")
-    return sum(w * v for w, v in parts) / sum(w for w, _ in parts)
+"""``pairs``: best against worst per prompt (DPO); ``marked``: each answer labelled desirable or not (KTO)."""
 
 
 def best_vs_worst(answers: Sequence[str], rewards: Sequence[float]) -> tuple[int, int] | None:
@@ -62,102 +29,6 @@ def best_vs_worst(answers: Sequence[str], rewards: Sequence[float]) -> tuple[int
     best = max(range(len(answers)), key=lambda i: (rewards[i], -i))
     worst = min(range(len(answers)), key=lambda i: (rewards[i], i))
     return None if rewards[best] == rewards[worst] else (best, worst)
-
-
-def sample_and_score(task: Task, provider: Provider, samples: Sequence[Sample], out: str | os.PathLike, *,
-                     k: int = 4, temperature: float = 1.0, max_new_tokens: int | None = None,
-                     prompts_per_batch: int = 8, format: Format = "pairs", threshold: float = 1.0,
-                     with_target: bool = False, progress: bool = True) -> dict[str, int]:
-    """Answer each sample ``k`` times, grade every answer, write pairs (or marked rows) to ``out``.
-
-    ``with_target`` adds the task's reference answer (``task.target_text``), graded like the
-    others, as one more candidate: every prompt with a wrong sampled answer then gives a pair.
-
-    Returns counts: ``prompts``, ``answers``, ``rows`` written, ``ties`` (prompts whose answers
-    all scored the same, which give no pair).
-    """
-    from rich.progress import Progress
-
-    out = Path(out)
-    partial = out.with_name(out.name + ".partial")
-    done: dict[str, dict] = {}
-    if partial.exists():
-        for _, obj in iter_json_lines(partial):
-            done[obj["id"]] = obj
-    todo = [s for s in samples if s.id not in done]
-    budget = max_new_tokens or task.max_new_tokens
-    with Progress(disable=not progress) as bar:
-        job = bar.add_task(f"sampling {k} answers from {provider.name}", total=len(samples), completed=len(done))
-        for b in range(0, len(todo), prompts_per_batch):
-            chunk = todo[b : b + prompts_per_batch]
-            prompts = [task.prompt(s) for s in chunk for _ in range(k)]
-            texts = provider.complete(prompts, max_new_tokens=budget, temperature=temperature,
-                                      stop_at_json=task.stop_at_json)
-            with partial.open("a", encoding="utf-8") as fh:
-                for j, sample in enumerate(chunk):
-                    answers = texts[j * k : (j + 1) * k]
-                    rewards = [task_reward(task.score(sample, task.parse(a))) for a in answers]
-                    record = {"id": sample.id, "answers": answers, "rewards": rewards}
-                    done[sample.id] = record
-                    fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            bar.update(job, advance=len(chunk))
-    rows: list[PreferencePair | MarkedResponse] = []
-    ties = 0
-    for sample in samples:
-        record = done[sample.id]
-        prompt = task.prompt(sample)
-        answers, rewards = list(record["answers"]), list(record["rewards"])
-        if with_target:
-            target = task.target_text(sample)
-            answers.append(target)
-            rewards.append(task_reward(task.score(sample, task.parse(target))))
-        meta = {"task": task.name, "source": provider.name}
-        if format == "marked":
-            seen: set[str] = set()
-            for a, r in zip(answers, rewards, strict=True):
-                if a not in seen:
-                    seen.add(a)
-                    rows.append(MarkedResponse(id=f"{sample.id}-{len(seen)}", prompt=prompt,
-                                               completion=[Message(role="assistant", content=a)],
-                                               label=r >= threshold, metadata={**meta, "reward": r}))
-            continue
-        pick = best_vs_worst(answers, rewards)
-        if pick is None:
-            ties += 1
-            continue
-        best, worst = pick
-        rows.append(PreferencePair(id=sample.id, prompt=prompt, chosen=[Message(role="assistant", content=answers[best])],
-                                   rejected=[Message(role="assistant", content=answers[worst])],
-                                   metadata={**meta, "chosen_reward": rewards[best],
-                                             "rejected_reward": rewards[worst]}))
-    write_jsonl(out, rows)
-    partial.unlink(missing_ok=True)
-    return {"prompts": len(samples), "answers": len(samples) * k, "rows": len(rows), "ties": ties}
-
-
-def pairs_from_task(model: str, task: str, n: int, out: str | os.PathLike, *, data: str | None = None,
-                    split: str = "train", seed: int = 0, k: int = 4, temperature: float = 1.0,
-                    max_new_tokens: int | None = None, batch_size: int = 16, format: Format = "pairs",
-                    threshold: float = 1.0, with_target: bool = False, progress: bool = True) -> dict[str, int]:
-    """:func:`sample_and_score` for a model spec and a task name, on ``n`` rows of a generated split
-    (or of the task's data file ``data``). Sampling is seeded by ``seed``."""
-    import torch
-
-    from agentladder.evals.providers import make_provider
-    from agentladder.tasks import get_task
-
-    the_task = get_task(task)
-    samples = the_task.load(data)[:n] if data else the_task.make(split, n, seed)
-    torch.manual_seed(seed)
-    provider = make_provider(model, batch_size=batch_size)
-    try:
-        return sample_and_score(the_task, provider, samples, out, k=k, temperature=temperature,
-                                max_new_tokens=max_new_tokens, prompts_per_batch=max(1, batch_size // k),
-                                format=format, threshold=threshold, with_target=with_target, progress=progress)
-    finally:
-        provider.close()
 
 
 # -- feedback -------------------------------------------------------------------------------------
@@ -228,10 +99,8 @@ def pairs_from_feedback(path: str | os.PathLike, out: str | os.PathLike, *, form
 
 
 __all__: list[str] = [
+    "Format",
     "best_vs_worst",
     "pairs_from_feedback",
-    "pairs_from_task",
     "read_feedback",
-    "sample_and_score",
-    "task_reward",
 ]

@@ -5,15 +5,7 @@
 >>> report.models["smollm2-135m"].metrics["exact_match"]  # doctest: +SKIP
 """
 
-from agentladder.evals.judge import (
-    DEFAULT_RUBRIC,
-    Judge,
-    JudgeResult,
-    PairwiseResult,
-    Verdict,
-    parse_preference,
-    parse_verdict,
-)
+from agentladder.evals.judge import Judge, JudgeResult, PairwiseResult
 from agentladder.evals.local import LocalProvider
 from agentladder.evals.providers import (
     OpenAIProvider,
@@ -25,6 +17,7 @@ from agentladder.evals.providers import (
 from agentladder.evals.report import EvalReport, ModelResult
 from agentladder.evals.runner import evaluate, load_rows
 from agentladder.evals.similarity import semantic_similarity
+from agentladder.rewards.judging import DEFAULT_RUBRIC, Verdict, parse_preference, parse_verdict
 
 __all__ = [
     "DEFAULT_RUBRIC",

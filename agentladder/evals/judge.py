@@ -4,7 +4,9 @@ The judge answers in JSON: ``{"score": 1-5, "reason": "..."}`` for a single
 answer, ``{"winner": "A" | "B" | "tie", "reason": "..."}`` for a pair. A
 verdict that does not parse into that shape is *unscored*, kept out of the
 mean and counted separately, never taken as a low score: a judge's formatting
-slip says nothing about the answer.
+slip says nothing about the answer. The prompts and the verdict parsers are
+model-free and live in :mod:`agentladder.rewards.judging`, shared with the
+judge rewards; this module runs the judge and turns its verdicts into figures.
 
 Pairwise comparisons judge both orders (candidate as A, then as B) and
 average them, which cancels the judge's position bias (Zheng et al.,
@@ -19,69 +21,15 @@ from dataclasses import dataclass
 
 from agentladder.data.schema import Message
 from agentladder.evals.providers import Provider
-from agentladder.tasks.metrics import Metric, mean_metric
-from agentladder.tasks.parsing import extract_json_object, is_number
-
-DEFAULT_RUBRIC = (
-    "The answer does what the request asks, is correct and complete, follows any required format, "
-    "and adds nothing false."
+from agentladder.rewards.judging import (
+    DEFAULT_RUBRIC,
+    Verdict,
+    pair_prompt,
+    parse_preference,
+    parse_verdict,
+    single_prompt,
 )
-
-_SINGLE_SYSTEM = """\
-You are a strict evaluator. Grade the answer against the rubric on a scale from {lo} to {hi} \
-({lo} = fails the rubric, {hi} = fully meets it). Reply with only a JSON object: \
-{{"score": <integer {lo}-{hi}>, "reason": "<one sentence>"}}"""
-
-_PAIR_SYSTEM = """\
-You are a strict evaluator. Compare two answers to the same request against the rubric. \
-Reply with only a JSON object: {"winner": "A" or "B" or "tie", "reason": "<one sentence>"}"""
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """A parsed judgement of one answer."""
-
-    score: float
-    reason: str = ""
-
-
-def parse_verdict(text: str, scale: tuple[int, int] = (1, 5)) -> Verdict | None:
-    """``{"score": n, "reason": ...}`` with ``n`` a number on the scale; anything else is ``None`` (unscored)."""
-    obj = extract_json_object(text)
-    if obj is None or not is_number(obj.get("score")):
-        return None
-    score = float(obj["score"])
-    if not scale[0] <= score <= scale[1]:
-        return None
-    reason = obj.get("reason", "")
-    return Verdict(score, reason if isinstance(reason, str) else str(reason))
-
-
-def parse_preference(text: str) -> str | None:
-    """``"A"``, ``"B"`` or ``"tie"`` from ``{"winner": ...}``; ``None`` for a malformed verdict."""
-    obj = extract_json_object(text)
-    winner = obj.get("winner") if obj else None
-    if not isinstance(winner, str):
-        return None
-    winner = winner.strip().strip(".").lower()
-    return {"a": "A", "b": "B", "tie": "tie", "draw": "tie"}.get(winner)
-
-
-def single_prompt(rubric: str, request: str, answer: str, reference: str | None = None,
-                  scale: tuple[int, int] = (1, 5)) -> list[Message]:
-    """Messages asking the judge to grade one answer."""
-    body = f"Rubric: {rubric}\n\nRequest:\n{request}\n\n"
-    if reference is not None:
-        body += f"Reference answer:\n{reference}\n\n"
-    body += f"Answer to grade:\n{answer}"
-    return [Message(role="system", content=_SINGLE_SYSTEM.format(lo=scale[0], hi=scale[1])),
-            Message(role="user", content=body)]
-
-
-def pair_prompt(rubric: str, request: str, answer_a: str, answer_b: str) -> list[Message]:
-    """Messages asking the judge which of two answers is better."""
-    body = f"Rubric: {rubric}\n\nRequest:\n{request}\n\nAnswer A:\n{answer_a}\n\nAnswer B:\n{answer_b}"
-    return [Message(role="system", content=_PAIR_SYSTEM), Message(role="user", content=body)]
+from agentladder.tasks.metrics import Metric, mean_metric
 
 
 @dataclass
@@ -163,3 +111,16 @@ class Judge:
             got = [s for s in (as_a.get(v1) if v1 else None, as_b.get(v2) if v2 else None) if s is not None]
             per_row.append(sum(got) / len(got) if got else None)
         return PairwiseResult(per_row, first, second, mean_metric(per_row, n_resamples=n_resamples, seed=seed))
+
+
+__all__ = [
+    "DEFAULT_RUBRIC",
+    "Judge",
+    "JudgeResult",
+    "PairwiseResult",
+    "Verdict",
+    "pair_prompt",
+    "parse_preference",
+    "parse_verdict",
+    "single_prompt",
+]

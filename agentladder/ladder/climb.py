@@ -31,6 +31,7 @@ from agentladder.ladder.config import LadderConfig, load_ladder
 from agentladder.ladder.gates import judge
 from agentladder.ladder.registry import ModelVersion, Registry, file_hash, version_id
 from agentladder.ladder.rungs import RUNNERS, RungContext, Runner, Trained
+from agentladder.tasks import get_task, write_data
 
 STATE_FILE = "ladder_state.json"
 
@@ -98,8 +99,6 @@ def climb(ladder: LadderConfig | str | Path, *, overrides: list[str] | dict[str,
     shows the trainers' and evaluations' progress bars; ``log`` (default: as ``progress``) one line per
     rung on stderr.
     """
-    from agentladder.tasks import get_task
-
     start = time.perf_counter()
     config = ladder if isinstance(ladder, LadderConfig) else load_ladder(ladder, overrides)
     task = get_task(config.task)
@@ -227,8 +226,6 @@ def rung_folder(index: int, name: str) -> str:
 # -- steps ----------------------------------------------------------------------------------------
 def _test_split(config: LadderConfig, out: Path) -> str:
     """The held-out rows every rung is scored on: the given file, or the task's test split written once."""
-    from agentladder.tasks import write_data
-
     if config.eval.data:
         if not Path(config.eval.data).exists():
             raise FileNotFoundError(f"eval.data: {config.eval.data}: no such file")

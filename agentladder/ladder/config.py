@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from agentladder.data.io import yaml_line
 from agentladder.models.loading import DEFAULT_MODEL
+from agentladder.tasks import get_task
 
 RungKind = Literal["baseline", "sft", "dpo", "kto", "rl"]
 
@@ -82,14 +83,15 @@ class DistillData(_Strict):
     split: str = "train"
     seed: int | None = None
     keep: Literal["correct", "all"] = "correct"
-    """``correct``: only answers the task scores exactly right (rejection sampling); ``all``: every answer."""
+    """``correct``: only answers the task's reward gives full marks, exact match for the built-in tasks
+    (rejection sampling); ``all``: every answer."""
     max_new_tokens: int | None = Field(None, ge=1)
     batch_size: int = Field(8, ge=1)
 
 
 class PairsData(_Strict):
     """Preference pairs (or KTO rows) from the rung's starting model: ``k`` sampled answers per prompt,
-    graded by the task, best against worst (:func:`agentladder.data.pairs.pairs_from_task`)."""
+    graded by the task's reward, best against worst (:func:`agentladder.evals.sampling.pairs_from_task`)."""
 
     source: Literal["pairs"]
     rows: int = Field(ge=1)
@@ -160,8 +162,8 @@ class Rung(_Strict):
     min_gain: float | None = None
     """This rung's own ``gate.min_gain``."""
     instructions: str | None = None
-    """The task's other instructions this rung's data, training and evaluation use (``brief`` reads as
-    ``medication-directions@brief``) [default: the task's own]. A tuned model no longer needs the long
+    """The task's named prompt style (:attr:`~agentladder.tasks.Task.styles`) this rung's data, training and
+    evaluation use (``brief`` reads as ``medication-directions@brief``) [default: the task's own prompt]. A tuned model no longer needs the long
     instruction a base model is prompted with; a shorter prompt makes every training step and answer cheaper.
     Rungs that start from a model tuned this way should name the same instructions."""
 
@@ -280,14 +282,12 @@ def _check_train(rung: Rung, index: int) -> None:
 
 
 def _check_instructions(task_name: str, instructions: str, index: int) -> None:
-    from agentladder.tasks import get_task
-
     try:
         task = get_task(task_name)
     except ValueError:
         return  # an unknown task is reported when the climb starts, with the task registry's own message
     try:
-        task.with_instructions(instructions)
+        task.styled(instructions)
     except ValueError as err:
         raise _At(["rungs", index, "instructions"], str(err)) from None
 

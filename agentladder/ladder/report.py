@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentladder.data.io import atomic_write_text
+from agentladder.tasks import get_task
 from agentladder.train.plots import save_figure
 
 if TYPE_CHECKING:
@@ -143,8 +144,6 @@ def markdown(result: ClimbResult) -> str:
 
 
 def _task_note(task: str) -> str | None:
-    from agentladder.tasks import get_task
-
     return getattr(get_task(task), "note", None)
 
 

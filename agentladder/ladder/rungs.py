@@ -2,7 +2,7 @@
 
 Every rung calls the project's own Python API (:func:`~agentladder.train.sft.sft`,
 :func:`~agentladder.train.preference.preference`, :func:`~agentladder.train.rl.rl`,
-:func:`~agentladder.data.pairs.pairs_from_task`, :func:`~agentladder.data.distill.distill_from_model`)
+:func:`~agentladder.evals.sampling.pairs_from_task`, :func:`~agentladder.data.distill.distill_from_model`)
 and keeps what it finished in its folder, so running it again after a kill reuses the data and
 resumes the training from its newest checkpoint:
 
@@ -24,9 +24,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentladder.data.io import DataError, atomic_write_text, iter_json_lines, write_jsonl
+from agentladder.data.io import (
+    DataError,
+    atomic_write_text,
+    iter_json_lines,
+    read_jsonl,
+    write_jsonl,
+)
+from agentladder.data.schema import Conversation
+from agentladder.evals.sampling import pairs_from_task
 from agentladder.ladder.config import LadderConfig, Rung, trainer_class
 from agentladder.models.loading import RUN_META
+from agentladder.tasks import get_task, write_data
 
 
 @dataclass
@@ -92,8 +101,6 @@ def _file(ctx: RungContext) -> str:
 
 def sft_data(ctx: RungContext) -> str:
     """The SFT rung's conversations: generated from the task, a file, or distilled from a teacher."""
-    from agentladder.tasks import write_data
-
     spec = ctx.rung.data
     if spec.source == "file":  # type: ignore[union-attr]
         return _file(ctx)
@@ -108,11 +115,9 @@ def sft_data(ctx: RungContext) -> str:
 
 
 def _distilled(ctx: RungContext, out: Path) -> str:
-    """Teacher answers to the task's prompts; with ``keep: correct`` only those the task scores exact."""
+    """Teacher answers to the task's prompts; with ``keep: correct`` only those the task's reward gives full
+    marks (for the built-in tasks: exact match)."""
     from agentladder.data.distill import distill_from_model
-    from agentladder.data.io import read_jsonl
-    from agentladder.data.schema import Conversation
-    from agentladder.tasks import get_task
 
     spec = ctx.rung.data
     task = get_task(ctx.task)
@@ -129,7 +134,7 @@ def _distilled(ctx: RungContext, out: Path) -> str:
     for conv in read_jsonl(answered, Conversation):
         answer = conv.messages[-1].content or ""
         sample = by_id.get(conv.id or "")
-        if spec.keep == "all" or (sample is not None and task.score(sample, task.parse(answer)).get("exact")):  # type: ignore[union-attr]
+        if spec.keep == "all" or (sample is not None and task.reward(sample, task.parse(answer)) >= 1.0):  # type: ignore[union-attr]
             kept.append(conv)
     if not kept:
         raise DataError(answered, None, None, f"the teacher {spec.teacher!r} got no prompt exactly right; "  # type: ignore[union-attr]
@@ -139,9 +144,7 @@ def _distilled(ctx: RungContext, out: Path) -> str:
 
 
 def preference_data(ctx: RungContext) -> str:
-    """Pairs (DPO) or marked rows (KTO) sampled from the starting model and graded by the task, or a file."""
-    from agentladder.data.pairs import pairs_from_task
-
+    """Pairs (DPO) or marked rows (KTO) sampled from the starting model and graded by the task's reward, or a file."""
     spec = ctx.rung.data
     if spec.source == "file":  # type: ignore[union-attr]
         return _file(ctx)
@@ -247,7 +250,7 @@ def run_preference(ctx: RungContext) -> Trained:
 
 
 def run_rl(ctx: RungContext) -> Trained:
-    """RL on the task's prompts, rewarded by the task's own scorer."""
+    """RL on the task's prompts, rewarded by the task's own reward unless the rung's ``train.rewards`` say otherwise."""
     from agentladder.train.rl import rl
 
     spec = ctx.rung.data

@@ -1,4 +1,5 @@
-"""Rewards for RL: verifiable graders, LLM judges, weighted ensembles, span-level rewards, shaping."""
+"""Rewards for RL: verifiable graders, a task's own reward, LLM judges (their prompts and verdict parsers
+too), weighted ensembles, span-level rewards, shaping."""
 
 from agentladder.rewards.base import Reward, RewardInput, RewardOutput, Span, as_output
 from agentladder.rewards.config import REWARD_TYPES, build_reward, build_rewards
@@ -12,11 +13,22 @@ from agentladder.rewards.graders import (
     RegexReward,
     TaskReward,
 )
-from agentladder.rewards.judge import GroupJudgeReward, JudgeReward, group_prompt, parse_ranking
+from agentladder.rewards.judge import GroupJudgeReward, JudgeReward
+from agentladder.rewards.judging import (
+    DEFAULT_RUBRIC,
+    Verdict,
+    group_prompt,
+    pair_prompt,
+    parse_preference,
+    parse_ranking,
+    parse_verdict,
+    single_prompt,
+)
 from agentladder.rewards.shaping import overlong_penalty, span_token_values, token_char_ranges
 from agentladder.rewards.spans import RegexSpanReward, WrongFieldSpans
 
 __all__ = [
+    "DEFAULT_RUBRIC",
     "REWARD_TYPES",
     "ExactMatch",
     "FieldMatch",
@@ -33,6 +45,7 @@ __all__ = [
     "RewardOutput",
     "Span",
     "TaskReward",
+    "Verdict",
     "WeightedEnsemble",
     "WrongFieldSpans",
     "as_output",
@@ -40,7 +53,11 @@ __all__ = [
     "build_rewards",
     "group_prompt",
     "overlong_penalty",
+    "pair_prompt",
+    "parse_preference",
     "parse_ranking",
+    "parse_verdict",
+    "single_prompt",
     "span_token_values",
     "token_char_ranges",
 ]

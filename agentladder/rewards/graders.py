@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from agentladder.rewards.base import Reward, RewardInput, RewardOutput, as_output
+from agentladder.tasks import Sample, Task, get_task
 from agentladder.tasks.parsing import extract_json_object, is_number
 
 
@@ -33,7 +34,9 @@ class ExactMatch(Reward):
         return float(_norm(item.completion, self.case, self.strip) == _norm(str(item.target), self.case, self.strip))
 
 
-def _equal(a: Any, b: Any, rel: float) -> bool:
+def values_equal(a: Any, b: Any, rel: float) -> bool:
+    """Whether a response's JSON value equals the target's: numbers within ``rel`` (relative, and absolute
+    near zero), strings ignoring case and surrounding spaces, anything else by ``==``."""
     if is_number(a) and is_number(b):
         return math.isclose(float(a), float(b), rel_tol=rel, abs_tol=rel)
     if isinstance(a, str) and isinstance(b, str):
@@ -60,7 +63,7 @@ class FieldMatch(Reward):
         fields = list(self.fields or item.target)
         if obj is None or not fields:
             return 0.0
-        right = sum(f in obj and _equal(obj[f], item.target.get(f), self.rel) for f in fields)
+        right = sum(f in obj and values_equal(obj[f], item.target.get(f), self.rel) for f in fields)
         if self.all_or_nothing:
             return float(right == len(fields))
         return right / len(fields)
@@ -160,28 +163,19 @@ class PythonReward(Reward):
 
 
 class TaskReward(Reward):
-    """An evaluation task's own parser and scorer (``agentladder.evals``), e.g. medication-directions.
+    """A task's own reward (:meth:`~agentladder.tasks.Task.reward`), e.g. medication-directions'.
 
     ``metric`` picks a key of the task's per-row score: a bool or number counts as is, a dict of
-    bools (``fields``) as its share of true values. The row's ``metadata["input"]`` is the task input.
+    bools (``fields``) as its share of true values. Without it, the task's own reward (by default
+    ``(2 exact + field share + 0.5 valid) / 3.5``, the one pair building uses). The row's
+    ``metadata["input"]`` is the task input.
     """
 
-    def __init__(self, task: Any, metric: str | None = None):
-        from agentladder.tasks import get_task
-
+    def __init__(self, task: str | Task, metric: str | None = None):
         self.task = get_task(task)
         self.metric = metric
         self.name = f"{self.task.name}:{metric or 'default'}"
 
     def score_one(self, item: RewardInput) -> float:
-        from agentladder.tasks.task import Sample
-
         sample = Sample(item.id or "", item.metadata.get("input", ""), item.target, dict(item.metadata))
-        scores = self.task.score(sample, self.task.parse(item.completion))
-        key = self.metric or ("exact" if "exact" in scores else next(iter(scores)))
-        if key not in scores:
-            raise ValueError(f"task {self.task.name!r} scores {sorted(scores)}, not {key!r}")
-        value = scores[key]
-        if isinstance(value, dict):
-            return sum(bool(v) for v in value.values()) / max(1, len(value))
-        return float(value)
+        return self.task.reward(sample, self.task.parse(item.completion), self.metric)

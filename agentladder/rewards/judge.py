@@ -3,17 +3,22 @@
 Both ask any provider (``openai:MODEL@URL``, a local model spec, or a
 :class:`~agentladder.evals.providers.Provider`) for a structured verdict in JSON.
 A verdict that does not parse gives ``unscored`` (a neutral value), never a
-crash and never a silent 0 that the policy would learn from.
+crash and never a silent 0 that the policy would learn from. The prompts and the
+verdict parsers are in :mod:`agentladder.rewards.judging`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agentladder.data.schema import Message
-from agentladder.evals.judge import DEFAULT_RUBRIC, parse_verdict, single_prompt
 from agentladder.rewards.base import Reward, RewardInput, RewardOutput
-from agentladder.tasks.parsing import extract_json_object
+from agentladder.rewards.judging import (
+    DEFAULT_RUBRIC,
+    group_prompt,
+    parse_ranking,
+    parse_verdict,
+    single_prompt,
+)
 
 
 def _request(item: RewardInput) -> str:
@@ -47,34 +52,6 @@ class JudgeReward(Reward):
             verdict = parse_verdict(reply, self.scale)  # type: ignore[arg-type]
             out.append(RewardOutput(self.unscored if verdict is None else (verdict.score - lo) / (hi - lo)))
         return out
-
-
-_GROUP_SYSTEM = """\
-You are a strict evaluator. Several answers to the same request follow, numbered 1 to {n}. \
-Rank them from best to worst against the rubric. Reply with only a JSON object: \
-{{"ranking": [<answer numbers, best first, each number once>], "reason": "<one sentence>"}}"""
-
-
-def group_prompt(rubric: str, request: str, answers: Sequence[str], reference: str | None = None) -> list[Message]:
-    """Messages asking a judge to rank ``answers`` against each other."""
-    body = f"Rubric: {rubric}\n\nRequest:\n{request}\n\n"
-    if reference is not None:
-        body += f"Reference answer:\n{reference}\n\n"
-    body += "\n\n".join(f"Answer {i + 1}:\n{a}" for i, a in enumerate(answers))
-    return [Message(role="system", content=_GROUP_SYSTEM.format(n=len(answers))), Message(role="user", content=body)]
-
-
-def parse_ranking(text: str, n: int) -> list[int] | None:
-    """0-based answer indices best first, from ``{"ranking": [...]}`` (1-based); ``None`` unless a permutation."""
-    obj = extract_json_object(text)
-    ranking = obj.get("ranking") if obj else None
-    if not isinstance(ranking, list) or len(ranking) != n:
-        return None
-    try:
-        idx = [int(r) - 1 for r in ranking]
-    except (TypeError, ValueError):
-        return None
-    return idx if sorted(idx) == list(range(n)) else None
 
 
 class GroupJudgeReward(Reward):

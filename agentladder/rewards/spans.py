@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 
 from agentladder.rewards.base import Reward, RewardInput, RewardOutput, Span
+from agentladder.rewards.graders import values_equal
+from agentladder.tasks.parsing import extract_json_object
 
 
 class RegexSpanReward(Reward):
@@ -43,15 +45,12 @@ class WrongFieldSpans(Reward):
         self.value, self.rel = value, rel
 
     def score_one(self, item: RewardInput) -> RewardOutput:
-        from agentladder.rewards.graders import _equal
-        from agentladder.tasks.parsing import extract_json_object
-
         obj = extract_json_object(item.completion)
         if obj is None or not isinstance(item.target, dict) or not item.target:
             return RewardOutput(0.0)
         spans, right = [], 0
         for key, want in item.target.items():
-            if key in obj and _equal(obj[key], want, self.rel):
+            if key in obj and values_equal(obj[key], want, self.rel):
                 right += 1
                 continue
             m = re.search(r'"' + re.escape(key) + r'"\s*:\s*("[^"]*"|[^,}]*)', item.completion)

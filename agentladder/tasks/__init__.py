@@ -2,7 +2,8 @@
 
 A :class:`Task` is what every rung is measured and rewarded on: evaluation
 scores its rows, pair sampling and RL grade answers with its :meth:`~Task.reward`,
-and the ladder gates on its metrics. The built-in tasks are registered on import.
+and the ladder gates on its metrics. How its prompt is written is a :class:`PromptStyle`
+passed with the task (:meth:`Task.styled`). The built-in tasks are registered on import.
 """
 
 import agentladder.tasks.builtin  # noqa: E402,F401,I001  (registers the built-in tasks)
@@ -20,11 +21,13 @@ from agentladder.tasks.metrics import (
 )
 from agentladder.tasks.parsing import extract_json_object
 from agentladder.tasks.registry import get_task, list_tasks, register_task
+from agentladder.tasks.style import PromptStyle
 from agentladder.tasks.task import Parsed, Sample, Summary, Task
 
 __all__ = [
     "Metric",
     "Parsed",
+    "PromptStyle",
     "Sample",
     "Summary",
     "Task",

@@ -1,4 +1,4 @@
-"""The task registry: tasks found by name, by ``module:attribute``, or ``NAME@VARIANT``.
+"""The task registry: tasks found by name, by ``module:attribute``, or ``NAME@STYLE``.
 
 The built-in tasks (:mod:`agentladder.tasks.builtin`) are registered when the
 ``agentladder.tasks`` package is imported, so every name is known here.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 
+from agentladder.errors import ConfigError
 from agentladder.tasks.task import Task
 
 _REGISTRY: dict[str, Task] = {}
@@ -25,12 +26,13 @@ def list_tasks() -> list[str]:
 
 
 def get_task(name: str | Task) -> Task:
-    """A task by registered name, by ``module:attribute``, or the task itself; ``@VARIANT`` picks its instructions."""
+    """A task by registered name, by ``module:attribute``, or the task itself; ``@STYLE`` picks one of its
+    named prompt styles (:attr:`Task.styles`)."""
     if isinstance(name, Task):
         return name
-    base, at, variant = name.rpartition("@")
+    base, at, style = name.rpartition("@")
     if at:
-        return get_task(base).with_instructions(variant)
+        return get_task(base).styled(style)
     if name in _REGISTRY:
         return _REGISTRY[name]
     if ":" in name:
@@ -38,9 +40,9 @@ def get_task(name: str | Task) -> Task:
         try:
             found = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as err:
-            raise ValueError(f"cannot load task {name!r}: {err}") from None
+            raise ConfigError(f"cannot load task {name!r}: {err}") from None
         task = found() if isinstance(found, type) else found
         if not isinstance(task, Task):
-            raise ValueError(f"{name!r} is not an agentladder Task")
+            raise ConfigError(f"{name!r} is not an agentladder Task")
         return task
-    raise ValueError(f"no task {name!r}: choose one of {', '.join(sorted(_REGISTRY))} (or module:attribute)")
+    raise ConfigError(f"no task {name!r}: choose one of {', '.join(sorted(_REGISTRY))} (or module:attribute)")

@@ -1,4 +1,4 @@
-"""A task is a dataset, a prompt builder, an output parser and scorers.
+"""A task is a dataset, a prompt builder, an output parser, scorers and a reward.
 
 Subclass :class:`Task`, fill in :meth:`~Task.load`, :meth:`~Task.prompt`,
 :meth:`~Task.parse`, :meth:`~Task.score` and :meth:`~Task.summarise`, and
@@ -6,11 +6,16 @@ register an instance with :func:`register_task`; it is then found by name
 (``agentladder eval --task NAME``). A task defined outside the package is
 found as ``module:attribute`` (``--task mypkg.tasks:triage``).
 
-A task may offer other instructions beside its own (:attr:`Task.instructions`), chosen
-with ``NAME@VARIANT`` wherever a task is named (``--task medication-directions@brief``):
-the same rows, parser and scorers behind a different system prompt. A tuned model no
-longer needs the long instruction a base model is prompted with, and every token cut
-from the prompt is cut from each training step and each answer served.
+A task gives one reward for a scored answer (:meth:`Task.reward`): pair building,
+RL's ``task`` reward and the ladder all call it, so a task rewards the same answer
+the same way everywhere.
+
+How the prompt and the reference answer are written is a value passed with the task,
+a :class:`~agentladder.tasks.style.PromptStyle` (:meth:`Task.styled`): another system
+instruction, a lower-cased user turn, a compact answer. A task may name a few styles of
+its own (:attr:`Task.styles`), chosen with ``NAME@STYLE`` wherever a task is named
+(``--task medication-directions@brief``): the same rows, parser and scorers behind a
+different prompt.
 
 The prompt goes through the model's own chat template: a task builds
 messages, never raw strings. Few-shot examples come from the task's training
@@ -22,12 +27,15 @@ from __future__ import annotations
 import copy
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from agentladder.data.schema import Conversation, Message
+from agentladder.errors import ConfigError
 from agentladder.tasks.metrics import Metric
+from agentladder.tasks.reward import metric_value, scores_reward
+from agentladder.tasks.style import PromptStyle
 
 
 @dataclass
@@ -70,7 +78,7 @@ class Summary:
 
 
 class Task(ABC):
-    """Dataset + prompt + parser + scorers. See the module docstring."""
+    """Dataset + prompt + parser + scorers + reward. See the module docstring."""
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
@@ -82,21 +90,26 @@ class Task(ABC):
     """Whether generation may stop once the output holds one complete JSON object."""
     default_split: ClassVar[tuple[str, int]] = ("test", 300)
     """Split and size generated when no data file is given (tasks with a generator)."""
-    instructions: ClassVar[dict[str, str | None]] = {}
-    """Named alternatives to :meth:`system_prompt` (``None``: no system message), chosen as ``NAME@VARIANT``."""
-    variant: str | None = None
-    """Which of :attr:`instructions` this task object shows (``None``: its own :meth:`system_prompt`)."""
-    lowercase_variants: ClassVar[frozenset[str]] = frozenset()
-    """Variants whose user turn is the row's input lower-cased (where case carries nothing the answer needs)."""
+    styles: ClassVar[Mapping[str, PromptStyle]] = {}
+    """The task's named prompt styles, chosen as ``NAME@STYLE`` wherever a task is named."""
+    style: PromptStyle = PromptStyle()
+    """The style this task object shows (the default: its own :meth:`system_prompt` and answers)."""
 
-    def with_instructions(self, variant: str) -> Task:
-        """This task behind one of its other :attr:`instructions`; its name becomes ``NAME@VARIANT``."""
-        if variant not in self.instructions:
-            known = ", ".join(sorted(self.instructions)) or "none"
-            raise ValueError(f"task {self.name!r} has no instructions {variant!r} (it has: {known})")
+    def styled(self, style: str | PromptStyle, *, name: str | None = None) -> Task:
+        """A copy of this task that shows ``style``: one of its named :attr:`styles`, or any :class:`PromptStyle`.
+
+        The copy is named ``NAME@STYLE`` after ``name``, or the named style's own name; a style given as
+        a value without a ``name`` keeps the task's name. The task itself is left as it is.
+        """
+        base = self.name.partition("@")[0]
+        if isinstance(style, str):
+            if style not in self.styles:
+                known = ", ".join(sorted(self.styles)) or "none"
+                raise ConfigError(f"task {base!r} has no instructions {style!r} (it has: {known})")
+            name, style = name or style, self.styles[style]
         other = copy.copy(self)
-        other.name = f"{self.name.partition('@')[0]}@{variant}"
-        other.variant = variant
+        other.name = base if name is None else f"{base}@{name}"
+        other.style = style
         return other
 
     @abstractmethod
@@ -105,7 +118,7 @@ class Task(ABC):
 
     def make(self, split: str, n: int, seed: int = 0) -> list[Sample]:
         """Generate ``n`` rows of a split (tasks with a data generator only)."""
-        raise ValueError(f"task {self.name!r} has no data generator: pass a data file")
+        raise ConfigError(f"task {self.name!r} has no data generator: pass a data file")
 
     def shot_pool(self) -> list[Sample]:
         """Rows few-shot examples are drawn from (the training split); empty when there is none."""
@@ -116,8 +129,8 @@ class Task(ABC):
         return None
 
     def user_message(self, sample: Sample) -> str:
-        """The user turn for one row (lower-cased under a variant in :attr:`lowercase_variants`)."""
-        return sample.input.lower() if self.variant in self.lowercase_variants else sample.input
+        """The user turn for one row (lower-cased when the :attr:`style` says so)."""
+        return sample.input.lower() if self.style.lowercase_input else sample.input
 
     def target_text(self, sample: Sample) -> str:
         """The ideal answer as text: the SFT target, and the reference for similarity and judges."""
@@ -126,7 +139,7 @@ class Task(ABC):
     def prompt(self, sample: Sample, shots: Sequence[Sample] = ()) -> list[Message]:
         """Messages for one row: system instruction, then each shot as a user/assistant pair, then the row."""
         messages = []
-        system = self.system_prompt() if self.variant is None else self.instructions[self.variant]
+        system = self.system_prompt() if self.style.instructions is None else self.style.instructions
         if system:
             messages.append(Message(role="system", content=system))
         for shot in shots:
@@ -151,7 +164,7 @@ class Task(ABC):
         banned = {s.input.strip().lower() for s in exclude}
         pool = [s for s in self.shot_pool() if s.input.strip().lower() not in banned]
         if len(pool) < k:
-            raise ValueError(f"task {self.name!r} has {len(pool)} few-shot examples available, {k} asked for")
+            raise ConfigError(f"task {self.name!r} has {len(pool)} few-shot examples available, {k} asked for")
         return pool[:k]
 
     @abstractmethod
@@ -161,6 +174,20 @@ class Task(ABC):
     @abstractmethod
     def score(self, sample: Sample, parsed: Parsed) -> dict[str, Any]:
         """Per-row scores (JSON values), kept in the samples file."""
+
+    def reward(self, sample: Sample, parsed: Parsed, metric: str | None = None) -> float:
+        """The one number a scored answer earns: what pair building, RL's ``task`` reward and the ladder use.
+
+        With ``metric``, that key of :meth:`score` (a bool or number as it is, a dict of bools such
+        as ``fields`` as its share of true values). Without it, the task's own reward; by default
+        :func:`~agentladder.tasks.reward.scores_reward`: a ``reward`` score as it is, else
+        ``(2 exact + field share + 0.5 valid) / 3.5`` over those present. A task with another idea
+        of a good answer overrides this method (and calls it on ``super()`` when given a ``metric``).
+        """
+        scores = self.score(sample, parsed)
+        if metric is not None:
+            return metric_value(scores, metric, self.name)
+        return scores_reward(scores)
 
     @abstractmethod
     def summarise(self, samples: Sequence[Sample], scores: Sequence[dict[str, Any]], *,

@@ -47,6 +47,7 @@ from agentladder.models.rollout import (
     make_rollout,
     multi_turn_generate,
 )
+from agentladder.tasks import get_task
 from agentladder.train._common import _full_model_state, _save_final, lineage_base, run_config
 from agentladder.train.advantages import (
     ESTIMATORS,
@@ -421,8 +422,6 @@ def load_prompts(config: RLConfig, tokenizer) -> tuple[list[PromptRow], int]:
     """The training prompts (tokenised through the chat template) and how many were too long."""
     rows: list[PromptRow] = []
     if config.task:
-        from agentladder.tasks import get_task
-
         task = get_task(config.task)
         samples = task.load(config.data) if config.data else task.make(config.split, config.n_prompts, config.seed)
         for s in samples:
@@ -529,8 +528,6 @@ def task_defaults(config: RLConfig) -> None:
     """Fill ``max_new_tokens`` and ``stop_at_json`` from the task (or the general defaults)."""
     task = None
     if config.task:
-        from agentladder.tasks import get_task
-
         task = get_task(config.task)
     if config.max_new_tokens is None:
         config.max_new_tokens = task.max_new_tokens if task else 256

@@ -1,32 +1,19 @@
-"""LLM-as-judge: structured verdicts, malformed ones unscored, pairwise in both orders."""
+"""The evaluation's LLM judge: malformed verdicts unscored, pairwise in both orders.
+
+The verdict parsers themselves are tested with the rest of the judge prompts in
+``tests/rewards/test_judging.py``.
+"""
 
 import pytest
 
-from agentladder.evals import Judge, ScriptedProvider, parse_preference, parse_verdict
+import agentladder.evals
+import agentladder.rewards.judging
+from agentladder.evals import Judge, ScriptedProvider
 
 
-@pytest.mark.parametrize("text, score", [
-    ('{"score": 4, "reason": "good"}', 4.0),
-    ('Verdict: {"score": 5} done', 5.0),
-    ('{"score": 2.5, "reason": "partly"}', 2.5),
-    ('{"score": 7}', None),            # off the scale
-    ('{"score": "4"}', None),          # a string, not a number
-    ('{"score": true}', None),         # a boolean is not a score
-    ('{"grade": 4}', None),            # wrong key
-    ("I would give it a 4.", None),    # no JSON
-    ('{"score": 4', None),             # cut off
-])
-def test_parse_verdict(text, score):
-    verdict = parse_verdict(text)
-    assert (verdict.score if verdict else None) == score
-
-
-@pytest.mark.parametrize("text, winner", [
-    ('{"winner": "A"}', "A"), ('{"winner": "b", "reason": "x"}', "B"), ('{"winner": "tie"}', "tie"),
-    ('{"winner": "C"}', None), ('{"winner": 1}', None), ("A is better", None),
-])
-def test_parse_preference(text, winner):
-    assert parse_preference(text) == winner
+def test_the_evaluation_exports_the_judge_parsers_of_the_rewards_layer():
+    for name in ("DEFAULT_RUBRIC", "Verdict", "parse_preference", "parse_verdict"):
+        assert getattr(agentladder.evals, name) is getattr(agentladder.rewards.judging, name)
 
 
 def test_malformed_verdicts_are_unscored_not_wrong():

@@ -102,6 +102,20 @@ def test_task_scorer_reward():
         TaskReward("medication-directions", "nope").score_group([item(right, sample.target, metadata=meta)])
 
 
+def test_task_reward_without_a_metric_is_the_tasks_own_reward():
+    from agentladder.tasks import get_task
+
+    task = get_task("medication-directions@brief-lower")
+    sample = task.make("test", 1, seed=0)[0]
+    wrong = json.dumps({**sample.target, "doses_per_day": sample.target["doses_per_day"] + 1})
+    own = TaskReward(task)
+    assert own.name == "medication-directions@brief-lower:default"
+    got = own.score_group([item(wrong, sample.target, metadata={"input": sample.input})])[0].score
+    assert got == task.reward(sample, task.parse(wrong)) == pytest.approx((0 + 5 / 6 + 0.5) / 3.5)
+    ensemble = build_rewards([{"type": "task", "task": "medication-directions"}])
+    assert ensemble.names == ["medication-directions:default"]
+
+
 def test_judge_reward_maps_scale_and_keeps_unscored_neutral():
     judge = ScriptedProvider(['{"score": 5, "reason": "right"}', '{"score": 1, "reason": "wrong"}', "I cannot say"])
     r = JudgeReward(judge, rubric="Correct arithmetic.")

@@ -6,7 +6,7 @@ import agentladder.tasks.medication
 
 def test_public_names():
     assert sorted(agentladder.tasks.__all__) == [
-        "Metric", "Parsed", "Sample", "Summary", "Task", "accuracy", "bootstrap_ci", "confusion",
+        "Metric", "Parsed", "PromptStyle", "Sample", "Summary", "Task", "accuracy", "bootstrap_ci", "confusion",
         "extract_json_object", "get_task", "list_tasks", "macro_f1", "make_data", "mean_metric",
         "numbers_equal", "precision_recall_f1", "register_task", "sft_conversations", "token_f1", "write_data",
     ]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -33,6 +33,7 @@ from agentladder.tasks.medication.formulary import is_dangerous
 from agentladder.tasks.medication.generator import generate_rows, number
 from agentladder.tasks.metrics import confusion, mean_metric, numbers_equal
 from agentladder.tasks.parsing import extract_json_object, is_integer, is_number
+from agentladder.tasks.style import PromptStyle
 from agentladder.tasks.task import Parsed, Sample, Summary, Task
 
 FIELDS = ("drug", "strength_mg", "dose_units", "doses_per_day", "as_needed", "duration_days")
@@ -151,10 +152,12 @@ class MedicationDirections(Task):
     stop_at_json: ClassVar[bool] = True
     note: ClassVar[str] = NOTE
     fields: ClassVar[tuple[str, ...]] = FIELDS
-    instructions: ClassVar[dict[str, str | None]] = {"brief": BRIEF_PROMPT, "brief-lower": BRIEF_PROMPT}
-    lowercase_variants: ClassVar[frozenset[str]] = frozenset({"brief-lower"})
-    compact_variants: ClassVar[frozenset[str]] = frozenset({"brief-lower"})
-    """Variants whose reference answer is JSON without spaces (9 of its 52 tokens are layout)."""
+    styles: ClassVar[Mapping[str, PromptStyle]] = {
+        "brief": PromptStyle(instructions=BRIEF_PROMPT),
+        "brief-lower": PromptStyle(instructions=BRIEF_PROMPT, lowercase_input=True, compact_answer=True),
+    }
+    """``brief``: the one-line instruction; ``brief-lower``: the same on the lower-cased line, answered in
+    JSON without spaces (9 of an answer's 52 tokens are layout)."""
 
     def load(self, path: str | os.PathLike) -> list[Sample]:
         samples, first_line = [], {}
@@ -182,7 +185,7 @@ class MedicationDirections(Task):
         return SYSTEM_PROMPT
 
     def target_text(self, sample: Sample) -> str:
-        separators = (",", ":") if self.variant in self.compact_variants else None
+        separators = (",", ":") if self.style.compact_answer else None
         return json.dumps(target_dict(sample.target), ensure_ascii=False, separators=separators)
 
     def parse(self, output: str) -> Parsed:

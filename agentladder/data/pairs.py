@@ -29,7 +29,7 @@ from agentladder.data.io import DataError, iter_json_lines, validate_row, write_
 from agentladder.data.schema import Conversation, MarkedResponse, Message, PreferencePair
 
 if TYPE_CHECKING:
-    from agentladder.evals.providers import Provider
+    from agentladder.models.providers import Provider
     from agentladder.tasks.task import Sample, Task
 
 Format = Literal["pairs", "marked"]
@@ -145,7 +145,7 @@ def pairs_from_task(model: str, task: str, n: int, out: str | os.PathLike, *, da
     (or of the task's data file ``data``). Sampling is seeded by ``seed``."""
     import torch
 
-    from agentladder.evals.providers import make_provider
+    from agentladder.models.providers import make_provider
     from agentladder.tasks import get_task
 
     the_task = get_task(task)

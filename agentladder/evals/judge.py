@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agentladder.data.schema import Message
-from agentladder.evals.providers import Provider
+from agentladder.models.providers import Provider
 from agentladder.tasks.metrics import Metric, mean_metric
 from agentladder.tasks.parsing import extract_json_object, is_number
 

@@ -126,7 +126,8 @@ def _distilled(ctx: RungContext, out: Path) -> str:
     if not answered.exists():
         teacher = make_provider(spec.teacher, batch_size=spec.batch_size)  # type: ignore[union-attr]
         try:
-            answer = functools.partial(teacher.complete, max_new_tokens=spec.max_new_tokens or task.max_new_tokens)  # type: ignore[union-attr]
+            budget = spec.max_new_tokens or task.max_new_tokens  # type: ignore[union-attr]
+            answer = functools.partial(teacher.complete, max_new_tokens=budget)
             distill(answer, prompts, answered, batch_size=spec.batch_size, teacher_name=spec.teacher,  # type: ignore[union-attr]
                     progress=ctx.progress)
         finally:

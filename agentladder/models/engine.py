@@ -360,5 +360,5 @@ def _remap(on_token: TokenCallback, idx: list[int], n: int) -> TokenCallback:
     return lambda row, token: on_token(idx[row // n] * n + row % n, token)
 
 
-__all__ = ["ANSWER_TOP_K", "BASE_ADAPTER", "MIN_SHARED_PREFIX", "Completion", "Engine", "SamplingParams", "answer_sampling", "sample_tokens",
-           "shared_prefix_length"]
+__all__ = ["ANSWER_TOP_K", "BASE_ADAPTER", "MIN_SHARED_PREFIX", "Completion", "Engine", "SamplingParams",
+           "answer_sampling", "sample_tokens", "shared_prefix_length"]

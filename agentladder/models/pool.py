@@ -71,9 +71,12 @@ class ModelPool:
             return self._load_base(spec), None
 
     def add_base(self, spec: str, model: Any, tokenizer: Any) -> LoadedBase:
-        """Register an already loaded model under ``spec`` (tests, or a model built in code)."""
+        """Register an already loaded model under ``spec`` (tests, or a model built in code).
+
+        Its train or eval mode is left as it is: the engine samples in eval mode and puts the mode back.
+        """
         with self._lock:
-            self._bases[spec] = self._entry(model.eval(), tokenizer)
+            self._bases[spec] = self._entry(model, tokenizer)
             return self._bases[spec]
 
     def generate(self, specs: Sequence[str], prompts: Sequence[Prompt], params: SamplingParams, *,

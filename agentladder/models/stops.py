@@ -25,7 +25,7 @@ STOP_WINDOW = 16
 
 
 def brace_counts(tokenizer: Any, vocab: int = 0) -> tuple[list[int], list[int]]:
-    """``(opens, closes)``: how many ``{`` and ``}`` each token id's piece holds, over ``max(len(tokenizer), vocab)`` ids."""
+    """``(opens, closes)``: the ``{`` and ``}`` in each token id's piece, for ``max(len(tokenizer), vocab)`` ids."""
     pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
     pieces += [""] * max(0, vocab - len(pieces))
     return [(p or "").count("{") for p in pieces], [(p or "").count("}") for p in pieces]

@@ -9,7 +9,16 @@ import pytest
 import torch
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from agentladder.agents import Agent, LocalChat, ModelPool, OpenAIChat, Runtime, ScriptedChat, openai_compatible, tool
+from agentladder.agents import (
+    Agent,
+    LocalChat,
+    ModelPool,
+    OpenAIChat,
+    Runtime,
+    ScriptedChat,
+    openai_compatible,
+    tool,
+)
 from agentladder.data.schema import Message
 from agentladder.models.providers import ScriptedProvider
 from agentladder.models.providers.toolcalls import fallback_instructions, parse_tool_calls

@@ -119,8 +119,8 @@ class LocalProvider(Provider):
 
     def complete(self, prompts: Sequence[Prompt], *, max_new_tokens: int = 128, temperature: float = 0.0,
                  stop_at_json: bool = False, progress: ProgressFn | None = None) -> list[str]:
-        done = self._run(prompts, answer_sampling(max_new_tokens, temperature, stop_at_json=stop_at_json), batch_size=self.batch_size,
-                         progress=progress)
+        params = answer_sampling(max_new_tokens, temperature, stop_at_json=stop_at_json)
+        done = self._run(prompts, params, batch_size=self.batch_size, progress=progress)
         return [c.text.strip() for c in done]
 
     def chat(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (), max_new_tokens: int = 256,
@@ -129,7 +129,8 @@ class LocalProvider(Provider):
         base, _ = self._loaded()
         ids = self._prompt_ids(base.tokenizer, list(messages), list(tools))
         stream = _streamer(base.tokenizer, on_text) if on_text is not None else None
-        (c,) = self._run([ids], answer_sampling(max_new_tokens, temperature, stop_at_json=json_output or bool(tools)), on_token=stream)
+        params = answer_sampling(max_new_tokens, temperature, stop_at_json=json_output or bool(tools))
+        (c,) = self._run([ids], params, on_token=stream)
         message = reply_message(c.text.strip(), tools)
         finish = "tool_calls" if message.tool_calls else c.finish_reason
         return ChatResponse(message, Usage(len(ids), len(c.token_ids)), self.name, finish,

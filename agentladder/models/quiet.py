@@ -16,6 +16,8 @@ import functools
 import warnings
 from collections.abc import Iterator
 
+from transformers.utils import logging as hf_logging
+
 THIRD_PARTY = r"(transformers|peft|torch|huggingface_hub|accelerate)(\.|$)"
 """Modules whose ``FutureWarning`` s are silenced inside :func:`quiet_transformers`."""
 
@@ -27,8 +29,6 @@ def quiet_transformers(*, gguf: bool = False) -> Iterator[None]:
     ``gguf`` also silences the GGUF de-quantisation bar, which transformers draws with plain
     ``tqdm`` outside its own progress-bar switch.
     """
-    from transformers.utils import logging as hf_logging
-
     bars_on = hf_logging.is_progress_bar_enabled()
     verbosity = hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()
@@ -46,6 +46,7 @@ def quiet_transformers(*, gguf: bool = False) -> Iterator[None]:
 @contextlib.contextmanager
 def _quiet_gguf() -> Iterator[None]:
     """transformers' GGUF loader with its ``tqdm`` bar disabled, for the duration of the block."""
+    # The optional GGUF path, imported only when a GGUF file is loaded.
     from transformers import modeling_gguf_pytorch_utils as gguf_utils
 
     bar = getattr(gguf_utils, "tqdm", None)

@@ -217,7 +217,7 @@ class Engine:
         if adapters is not None and len(adapters) != len(encoded):
             raise ConfigError(f"{len(adapters)} adapter names for {len(encoded)} prompts")
         switch, per_row = self._adapter_scope(adapters)
-        uniform = None if adapters is None or per_row is not None else adapters[0]
+        uniform = adapters[0] if adapters and per_row is None else None
         shared = shared_prefix_length(encoded) if self.prefix_cache and per_row is None else 0
         shared = shared if shared >= MIN_SHARED_PREFIX else 0
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
@@ -252,10 +252,10 @@ class Engine:
             return contextlib.nullcontext(), None
         names = {BASE_ADAPTER if a is None else a for a in adapters}
         if not hasattr(self.model, "peft_config"):
-            if names != {BASE_ADAPTER}:
+            if names - {BASE_ADAPTER}:
                 raise ConfigError(f"adapters {sorted(names - {BASE_ADAPTER})} need a model with LoRA adapters")
             return contextlib.nullcontext(), None
-        if len(names) > 1:  # several specialists in one batch: peft routes each row to its adapter
+        if len(names) != 1:  # none, or several specialists in one batch: peft routes each row to its adapter
             return contextlib.nullcontext(), [BASE_ADAPTER if a is None else a for a in adapters]
         (name,) = names
         if name == BASE_ADAPTER:

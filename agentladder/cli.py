@@ -33,8 +33,8 @@ def friendly_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from agentladder.data.io import DataError
-        from agentladder.evals.providers import ProviderError
         from agentladder.models.loading import ModelLoadError
+        from agentladder.models.providers import ProviderError
 
         try:
             return fn(*args, **kwargs)
@@ -295,12 +295,18 @@ def data_distill(
     seed: int = 0,
 ) -> None:
     """Write SFT data from a teacher model's answers (resumes a partial run)."""
-    from agentladder.data.distill import distill_from_model
+    import torch
 
-    n = distill_from_model(
-        teacher, prompts, out, max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size,
-        seed=seed,
-    )
+    from agentladder.data.distill import distill
+    from agentladder.models.providers import make_provider
+
+    torch.manual_seed(seed)
+    provider = make_provider(teacher, batch_size=batch_size)
+    try:
+        answer = functools.partial(provider.complete, max_new_tokens=max_new_tokens, temperature=temperature)
+        n = distill(answer, prompts, out, batch_size=batch_size, teacher_name=teacher)
+    finally:
+        provider.close()
     err.print(f"[green]done[/]: {n} conversations -> {out}")
 
 

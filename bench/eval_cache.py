@@ -9,8 +9,8 @@ step stores its new keys and values:
 
 - ``dynamic``: a ``DynamicCache`` copied from the prefix and repeated over the
   batch, which concatenates (``torch.cat``) the whole cache at every step;
-- ``buffered``: as shipped (``agentladder.evals.local``), a buffer allocated once
-  per batch that each step writes into.
+- ``buffered``: as shipped (``agentladder.models.kvcache.in_place_cache``, used by the
+  engine behind ``LocalProvider``), a buffer allocated once per batch that each step writes into.
 
 The two alternate ``--repeats`` times in one process; the bench prints the
 median rows a second side by side and checks that the answers are the same.
@@ -22,15 +22,17 @@ median rows a second side by side and checks that the answers are the same.
 from __future__ import annotations
 
 import argparse
-import copy
 import statistics
 import time
 
 
-def dynamic_cache(prefix_kv, batch: int, capacity: int):
-    """The reference: transformers' own cache, grown by concatenation."""
-    cache = copy.deepcopy(prefix_kv)
-    cache.batch_repeat_interleave(batch)  # (1, H, P, D) -> (B, H, P, D) per layer
+def dynamic_cache(config, batch: int, capacity: int, prefix=None):
+    """The reference: transformers' own cache holding the prefix, grown by concatenation."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=config)
+    for layer, (keys, values) in zip(cache.layers, prefix or [], strict=False):
+        layer.update(keys.repeat(batch, 1, 1, 1), values.repeat(batch, 1, 1, 1))  # (1, H, P, D) -> (B, H, P, D)
     return cache
 
 
@@ -41,26 +43,27 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
 
-    from agentladder.evals import local
+    from agentladder.models import engine
+    from agentladder.models.providers import LocalProvider
     from agentladder.tasks import get_task
 
     task = get_task("medication-directions")
     rows = task.make("test", args.rows, seed=0)
     shots = task.select_shots(3, exclude=rows)
     prompts = [task.prompt(r, shots) for r in rows]
-    provider = local.LocalProvider("smollm2-135m", batch_size=args.batch)
+    provider = LocalProvider("smollm2-135m", batch_size=args.batch)
     provider.prepare()
     provider.complete(prompts[:2], max_new_tokens=4)  # warm up
-    buffered = local._batch_cache
+    buffered = engine.in_place_cache
     seconds: dict[str, list[float]] = {"dynamic": [], "buffered": []}
     answers: dict[str, list[str]] = {}
     for _ in range(args.repeats):
         for setting in seconds:
-            local._batch_cache = dynamic_cache if setting == "dynamic" else buffered
+            engine.in_place_cache = dynamic_cache if setting == "dynamic" else buffered
             start = time.perf_counter()
             answers[setting] = provider.complete(prompts, max_new_tokens=72, stop_at_json=True)
             seconds[setting].append(time.perf_counter() - start)
-    local._batch_cache = buffered
+    engine.in_place_cache = buffered
     speed = {s: args.rows / statistics.median(t) for s, t in seconds.items()}
     print(f"\n3-shot greedy decoding, SmolLM2-135M fp32, {args.rows} rows, batch {args.batch}, "
           f"median of {args.repeats}")

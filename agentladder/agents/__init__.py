@@ -1,7 +1,10 @@
 """The multi-agent runtime: agents, tools, workflows, graphs, supervisors, sessions, review, tracing.
 
-Agents see models only through a :class:`ChatProvider` (a local model or LoRA
-specialist, an OpenAI-compatible server, a script). Every run is traced
+Agents see models only through the provider protocol of
+:mod:`agentladder.models.providers` (a local model or LoRA specialist, an
+OpenAI-compatible server, a script); ``ChatProvider``, ``OpenAIChat`` and
+``ScriptedChat`` are the agents' names for ``Provider``, ``OpenAIProvider`` and
+``ScriptedProvider``, and ``LocalChat`` is a local model from the shared pool. Every run is traced
 (OpenTelemetry GenAI spans), audited, and stored as a trajectory in the
 project's conversation schema, which ``agentladder traces export`` turns into
 SFT rows, preference pairs or RL prompts. See ``docs/agents.md``.
@@ -10,17 +13,6 @@ SFT rows, preference pairs or RL prompts. See ``docs/agents.md``.
 from agentladder.agents.agent import Agent, AgentError, AgentResult, OutputValidationError
 from agentladder.agents.export import export_traces, parse_where
 from agentladder.agents.graph import END, Graph, GraphLimitError
-from agentladder.agents.local import LocalChat, ModelPool
-from agentladder.agents.providers import (
-    ChatProvider,
-    ChatResponse,
-    OpenAIChat,
-    ScriptedChat,
-    TextChat,
-    Usage,
-    chat_provider,
-    openai_compatible,
-)
 from agentladder.agents.review import Escalate, Review, ReviewError, ReviewQueue
 from agentladder.agents.runtime import Runtime, Session, default_runtime, set_default_runtime
 from agentladder.agents.steps import RunResult, StepContext, StepError
@@ -28,6 +20,17 @@ from agentladder.agents.store import Store
 from agentladder.agents.supervisor import Supervisor, SupervisorResult
 from agentladder.agents.tools import Tool, ToolArgumentError, tool
 from agentladder.agents.workflow import Workflow
+from agentladder.models.providers import (
+    ChatResponse,
+    LocalChat,
+    ModelPool,
+    Usage,
+    chat_provider,
+    openai_compatible,
+)
+from agentladder.models.providers import OpenAIProvider as OpenAIChat
+from agentladder.models.providers import Provider as ChatProvider
+from agentladder.models.providers import ScriptedProvider as ScriptedChat
 
 __all__ = [
     "END",
@@ -55,7 +58,6 @@ __all__ = [
     "Store",
     "Supervisor",
     "SupervisorResult",
-    "TextChat",
     "Tool",
     "ToolArgumentError",
     "Usage",

@@ -29,12 +29,13 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from agentladder.agents import tracing as sc
-from agentladder.agents.providers import ChatProvider, ChatResponse, Usage, chat_provider
 from agentladder.agents.review import Escalate
 from agentladder.agents.runtime import RunContext, Runtime, current, default_runtime, use_context
 from agentladder.agents.store import new_id, to_json
 from agentladder.agents.tools import Tool, ToolResult, as_tool, format_validation_error
 from agentladder.data.schema import Conversation, Message, ToolCall
+from agentladder.models.providers import ChatResponse, Usage, chat_provider
+from agentladder.models.providers import Provider as ChatProvider
 from agentladder.tasks.parsing import extract_json_object
 
 

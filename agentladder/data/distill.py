@@ -17,7 +17,8 @@ from agentladder.data.io import DataError, iter_json_lines, read_jsonl, validate
 from agentladder.data.schema import Conversation, Message, RLPrompt
 
 Answerer = Callable[[Sequence[Sequence[Message]]], list[str]]
-"""Anything that answers a batch of prompts (a local model, an HTTP endpoint, a script)."""
+"""Anything that answers a batch of prompts: a provider's ``complete`` with its settings bound
+(a local model, an HTTP endpoint, a script). This module runs no model itself."""
 
 
 def _prompts(path: str | os.PathLike) -> list[tuple[str, list[Message]]]:
@@ -67,18 +68,3 @@ def distill(answer: Answerer, prompts_path: str | os.PathLike, out_path: str | o
     os.replace(partial, out_path)
     return len(prompts)
 
-
-def distill_from_model(teacher: str, prompts_path: str | os.PathLike, out_path: str | os.PathLike, *,
-                       max_new_tokens: int = 256, temperature: float = 0.0, batch_size: int = 8,
-                       seed: int = 0, progress: bool = True) -> int:
-    """:func:`distill` with a local teacher model loaded by :func:`agentladder.models.load_model`."""
-    from agentladder.models.generate import generate
-    from agentladder.models.loading import load_model
-
-    model, tokenizer = load_model(teacher)
-
-    def answer(batch: Sequence[Sequence[Message]]) -> list[str]:
-        return generate(model, tokenizer, batch, max_new_tokens=max_new_tokens, temperature=temperature,
-                        batch_size=batch_size, seed=seed)
-
-    return distill(answer, prompts_path, out_path, batch_size=batch_size, teacher_name=teacher, progress=progress)

@@ -18,7 +18,7 @@ def _provider_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from agentladder.evals.providers import ProviderError
+        from agentladder.models.providers import ProviderError
 
         try:
             return fn(*args, **kwargs)

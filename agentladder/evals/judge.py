@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agentladder.data.schema import Message
-from agentladder.evals.providers import Provider
+from agentladder.models.providers import Provider
 from agentladder.rewards.judging import (
     DEFAULT_RUBRIC,
     Verdict,

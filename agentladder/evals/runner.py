@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from agentladder.evals.judge import Judge
-from agentladder.evals.providers import Provider, make_provider
 from agentladder.evals.report import EvalReport, ModelResult
 from agentladder.evals.samples import SampleStore, prompt_key
+from agentladder.models.providers import Provider, make_provider
 from agentladder.rewards.judging import DEFAULT_RUBRIC
 from agentladder.tasks.metrics import mean_metric
 from agentladder.tasks.registry import get_task

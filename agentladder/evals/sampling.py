@@ -25,7 +25,7 @@ from rich.progress import Progress
 from agentladder.data.io import iter_json_lines, write_jsonl
 from agentladder.data.pairs import Format, best_vs_worst
 from agentladder.data.schema import MarkedResponse, Message, PreferencePair
-from agentladder.evals.providers import Provider, make_provider
+from agentladder.models.providers import Provider, make_provider
 from agentladder.tasks import Sample, Task, get_task
 
 

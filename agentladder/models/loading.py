@@ -18,13 +18,13 @@ import json
 import os
 import shutil
 import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from agentladder.errors import AgentladderError
+from agentladder.models.quiet import quiet_transformers
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float16": torch.float16, "fp16": torch.float16}
@@ -92,8 +92,9 @@ def materialise_packaged(alias: str, *, force: bool = False) -> Path:
     src = _package_dir(entry.package)
     if not (src / entry.filename).exists():
         raise ModelLoadError(f"{src / entry.filename} is missing from the {entry.package} package")
-    tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=entry.filename)
-    gguf_model = AutoModelForCausalLM.from_pretrained(src, gguf_file=entry.filename, dtype=torch.float32)
+    with quiet_transformers(gguf=True):
+        tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=entry.filename)
+        gguf_model = AutoModelForCausalLM.from_pretrained(src, gguf_file=entry.filename, dtype=torch.float32)
     # transformers refuses save_pretrained on a model loaded from GGUF, so build a
     # plain model from the same config, copy the weights, and check the logits agree.
     config = gguf_model.config
@@ -111,8 +112,9 @@ def materialise_packaged(alias: str, *, force: bool = False) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{alias}."))
     try:
-        plain.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        with quiet_transformers():
+            plain.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
         (tmp / RUN_META).write_text(json.dumps({"source": f"{entry.package}/{entry.filename}", "alias": alias}))
         if target.exists():
             shutil.rmtree(target)
@@ -155,7 +157,7 @@ def load_tokenizer(spec: str):
         return tiny_tokenizer()
     where = resolve(spec)
     if Path(where).is_dir() and not (Path(where) / "tokenizer_config.json").exists():
-        base = _adapter_base(Path(where))
+        base = adapter_base(Path(where))
         return load_tokenizer(base)
     tok = AutoTokenizer.from_pretrained(where)
     if tok.pad_token is None:
@@ -163,7 +165,8 @@ def load_tokenizer(spec: str):
     return tok
 
 
-def _adapter_base(folder: Path) -> str:
+def adapter_base(folder: Path) -> str:
+    """The base model a LoRA run folder was trained from (its run metadata, else its adapter config)."""
     meta = read_run_meta(folder)
     if meta.get("base_model"):
         return meta["base_model"]
@@ -172,20 +175,6 @@ def _adapter_base(folder: Path) -> str:
     if not base:
         raise ModelLoadError(f"{folder}/adapter_config.json names no base model")
     return base
-
-
-@contextmanager
-def _quiet_loading():
-    """Hide transformers' per-tensor "Loading weights" bar (instant for local files) around one load."""
-    from transformers.utils import logging as hf_logging
-
-    was_on = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_on:
-            hf_logging.enable_progress_bar()
 
 
 def load_model(
@@ -213,10 +202,10 @@ def load_model(
         if (where / "adapter_config.json").exists():
             from peft import PeftModel
 
-            base, _ = load_model(_adapter_base(where), dtype=torch_dtype, device=device)
+            base, _ = load_model(adapter_base(where), dtype=torch_dtype, device=device)
             model = PeftModel.from_pretrained(base, str(where), is_trainable=trainable_adapter)
         else:
-            with _quiet_loading():
+            with quiet_transformers():  # the per-tensor "Loading weights" bar is instant for local files
                 model = AutoModelForCausalLM.from_pretrained(str(where), dtype=torch_dtype)
     model.to(device)
     if getattr(model.config, "pad_token_id", None) is None:

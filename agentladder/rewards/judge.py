@@ -1,7 +1,7 @@
 """LLM judges as rewards: a rubric score per response, and a group judge that ranks a group's responses.
 
 Both ask any provider (``openai:MODEL@URL``, a local model spec, or a
-:class:`~agentladder.evals.providers.Provider`) for a structured verdict in JSON.
+:class:`~agentladder.models.providers.Provider`) for a structured verdict in JSON.
 A verdict that does not parse gives ``unscored`` (a neutral value), never a
 crash and never a silent 0 that the policy would learn from. The prompts and the
 verdict parsers are in :mod:`agentladder.rewards.judging`.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from agentladder.models.providers import make_provider
 from agentladder.rewards.base import Reward, RewardInput, RewardOutput
 from agentladder.rewards.judging import (
     DEFAULT_RUBRIC,
@@ -36,8 +37,6 @@ class JudgeReward(Reward):
 
     def __init__(self, provider, *, rubric: str = DEFAULT_RUBRIC, scale: tuple[int, int] = (1, 5),
                  unscored: float = 0.5, max_new_tokens: int = 128):
-        from agentladder.evals.providers import make_provider
-
         self.provider = make_provider(provider)
         self.rubric, self.scale, self.unscored, self.max_new_tokens = rubric, tuple(scale), unscored, max_new_tokens
 
@@ -65,8 +64,6 @@ class GroupJudgeReward(Reward):
     name = "group_judge"
 
     def __init__(self, provider, *, rubric: str = DEFAULT_RUBRIC, unscored: float = 0.5, max_new_tokens: int = 256):
-        from agentladder.evals.providers import make_provider
-
         self.provider = make_provider(provider)
         self.rubric, self.unscored, self.max_new_tokens = rubric, unscored, max_new_tokens
 

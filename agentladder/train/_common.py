@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from agentladder.data.io import atomic_write_text
 from agentladder.models.loading import RUN_META
+from agentladder.models.quiet import quiet_transformers
 
 RUN_CONFIG = "train_config.json"
 """The settings a run was started with, kept in its folder so it can resume."""
@@ -51,17 +52,15 @@ def _full_model_state(model, world) -> dict | None:
 
 def _save_final(model, tokenizer, out_dir: Path, meta: dict[str, Any], state_dict: dict | None = None) -> None:
     """Write the trained model into ``out_dir`` atomically, file by file, metadata last."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
     tmp = out_dir / ".final.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
-    if state_dict is None:
-        model.save_pretrained(str(tmp))
-    else:
-        model.save_pretrained(str(tmp), state_dict=state_dict)
-    tokenizer.save_pretrained(str(tmp))
+    with quiet_transformers():  # no "Writing model shards" bar
+        if state_dict is None:
+            model.save_pretrained(str(tmp))
+        else:
+            model.save_pretrained(str(tmp), state_dict=state_dict)
+        tokenizer.save_pretrained(str(tmp))
     for f in tmp.iterdir():
         os.replace(f, out_dir / f.name)
     tmp.rmdir()

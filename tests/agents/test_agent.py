@@ -23,11 +23,11 @@ def test_validation_retry_shows_the_error_then_succeeds(rt):
     result = agent.run("x 5 mg", runtime=rt)
     assert result.output == Parse(drug="x", strength_mg=5) and result.attempts == 3
     # the model was told what was wrong each time
-    second, third = model.calls[1]["messages"], model.calls[2]["messages"]
+    second, third = model.calls[1].messages, model.calls[2].messages
     assert second[-1].role == "user" and "no JSON object" in second[-1].content
     assert "strength_mg: Input should be greater than 0" in third[-1].content
     # the system prompt carries the schema
-    assert '"strength_mg"' in model.calls[0]["messages"][0].content
+    assert '"strength_mg"' in model.calls[0].messages[0].content
     # failed answers are kept but not trained on; the valid one is
     flags = [(m.role, m.is_trained) for m in result.messages if m.role == "assistant"]
     assert flags == [("assistant", False), ("assistant", False), ("assistant", True)]
@@ -82,7 +82,7 @@ def test_tool_arguments_validated_in_the_loop(rt):
     assert seen == [(500.0, 3)]  # the function ran only with valid arguments
     assert [c.name for c in result.tool_calls] == ["daily", "nope", "daily"] and result.output == "1500 mg"
     # the model was offered the tool's schema
-    assert model.calls[0]["tools"][0]["function"]["name"] == "daily"
+    assert model.calls[0].tools[0]["function"]["name"] == "daily"
 
 
 def test_parallel_tool_calls_answer_in_call_order(rt):
@@ -115,7 +115,7 @@ def test_memory_is_per_session(rt):
     agent.run("I am Ann", session="s1", runtime=rt)
     agent.run("Who am I?", session="s1", runtime=rt)
     agent.run("I am Bob", session="s2", runtime=rt)
-    second = [m.content for m in model.calls[1]["messages"]]
+    second = [m.content for m in model.calls[1].messages]
     assert second == ["Be brief.", "I am Ann", "Hello Ann", "Who am I?"]
-    third = [m.content for m in model.calls[2]["messages"]]
+    third = [m.content for m in model.calls[2].messages]
     assert third == ["Be brief.", "I am Bob"]  # session s2 never sees s1's conversation

@@ -139,7 +139,7 @@ def test_supervisor_routes_by_the_models_decision(rt):
     result = sup.run("where is my parcel?", runtime=rt)
     assert result.routes == ["shipping"] and result.output == "Answer: Parcel arrives Monday."
     assert len(shipping_model.calls) == 1 and billing_model.calls == []
-    offered = {t["function"]["name"]: t["function"]["description"] for t in sup.agent.provider.calls[0]["tools"]}
+    offered = {t["function"]["name"]: t["function"]["description"] for t in sup.agent.provider.calls[0].tools}
     assert offered == {"billing": "Payments and refunds.", "shipping": "Deliveries."}
     assert sup.run("refund my order", runtime=rt).routes == ["billing"]
 

@@ -11,7 +11,7 @@ def test_public_names():
         "END", "Agent", "AgentError", "AgentResult", "ChatProvider", "ChatResponse", "Escalate", "Graph",
         "GraphLimitError", "LocalChat", "ModelPool", "OpenAIChat", "OutputValidationError", "Review", "ReviewError",
         "ReviewQueue", "RunResult", "Runtime", "ScriptedChat", "Session", "StepContext", "StepError", "Store",
-        "Supervisor", "SupervisorResult", "TextChat", "Tool", "ToolArgumentError", "Usage", "Workflow",
+        "Supervisor", "SupervisorResult", "Tool", "ToolArgumentError", "Usage", "Workflow",
         "chat_provider", "default_runtime", "export_traces", "openai_compatible", "parse_where",
         "set_default_runtime", "tool",
     ])

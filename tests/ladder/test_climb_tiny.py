@@ -103,7 +103,7 @@ def test_a_fine_tune_killed_inside_a_climb_resumes_from_its_checkpoint(tmp_path,
 
 
 def test_eval_dtype_loads_every_rung_in_that_precision(tmp_path, monkeypatch):
-    from agentladder.evals import local
+    from agentladder.models.providers import local
 
     loaded = []
     real = local.LocalProvider.prepare

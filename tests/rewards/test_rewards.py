@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from agentladder.data.schema import Message
-from agentladder.evals.providers import ScriptedProvider
+from agentladder.models.providers import ScriptedProvider
 from agentladder.rewards import (
     ExactMatch,
     FieldMatch,

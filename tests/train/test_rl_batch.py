@@ -59,7 +59,7 @@ def test_stop_strings_and_json_stop():
     tok = tiny_tokenizer()
 
     class Scripted(torch.nn.Module):
-        """Always predicts the next byte of a fixed text."""
+        """Always predicts the next byte of a fixed text (it counts the positions the attention mask covers)."""
 
         def __init__(self, text):
             super().__init__()
@@ -67,25 +67,12 @@ def test_stop_strings_and_json_stop():
             self.w = torch.nn.Parameter(torch.zeros(1))
             self.config = type("C", (), {"vocab_size": len(tok)})()
 
-        def forward(self, input_ids, attention_mask=None, position_ids=None, past_key_values=None, use_cache=True,
+        def forward(self, input_ids, attention_mask=None, position_ids=None, cache=None, use_cache=True,
                     logits_to_keep=None):
-
-            cache = past_key_values if past_key_values is not None else _Cache(0)
-            n = cache.n
+            n = attention_mask.shape[1] - 2 if attention_mask is not None else 0  # the prompt is 2 tokens
             logits = torch.full((input_ids.shape[0], 1, len(tok)), -1e9)
             logits[:, 0, self.ids[min(n, len(self.ids) - 1)]] = 0
-            cache.n = n + 1
-            return type("O", (), {"logits": logits, "past_key_values": cache})()
-
-    class _Cache:
-        def __init__(self, n):
-            self.n = n
-
-        def batch_repeat_interleave(self, k):
-            pass
-
-        def batch_select_indices(self, idx):
-            pass
+            return type("O", (), {"logits": logits})()
 
     m = Scripted('{"a": {"b": 1}} trailing STOP more')
     json_out = LocalRollout(m, tok).generate([[1, 2]], 1, SamplingParams(max_new_tokens=40, temperature=0,

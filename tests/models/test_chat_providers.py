@@ -1,23 +1,34 @@
+"""Providers answering agents: tool calls (native, JSON fallback, chat-template blocks), specialists of one
+base sharing it, usage and traces."""
+
 import http.server
 import json
 import threading
 
 import pytest
 import torch
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agentladder.agents import (
     Agent,
     LocalChat,
     ModelPool,
     OpenAIChat,
+    Runtime,
     ScriptedChat,
-    TextChat,
     openai_compatible,
     tool,
 )
-from agentladder.agents.toolcalls import fallback_instructions, parse_tool_calls
 from agentladder.data.schema import Message
-from agentladder.evals.providers import ScriptedProvider
+from agentladder.models.providers import ScriptedProvider
+from agentladder.models.providers.toolcalls import fallback_instructions, parse_tool_calls
+
+
+@pytest.fixture
+def rt():
+    runtime = Runtime(":memory:", span_exporters=[InMemorySpanExporter()])
+    yield runtime
+    runtime.shutdown()
 
 
 @tool
@@ -110,11 +121,12 @@ def test_tool_calls_read_from_text():
         [check_dose.to_openai()])
 
 
-def test_text_provider_wrapped(rt):
+def test_text_only_model_gets_the_json_fallback(rt):
+    """A model that answers with text only is offered the tools in its system turn; its calls are read from the text."""
     reply = '{"tool": "check_dose", "arguments": {"drug": "x", "daily_mg": 5000}}'
-    provider = ScriptedProvider([reply, "It is over."])
-    result = Agent(TextChat(provider), tools=[check_dose]).run("x", runtime=rt)
-    assert result.output == "It is over."
+    provider = ScriptedProvider([reply, "It is over."], tool_mode="json")
+    result = Agent(provider, tools=[check_dose]).run("x", runtime=rt)
+    assert result.output == "It is over." and [c.name for c in result.tool_calls] == ["check_dose"]
     assert "You can call tools" in provider.calls[0][0].content
 
 
@@ -174,6 +186,8 @@ def test_local_model_in_an_agent_with_tools(rt):
 def test_bad_specs_are_refused():
     with pytest.raises(ValueError, match="tool_mode"):
         OpenAIChat("m", tool_mode="xml")
+    with pytest.raises(ValueError, match="tool_mode"):
+        LocalChat("tiny", tool_mode="xml")
     with pytest.raises(ValueError, match="openai:MODEL"):
         Agent("openai:")
     with pytest.raises(TypeError, match="a model is a provider"):

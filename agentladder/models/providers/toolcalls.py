@@ -18,13 +18,40 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from agentladder.data.schema import ToolCall
+from agentladder.data.schema import Message, ToolCall
+
+ToolSpec = dict[str, Any]
+"""A tool in OpenAI's shape: ``{"type": "function", "function": {"name", "description", "parameters"}}``."""
 
 _TAGGED = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
 _DECODER = json.JSONDecoder()
 
 
-def fallback_instructions(tools: Sequence[dict[str, Any]]) -> str:
+def tool_names(tools: Sequence[ToolSpec]) -> list[str]:
+    """The names of the offered tools."""
+    return [t["function"]["name"] for t in tools]
+
+
+def with_fallback_tools(messages: Sequence[Message], tools: Sequence[ToolSpec]) -> list[Message]:
+    """Messages with the JSON tool-calling instructions added to the system turn (a new one if none)."""
+    msgs = list(messages)
+    if not tools:
+        return msgs
+    text = fallback_instructions(tools)
+    if msgs and msgs[0].role == "system":
+        msgs[0] = msgs[0].model_copy(update={"content": f"{msgs[0].content}\n\n{text}"})
+    else:
+        msgs.insert(0, Message(role="system", content=text))
+    return msgs
+
+
+def reply_message(text: str, tools: Sequence[ToolSpec]) -> Message:
+    """The assistant message a model's text stands for: its tool calls read out, the rest as content."""
+    content, calls = parse_tool_calls(text, tool_names(tools))
+    return Message(role="assistant", content=content if content is not None else "", tool_calls=calls or None)
+
+
+def fallback_instructions(tools: Sequence[ToolSpec]) -> str:
     """The system-prompt text that teaches a model without native tool calling to call ``tools`` (OpenAI shape)."""
     lines = ["You can call tools. To call one, reply with only a JSON object: "
              '{"tool": "<name>", "arguments": {...}}. '

@@ -1,25 +1,20 @@
-"""Providers: a local model (the tiny one), an OpenAI-compatible endpoint (a stub server), the factory."""
+"""Providers: a local model (the tiny one), an OpenAI-compatible endpoint (a stub server), a script, the factory."""
 
+import asyncio
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import torch
 
-from agentladder.data import Message
-from agentladder.evals import (
+from agentladder.data import Message, ToolCall
+from agentladder.evals import evaluate
+from agentladder.models.providers import (
     LocalProvider,
     OpenAIProvider,
     ProviderError,
     ScriptedProvider,
-    evaluate,
     make_provider,
-)
-from agentladder.evals.local import (
-    _buffered_layer_class,
-    _stop_after_json_class,
-    shared_prefix_length,
 )
 
 PROMPT = [Message(role="system", content="Answer in JSON."), Message(role="user", content="hi")]
@@ -48,66 +43,6 @@ def test_local_tiny_model_answers_every_prompt_in_order():
     assert provider.model is None
 
 
-def test_shared_prefix_cache_gives_the_same_tokens(model, tok):
-    from agentladder.tasks import get_task
-
-    task = get_task("medication-directions")
-    rows = task.make("test", 3)
-    prompts = [task.prompt(r, task.select_shots(1, rows)) for r in rows]
-    cached = LocalProvider(model=model, tokenizer=tok, batch_size=3)
-    plain = LocalProvider(model=model, tokenizer=tok, batch_size=3, prefix_cache=False)
-    # Decode token ids, not text: the random tiny model mostly emits whitespace.
-    tok_decode = tok.decode
-    try:
-        tok.decode = lambda ids, **kw: ",".join(str(int(i)) for i in ids)
-        a = cached.complete(prompts, max_new_tokens=6)
-        b = plain.complete(prompts, max_new_tokens=6)
-    finally:
-        tok.decode = tok_decode
-    assert a == b and all(len(x.split(",")) == 6 for x in a)
-    assert cached._prefix is not None and len(cached._prefix[0]) > 1000  # the system prompt and the shot
-
-
-def test_buffered_cache_layer_returns_what_concatenation_would():
-    from transformers.cache_utils import DynamicLayer
-
-    g = torch.Generator().manual_seed(0)
-
-    def kv(batch, n):  # (B, H, T, D)
-        return torch.randn(batch, 2, n, 4, generator=g), torch.randn(batch, 2, n, 4, generator=g)
-
-    prefix_k, prefix_v = kv(1, 5)
-    layer = _buffered_layer_class()(prefix_k, prefix_v, 3, 7)
-    ref = DynamicLayer()
-    ref.update(prefix_k.repeat(3, 1, 1, 1), prefix_v.repeat(3, 1, 1, 1))
-    assert layer.get_seq_length() == 5
-    for new in (2, 1, 3):  # 5 + 2 fills the 7 positions; the next steps grow the buffer
-        k, v = kv(3, new)
-        got, want = layer.update(k, v), ref.update(k, v)
-        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
-        assert layer.get_seq_length() == ref.get_seq_length()
-    layer.crop(-2)  # generate may trim a cache in place of update; the next update starts from what is left
-    ref.crop(-2)
-    k, v = kv(3, 1)
-    got, want = layer.update(k, v), ref.update(k, v)
-    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1]) and layer.get_seq_length() == 10
-
-
-def test_shared_prefix_length():
-    assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9]]) == 2
-    assert shared_prefix_length([[1, 2, 3], [1, 2, 3]]) == 2  # each row keeps a token to prefill
-    assert shared_prefix_length([[1], [2]]) == 0 and shared_prefix_length([]) == 0
-
-
-def test_stop_after_json_criterion():
-    # Vocabulary of 5 pieces: 0 "a", 1 "{", 2 "}", 3 "{}", 4 "x".
-    opens, closes = torch.tensor([0, 1, 0, 1, 0]), torch.tensor([0, 0, 1, 1, 0])
-    stop = _stop_after_json_class()(opens, closes, batch=3)
-    rows = torch.tensor([[0, 1, 2], [1, 0, 2], [3, 4, 4]])  # a { }   { a }   {} x x
-    seen = [stop(rows[:, : t + 1], None).tolist() for t in range(3)]
-    assert seen == [[False, False, True], [False, False, True], [True, True, True]]
-
-
 class _Stub(BaseHTTPRequestHandler):
     requests: list = []
     fail_first = 0
@@ -126,6 +61,9 @@ class _Stub(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(b'{"error": "unknown model"}')
             return
+        if body.get("stream"):
+            self._stream("echo: " + body["messages"][-1]["content"])
+            return
         answer = {"choices": [{"message": {"role": "assistant", "content": "echo: " + body["messages"][-1]["content"]}}]}
         data = json.dumps(answer).encode()
         self.send_response(200)
@@ -133,6 +71,20 @@ class _Stub(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _stream(self, text):
+        """Server-sent events: the text in three-character pieces, then the finish reason and usage."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        base = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "streamed"}
+        chunks = [{**base, "choices": [{"index": 0, "delta": {"content": text[i : i + 3]}, "finish_reason": None}]}
+                  for i in range(0, len(text), 3)]
+        chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        chunks.append({**base, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}})
+        for c in chunks:
+            self.wfile.write(f"data: {json.dumps(c)}\n\n".encode())
+        self.wfile.write(b"data: [DONE]\n\n")
 
     def log_message(self, *args):
         pass
@@ -184,3 +136,41 @@ def test_lora_run_folder_loads_merged(tmp_path, tok):
     assert not hasattr(tuned.model, "peft_config"), "adapters are merged into the base for evaluation"
     # Fresh LoRA adapters start as a zero update, so the merged model answers as its base.
     assert tuned.complete([PROMPT], max_new_tokens=4) == base.complete([PROMPT], max_new_tokens=4)
+
+
+def test_openai_streaming_and_async(server):
+    provider = OpenAIProvider("m", base_url=server, api_key="k")
+    pieces = []
+    reply = provider.chat([Message(role="user", content="hello there")], on_text=pieces.append)
+    assert reply.message.content == "echo: hello there" == "".join(pieces) and len(pieces) > 3
+    assert _Stub.requests[-1][2]["stream"] is True
+    assert reply.model == "streamed" and reply.usage.input_tokens == 5 and reply.usage.output_tokens == 4
+    again = asyncio.run(provider.achat([Message(role="user", content="q")], max_new_tokens=3))
+    assert again.message.content == "echo: q" and _Stub.requests[-1][2]["max_tokens"] == 3
+
+
+def test_scripted_provider_answers_from_a_list_a_mapping_or_a_function():
+    listed = ScriptedProvider(["a", "b"], default="z")
+    assert listed.complete([PROMPT, PROMPT, PROMPT]) == ["a", "b", "z"]
+    assert listed.calls[0] == PROMPT and listed.calls[0][1].content == "hi" and listed.calls[0].tools == []
+    keyed = ScriptedProvider({"hi": "hello"})
+    assert keyed.chat(PROMPT).message.content == "hello"
+    with pytest.raises(KeyError, match="no scripted answer"):
+        keyed.chat([Message(role="user", content="other")])
+    one_arg = ScriptedProvider(lambda messages: f"{len(messages)} turns")
+    assert one_arg.complete([PROMPT]) == ["2 turns"]
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"properties": {}}}}
+    two_args = ScriptedProvider(lambda messages, tools: ToolCall(name=tools[0]["function"]["name"]))
+    reply = two_args.chat(PROMPT, tools=[tool])
+    assert reply.finish_reason == "tool_calls" and reply.message.tool_calls[0].name == "f"
+    assert reply.message.tool_calls[0].id == "call-1" and two_args.calls[0].tools == [tool]
+    with pytest.raises(IndexError, match="only 0 answers"):
+        ScriptedProvider([]).chat(PROMPT)
+
+
+def test_local_chat_streams_every_piece_of_the_answer(tok, model):
+    provider = LocalProvider(model=model, tokenizer=tok)
+    pieces = []
+    reply = provider.chat(PROMPT, max_new_tokens=8, on_text=pieces.append)
+    assert "".join(pieces).strip() == reply.message.content
+    assert reply.usage.output_tokens == 8 and reply.finish_reason == "length"

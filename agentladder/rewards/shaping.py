@@ -1,8 +1,14 @@
-"""Reward shaping as pure functions."""
+"""Reward shaping as pure functions: DAPO's overlong punishment, and span values on tokens.
+
+Shaping that needs the training side (the KL to the reference in the reward) lives in
+:mod:`agentladder.train.rl_shaping`.
+"""
 
 from __future__ import annotations
 
 import torch
+
+from agentladder.errors import ConfigError
 
 
 def overlong_penalty(lengths: torch.Tensor, max_length: int, buffer: int, factor: float = 1.0) -> torch.Tensor:
@@ -13,12 +19,20 @@ def overlong_penalty(lengths: torch.Tensor, max_length: int, buffer: int, factor
     Yu et al., *DAPO*, 2025, arXiv:2503.14476, eq. 13 (``L_max`` = ``max_length``, ``L_cache`` = ``buffer``).
     """
     if buffer <= 0 or buffer > max_length:
-        raise ValueError(f"the overlong buffer must be in 1..{max_length}, got {buffer}")
+        raise ConfigError(f"the overlong buffer must be in 1..{max_length}, got {buffer}")
     expected = max_length - buffer
     x = lengths.to(torch.float32)
     inside = (expected - x) / buffer
     out = torch.where(x <= expected, torch.zeros_like(x), torch.where(x <= max_length, inside, -torch.ones_like(x)))
     return out * factor
+
+
+def overlong_buffer(max_length: int, ratio: float) -> int:
+    """``L_cache`` for DAPO's punishment: the last ``ratio`` of the budget ``L_max``, rounded, at least 1 token.
+
+    E.g. ``overlong_buffer(64, 0.25) == 16``: responses up to 48 tokens are not punished.
+    """
+    return max(1, int(round(ratio * max_length)))
 
 
 def span_token_values(token_ends: list[int], token_starts: list[int], spans) -> list[float]:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
+from agentladder.errors import ConfigError
+
 
 @dataclass
 class AdvantageInput:
@@ -142,7 +144,7 @@ def gae(inp: AdvantageInput) -> AdvantageOutput:
     as used for language models by Ouyang et al., 2022, arXiv:2203.02155.
     """
     if inp.values is None:
-        raise ValueError("GAE needs the critic's values")
+        raise ConfigError("the gae advantage needs the critic's values (a value head)")
     rewards = inp.token_rewards if inp.token_rewards is not None else outcome_token_rewards(inp.scores, inp.mask)
     m = inp.mask.to(rewards.dtype)
     values = inp.values.to(rewards.dtype) * m
@@ -207,6 +209,17 @@ OUTCOME_ESTIMATORS = frozenset({"grpo", "dr_grpo", "rloo"})
 """Estimators that read only ``scores`` (a KL penalty in the reward is subtracted from the score)."""
 
 
+def estimate_advantages(name: str, inp: AdvantageInput) -> AdvantageOutput:
+    """The advantages of estimator ``name`` (the RL config's ``advantage``: a key of :data:`ESTIMATORS`).
+
+    The trainer's one call: every estimator reads the same :class:`AdvantageInput`, so choosing
+    one is a lookup, never an ``if/elif``.
+    """
+    if name not in ESTIMATORS:
+        raise ConfigError(f"unknown advantage {name!r}: choose one of {', '.join(ESTIMATORS)}")
+    return ESTIMATORS[name](inp)
+
+
 def zero_variance_groups(scores: torch.Tensor, group: torch.Tensor, atol: float = 1e-9) -> torch.Tensor:
     """``(n_groups,)`` bool: groups whose responses all got the same reward (they carry no signal).
 
@@ -226,10 +239,12 @@ __all__ = [
     "AdvantageInput",
     "AdvantageOutput",
     "discounted_returns",
+    "estimate_advantages",
     "gae",
     "group_normalised",
     "last_token_index",
     "leave_one_out",
+    "outcome_token_rewards",
     "masked_whiten",
     "reinforce_pp",
     "zero_variance_groups",

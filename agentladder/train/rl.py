@@ -1,20 +1,28 @@
 """Reinforcement learning on the shared loop: PPO, GRPO, DAPO, GSPO, Dr. GRPO, RLOO and REINFORCE++.
 
 One trainer; every algorithm is a combination of :class:`~agentladder.train.rl_config.RLConfig`
-fields, and the presets fill them as their papers do. One loop step is one rollout:
+fields, and the presets fill them as their papers do. One loop step is one rollout,
+and :meth:`RLTrainer.train_step` reads as this list:
 
 1. take ``batch_size`` prompts (the loop's data order, so resuming needs only the step);
 2. sample ``group_size`` responses to each (:mod:`agentladder.models.rollout`: each prompt
    encoded once for its group; the sampler's log-probabilities are the old policy's);
-3. score them (:mod:`agentladder.rewards`), add the overlong punishment; with dynamic
-   sampling drop the groups whose rewards are all equal and sample more prompts until
-   the batch is full or ``max_generation_rounds`` is reached;
+3. score them and shape the scores with the overlong punishment
+   (:mod:`agentladder.train.rl_rollout`); with dynamic sampling drop the groups whose rewards
+   are all equal and sample more prompts until the batch is full or
+   ``max_generation_rounds`` is reached;
 4. when the KL coefficient is not 0, one no-grad pass for the reference's log-probabilities
-   (LoRA: the same model with adapters disabled); for PPO one for the critic's values;
-5. advantages (:mod:`agentladder.train.advantages`), plus span rewards on their tokens;
+   (LoRA: the same model with adapters disabled) and the KL of the sampling policy to it;
+   for PPO one pass for the critic's values;
+5. the KL into the reward (``kl_in: reward``), the advantages, and span rewards on their
+   tokens (:mod:`agentladder.train.rl_shaping`, :mod:`agentladder.train.advantages`);
 6. ``ppo_epochs`` passes of ``num_minibatches`` optimizer updates each, through the loop's
-   :meth:`~agentladder.train.loop.Trainer.update`, each prompt run once per mini-batch for all
-   of its responses (:mod:`agentladder.train.rl_batch`); then one step of the schedule.
+   :meth:`~agentladder.train.loop.Trainer.update`, each prompt run once per micro-batch for all
+   of its responses (:mod:`agentladder.train.shared_prompt`); then one step of the schedule;
+7. the rollout engine gets the new weights.
+
+What the step measured travels as typed records (:mod:`agentladder.train.rl_metrics`) until
+it becomes the step's line in ``metrics.jsonl``.
 
 With one update per rollout the old policy *is* the current one, so the ratio is
 exactly 1 (the loss uses the current log-probabilities, detached, as TRL does).
@@ -27,15 +35,14 @@ import json
 import time
 import warnings
 from collections.abc import Sequence
-from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from agentladder.data.io import DataError, atomic_write_text, load_rows
-from agentladder.data.schema import Message, RLPrompt
+from agentladder.data.schema import RLPrompt
+from agentladder.errors import ConfigError
 from agentladder.models.chat import prompt_ids
 from agentladder.models.loading import load_model
 from agentladder.models.lora import LoraSettings, attach_lora, is_lora, reference_mode
@@ -49,47 +56,39 @@ from agentladder.models.rollout import (
 )
 from agentladder.tasks import get_task
 from agentladder.train._common import _full_model_state, _save_final, lineage_base, run_config
-from agentladder.train.advantages import (
-    ESTIMATORS,
-    OUTCOME_ESTIMATORS,
-    AdvantageInput,
-    outcome_token_rewards,
-    zero_variance_groups,
-)
+from agentladder.train.advantages import OUTCOME_ESTIMATORS, AdvantageInput, estimate_advantages
 from agentladder.train.distributed import World, init_world, unwrap
 from agentladder.train.loop import LossOutput, Trainer, TrainResult, epoch_order, seed_everything
 from agentladder.train.plots import plot_history
 from agentladder.train.rl_batch import (
     RLSample,
+    RolloutBatch,
     group_batch,
     padded_rl_batch,
-    token_outputs,
-    use_group_prompt_attention,
+    rollout_batch,
 )
 from agentladder.train.rl_config import PRESETS, RLConfig, load_rl_config
-from agentladder.train.rl_losses import aggregate, clipped_policy_loss, kl_estimate, value_loss
+from agentladder.train.rl_losses import aggregate, clipped_policy_loss, value_loss
+from agentladder.train.rl_metrics import Update, UpdateSums, step_metrics
+from agentladder.train.rl_rollout import (
+    Group,
+    PromptRow,
+    Rollout,
+    informative_groups,
+    rollout_stats,
+    score_group,
+)
+from agentladder.train.rl_shaping import (
+    add_span_values,
+    kl_in_reward,
+    mean_token_kl,
+    span_values,
+    token_kl,
+)
+from agentladder.train.shared_prompt import token_outputs, use_shared_prompt_attention
 
 ROLLOUT_LOG = "rollouts.jsonl"
 """One line per step: the first prompt's responses and their rewards."""
-
-
-@dataclass
-class PromptRow:
-    id: str
-    messages: list[Message]
-    ids: list[int]
-    target: Any = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Group:
-    prompt: PromptRow
-    completions: list[Completion]
-    total: list[float]
-    """Reward of each response (the ensemble's weighted sum, plus shaping)."""
-    components: dict[str, list[float]]
-    spans: list[list]
 
 
 class RLTrainer(Trainer):
@@ -103,79 +102,48 @@ class RLTrainer(Trainer):
         self.rewards = rewards
         self.max_new = config.max_new_tokens or 256
         self.units = "tokens" if config.loss_agg == "token_mean" else "sequences"
-        self.shared = config.share_prompt and use_group_prompt_attention(model)
+        # A frozen reference copy reads the same batches, so it needs the same kernel.
+        self.shared = config.share_prompt and use_shared_prompt_attention(model) and (
+            reference_model is None or use_shared_prompt_attention(reference_model))
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.value_head = getattr(model, "value_head", None) if config.advantage == "gae" else None
         if config.advantage == "gae" and self.value_head is None:
-            raise ValueError("the gae advantage needs a value head: use attach_value_head(model) first")
+            raise ConfigError("the gae advantage needs a value head: use attach_value_head(model) first")
         self.reference_model = reference_model
         self.environment = environment
         if config.max_turns > 1 and environment is None:
-            raise ValueError("max_turns > 1 needs an environment that answers each assistant turn")
+            raise ConfigError("max_turns > 1 needs an environment that answers each assistant turn")
         self.on_policy = config.ppo_epochs * config.num_minibatches == 1
         self.sampling = SamplingParams(self.max_new, config.temperature, config.top_p, tuple(config.stop),
                                        bool(config.stop_at_json))
         self.temperature = config.temperature if config.temperature > 0 else 1.0
+        self._sums = UpdateSums()
+        """The current update's loss sums: :meth:`loss` adds to them, :meth:`_update` starts and reads them."""
         super().__init__(model, list(prompts), self.collate_samples, self.loss, config, world=world,
                          description=description or config.preset or "rl")
         self.rollout = rollout or make_rollout("local", self.model, tokenizer)
 
-    # -- batches and loss ---------------------------------------------------------------------
-    def collate_samples(self, samples: list[RLSample]) -> dict:
-        if self.shared:
-            return group_batch(samples, self.units)
-        return padded_rl_batch(samples, self.pad_id, self.units)
+    # -- one step -------------------------------------------------------------------------------
+    def train_step(self, step: int) -> dict[str, float]:
+        """One rollout and its updates (the module docstring's list)."""
+        rollout = self._rollout(step)  # 1-3. prompts, responses, scores (overlong penalty), dynamic sampling
+        self._log_rollout(step, rollout.first)
+        t0 = time.perf_counter()
+        batch = self._batch(rollout.kept)  # the responses as samples, with the old policy's log-probs
+        ref = self._reference_logps(batch)  # 4. the reference pass (kl_coef > 0)
+        kl = self._rollout_kl(batch, ref)  # 4. KL of the sampling policy to the reference, per token
+        values = self._values(batch)  # 4. the critic pass (PPO)
+        self._advantages(batch, kl, values)  # 5. KL in the reward, the estimator, span values
+        updates = self._updates(batch.samples, step)  # 6. ppo_epochs x num_minibatches updates
+        self._advance_schedule()  # 6. one step of the schedule, with or without an update
+        self.rollout.sync_weights(self.model)  # 7. the engine samples from the new weights
+        rollout.stats.kl = mean_token_kl(kl, batch.mask) if kl is not None else None
+        return step_metrics(rollout.stats, updates, train_s=time.perf_counter() - t0,
+                            lr=self.scheduler.get_last_lr()[0])
 
-    def loss(self, model, batch: dict) -> LossOutput:
-        cfg = self.rl
-        out = token_outputs(model, batch, temperature=self.temperature, value_head=self.value_head, entropy=True)
-        device = out.logps.device
-        mask = batch["mask"].to(device)
-        adv = batch["advantages"].to(device)
-        old = out.logps.detach() if self.on_policy else batch["old_logps"].to(device)
-        pl = clipped_policy_loss(out.logps, old, adv, mask, clip_low=cfg.clip_low, clip_high=cfg.clip_high,
-                                 dual_clip=cfg.dual_clip, level=cfg.ratio_level)
-        loss_mat = pl.loss
-        metrics = {"_tokens": float(mask.sum()), "_clip_low": float(pl.clipped_low.sum()),
-                   "_clip_high": float(pl.clipped_high.sum()), "_dual": float(pl.dual_clipped.sum()),
-                   "_entropy": float((out.entropy * mask).sum()), "_ratio": float(pl.ratio.sum())}
-        if cfg.kl_coef > 0 and cfg.kl_in == "loss":
-            kl = kl_estimate(out.logps, batch["ref_logps"].to(device), cfg.kl_estimator) * mask
-            loss_mat = loss_mat + cfg.kl_coef * kl
-            metrics["_kl_loss"] = float(kl.detach().sum())
-        loss_sum, _ = aggregate(loss_mat, mask, cfg.loss_agg, self.max_new)
-        if self.value_head is not None:
-            vl = value_loss(out.values, batch["old_values"].to(device), batch["returns"].to(device), mask,
-                            cfg.value_clip)
-            v_sum, _ = aggregate(vl, mask, cfg.loss_agg, self.max_new)
-            loss_sum = loss_sum + cfg.vf_coef * v_sum
-            metrics["_value_loss"] = float(vl.detach().sum())
-        return LossOutput(loss_sum=loss_sum, metrics=metrics)
-
-    # -- rollout --------------------------------------------------------------------------------
-    def _more_prompts(self, step: int, round_: int, n: int) -> list[PromptRow]:
-        """Prompts for dynamic sampling's extra rounds: a permutation fixed by (seed, round, step)."""
-        order = epoch_order(len(self.rows), self.config.seed * 7919 + round_, step)
-        return [self.rows[order[i % len(order)]] for i in range(n)]
-
-    def _score(self, prompt: PromptRow, completions: list[Completion]) -> Group:
-        from agentladder.rewards.base import RewardInput
-        from agentladder.rewards.shaping import overlong_penalty
-
-        items = [RewardInput(prompt.messages, c.text, prompt.target, prompt.metadata, prompt.id, c.truncated,
-                             list(c.turns)) for c in completions]
-        scores = self.rewards.score_group(items)
-        total = list(scores.total)
-        if self.rl.overlong_buffer_ratio:
-            buffer = max(1, int(round(self.rl.overlong_buffer_ratio * self.max_new)))
-            lengths = torch.tensor([len(c.token_ids) for c in completions])
-            pen = overlong_penalty(lengths, self.max_new, buffer, self.rl.overlong_penalty).tolist()
-            total = [t + p for t, p in zip(total, pen, strict=True)]
-            scores.components["overlong"] = pen
-        return Group(prompt, completions, total, scores.components, scores.spans)
-
-    def _rollout(self, step: int) -> tuple[list[Group], list[Group], dict[str, float]]:
-        """``(kept groups, first round's groups, stats)``."""
+    # -- 1-3. rollout -----------------------------------------------------------------------------
+    def _rollout(self, step: int) -> Rollout:
+        """Sample and score groups; with dynamic sampling keep the informative ones and sample more."""
         cfg = self.rl
         prompts = [r for mb in self.micro_batches(step) for r in mb]
         want = len(prompts)
@@ -187,149 +155,168 @@ class RLTrainer(Trainer):
             rounds += 1
             batch = prompts if rounds == 1 else self._more_prompts(step, rounds, want)
             t0 = time.perf_counter()
-            if self.environment is not None and cfg.max_turns > 1:
-                completions = multi_turn_generate(self.rollout, self.tokenizer, [p.messages for p in batch],
-                                                  [p.ids for p in batch], cfg.group_size, self.sampling,
-                                                  self.environment, cfg.max_turns)
-            else:
-                completions = self.rollout.generate([p.ids for p in batch], cfg.group_size, self.sampling)
+            completions = self._generate(batch)
             gen_s += time.perf_counter() - t0
             gen_tokens += sum(len(c.token_ids) for g in completions for c in g)
             groups = [self._score(p, cs) for p, cs in zip(batch, completions, strict=True)]
             if rounds == 1:
                 first = groups
             seen += len(groups)
-            if cfg.dynamic_sampling:
-                flat = torch.tensor([t for g in groups for t in g.total])
-                index = torch.arange(len(groups)).repeat_interleave(cfg.group_size)
-                flat_zero = zero_variance_groups(flat, index).tolist()
-                groups = [g for g, z in zip(groups, flat_zero, strict=True) if not z]
-            kept += groups
+            kept += informative_groups(groups) if cfg.dynamic_sampling else groups
             if not cfg.dynamic_sampling or len(kept) >= want or rounds >= cfg.max_generation_rounds:
                 break
-        stats = {"gen_rounds": rounds, "groups_kept": min(len(kept), want) / max(1, seen), "gen_s": gen_s,
-                 "gen_tokens": gen_tokens, "gen_tokens_per_s": gen_tokens / max(gen_s, 1e-9)}
-        return kept[:want], first, stats
+        stats = rollout_stats(first, kept=min(len(kept), want), seen=seen, rounds=rounds, gen_s=gen_s,
+                              gen_tokens=gen_tokens)
+        return Rollout(kept[:want], first, stats)
 
-    # -- no-grad passes -----------------------------------------------------------------------
+    def _more_prompts(self, step: int, round_: int, n: int) -> list[PromptRow]:
+        """Prompts for dynamic sampling's extra rounds: a permutation fixed by (seed, round, step)."""
+        order = epoch_order(len(self.rows), self.config.seed * 7919 + round_, step)
+        return [self.rows[order[i % len(order)]] for i in range(n)]
+
+    def _generate(self, prompts: list[PromptRow]) -> list[list[Completion]]:
+        """``group_size`` responses to each prompt; multi-turn with a tool environment."""
+        cfg = self.rl
+        if self.environment is not None and cfg.max_turns > 1:
+            return multi_turn_generate(self.rollout, self.tokenizer, [p.messages for p in prompts],
+                                       [p.ids for p in prompts], cfg.group_size, self.sampling, self.environment,
+                                       cfg.max_turns)
+        return self.rollout.generate([p.ids for p in prompts], cfg.group_size, self.sampling)
+
+    def _score(self, prompt: PromptRow, completions: list[Completion]) -> Group:
+        return score_group(self.rewards, prompt, completions, max_new_tokens=self.max_new,
+                           overlong_buffer_ratio=self.rl.overlong_buffer_ratio,
+                           overlong_factor=self.rl.overlong_penalty)
+
+    def _log_rollout(self, step: int, groups: list[Group]) -> None:
+        """Append the step's first prompt, its responses and their rewards to ``rollouts.jsonl``."""
+        if not (self.world.is_main and groups):
+            return
+        group = groups[0]
+        record = {"step": step + 1, "prompt_id": group.prompt.id,
+                  "responses": [{"text": c.text, "reward": r, "finish": c.finish_reason}
+                                for c, r in zip(group.completions, group.total, strict=True)]}
+        path = Path(self.config.out_dir) / ROLLOUT_LOG
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    # -- 4. the no-grad passes ------------------------------------------------------------------------
+    def _batch(self, groups: list[Group]) -> RolloutBatch:
+        """The kept responses as samples; the old policy's log-probabilities recomputed where the engine's
+        are not the training model's (another engine) and the loss reads them."""
+        batch = rollout_batch(groups, overlong_filter=self.rl.overlong_filter)
+        inexact = not getattr(self.rollout, "exact_logprobs", True)
+        if batch.samples and inexact and (not self.on_policy or self.rl.kl_coef > 0):
+            batch.old_logps = self._no_grad_pass(self.model, batch)
+            batch.set_per_token("old_logps", batch.old_logps)
+        return batch
+
+    def _reference_logps(self, batch: RolloutBatch) -> torch.Tensor | None:
+        """``(B, T)`` the reference policy's log-probabilities, also handed to the samples (for a KL loss term).
+
+        ``None`` when ``kl_coef`` is 0. The reference is the frozen copy of a full fine-tuning run,
+        or this model with its LoRA adapters disabled.
+        """
+        if self.rl.kl_coef <= 0 or not batch.samples:
+            return None
+        if self.reference_model is not None:
+            ref = self._no_grad_pass(self.reference_model, batch)
+        else:
+            with reference_mode(self.model):
+                ref = self._no_grad_pass(self.model, batch)
+        batch.set_per_token("ref_logps", ref)
+        return ref
+
+    def _rollout_kl(self, batch: RolloutBatch, ref: torch.Tensor | None) -> torch.Tensor | None:
+        """``(B, T)`` KL of the sampling policy to the reference on each trained token (``None`` without one)."""
+        return None if ref is None else token_kl(batch.old_logps, ref, batch.mask, self.rl.kl_estimator)
+
+    def _values(self, batch: RolloutBatch) -> torch.Tensor | None:
+        """``(B, T)`` the critic's values of the sampling-time states, also handed to the samples; PPO only."""
+        if self.value_head is None or not batch.samples:
+            return None
+        values = self._no_grad_pass(self.model, batch, values=True)
+        batch.set_per_token("old_values", values)
+        return values
+
     @torch.no_grad()
-    def _per_token(self, samples: list[RLSample], *, reference: bool = False, values: bool = False) -> list[list[float]]:
-        """Per-sample token log-probabilities (or values) from a no-grad pass, in chunks."""
-        model = self.model
-        context = nullcontext()
-        if reference:
-            if self.reference_model is not None:
-                model = self.reference_model
-            else:
-                context = reference_mode(self.model)
+    def _no_grad_pass(self, model, batch: RolloutBatch, *, values: bool = False) -> torch.Tensor:
+        """``(B, T)`` per-token log-probabilities (or values) of the batch's samples under ``model``.
+
+        In eval mode, ``micro_batch_size`` responses at a time; 0 past each response's end.
+        """
+        samples = batch.samples
+        out = torch.zeros(batch.mask.shape)  # (B, T)
+        size = self.rl.micro_batch_size or len(samples)
         was = model.training
         model.eval()
-        out: list[list[float]] = []
-        size = self.rl.micro_batch_size or len(samples)
         try:
-            with context:
-                for s in range(0, len(samples), size):
-                    chunk = samples[s : s + size]
-                    res = token_outputs(model, self.collate_samples(chunk), temperature=self.temperature,
-                                        value_head=self.value_head if values else None)
-                    t = res.values if values else res.logps
-                    out += [t[i, : len(x.completion)].tolist() for i, x in enumerate(chunk)]
+            for s in range(0, len(samples), size):
+                res = token_outputs(model, self.collate_samples(samples[s : s + size]), temperature=self.temperature,
+                                    value_head=self.value_head if values else None)
+                t = res.values if values else res.logps  # (b, t), t <= T
+                out[s : s + t.shape[0], : t.shape[1]] = t.float().cpu()
         finally:
             model.train(was)
         return out
 
-    # -- one step -------------------------------------------------------------------------------
-    def train_step(self, step: int) -> dict[str, float]:
-        kept, first, stats = self._rollout(step)
-        metrics = self._reward_metrics(first)
-        metrics.update(stats)
-        if self.world.is_main and first:
-            self._log_rollout(step, first[0])
-        t0 = time.perf_counter()
-        samples = self._samples(kept)
-        updates: list[dict[str, float]] = []
-        if samples:
-            updates = self._updates(samples, step)
-        with warnings.catch_warnings():  # a step without an update still advances the schedule
-            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
-            self.scheduler.step()
-        self.rollout.sync_weights(self.model)
-        metrics["train_s"] = time.perf_counter() - t0
-        metrics.update(self._update_metrics(updates))
-        metrics["lr"] = self.scheduler.get_last_lr()[0] if not updates else updates[0]["lr"]
-        return metrics
-
-    def _samples(self, groups: list[Group]) -> list[RLSample]:
+    # -- 5. advantages --------------------------------------------------------------------------------
+    def _advantages(self, batch: RolloutBatch, kl: torch.Tensor | None, values: torch.Tensor | None) -> None:
+        """Each sample's advantages (and GAE's returns): the KL in the reward, the estimator, span values."""
+        if not batch.samples:
+            return
         cfg = self.rl
-        samples, scores, spans = [], [], []
-        for g_idx, g in enumerate(groups):
-            for c, score, sp in zip(g.completions, g.total, g.spans or [[]] * len(g.completions), strict=True):
-                mask = [0] * len(c.mask) if (cfg.overlong_filter and c.truncated) else list(c.mask)
-                samples.append(RLSample(g_idx, g.prompt.ids, c.token_ids, mask, old_logps=list(c.logprobs),
-                                        truncated=c.truncated))
-                scores.append(score)
-                spans.append(sp)
-        if not samples or sum(s.n_trained for s in samples) == 0:
-            return []
-        width = max(len(s.completion) for s in samples)
-        mask = torch.zeros(len(samples), width)
-        old = torch.zeros(len(samples), width)
-        for i, s in enumerate(samples):
-            mask[i, : len(s.mask)] = torch.tensor(s.mask, dtype=torch.float32)
-            old[i, : len(s.old_logps)] = torch.tensor(s.old_logps, dtype=torch.float32)
-        if not getattr(self.rollout, "exact_logprobs", True) and (not self.on_policy or cfg.kl_coef > 0):
-            # Another engine's log-probabilities (other kernels, other precision): recompute the old policy's.
-            for i, (s, lp) in enumerate(zip(samples, self._per_token(samples), strict=True)):
-                s.old_logps = lp
-                old[i, : len(lp)] = torch.tensor(lp)
-        score_t = torch.tensor(scores, dtype=torch.float32)
-        kl_tok = None
-        if cfg.kl_coef > 0:
-            refs = self._per_token(samples, reference=True)
-            ref = torch.zeros(len(samples), width)
-            for i, (s, r) in enumerate(zip(samples, refs, strict=True)):
-                s.ref_logps = r
-                ref[i, : len(r)] = torch.tensor(r)
-            kl_tok = kl_estimate(old, ref, cfg.kl_estimator) * mask
-            self._rollout_kl = float(kl_tok.sum() / mask.sum().clamp(min=1))
-        token_rewards = None
-        if cfg.kl_in == "reward" and kl_tok is not None:
-            if cfg.advantage in OUTCOME_ESTIMATORS:
-                score_t = score_t - cfg.kl_coef * kl_tok.sum(-1)
-            else:
-                token_rewards = outcome_token_rewards(score_t, mask) - cfg.kl_coef * kl_tok
-        values = None
+        shaped = kl_in_reward(batch.scores, batch.mask, kl if cfg.kl_in == "reward" else None, cfg.kl_coef,
+                              per_token=cfg.advantage not in OUTCOME_ESTIMATORS)
+        out = estimate_advantages(cfg.advantage, AdvantageInput(shaped.scores, batch.group, batch.mask,
+                                                                shaped.token_rewards, values, cfg.gamma, cfg.lam))
+        adv = out.advantages.float()  # (B, T)
+        spans = span_values(self.tokenizer, [s.completion for s in batch.samples], batch.spans, adv.shape[1])
+        if spans is not None:
+            adv = add_span_values(adv, spans, batch.mask)
+        batch.set_per_token("advantages", adv)
+        if out.returns is not None:
+            batch.set_per_token("returns", out.returns.float())
+
+    # -- 6. updates -----------------------------------------------------------------------------------
+    def collate_samples(self, samples: list[RLSample]) -> dict:
+        if self.shared:
+            return group_batch(samples, self.units)
+        return padded_rl_batch(samples, self.pad_id, self.units)
+
+    def loss(self, model, batch: dict) -> LossOutput:
+        """The clipped policy loss of one micro-batch (plus the KL and value terms); its sums go to the update's."""
+        cfg = self.rl
+        out = token_outputs(model, batch, temperature=self.temperature, value_head=self.value_head, entropy=True)
+        device = out.logps.device
+        mask = batch["mask"].to(device)  # (B, T)
+        old = out.logps.detach() if self.on_policy else batch["old_logps"].to(device)
+        pl = clipped_policy_loss(out.logps, old, batch["advantages"].to(device), mask, clip_low=cfg.clip_low,
+                                 clip_high=cfg.clip_high, dual_clip=cfg.dual_clip, level=cfg.ratio_level)
+        loss_mat = pl.loss  # (B, T)
+        kl_sum = value_sum = None
+        if cfg.kl_coef > 0 and cfg.kl_in == "loss":
+            kl = token_kl(out.logps, batch["ref_logps"].to(device), mask, cfg.kl_estimator)
+            loss_mat = loss_mat + cfg.kl_coef * kl
+            kl_sum = float(kl.detach().sum())
+        loss_sum, _ = aggregate(loss_mat, mask, cfg.loss_agg, self.max_new)
         if self.value_head is not None:
-            vals = self._per_token(samples, values=True)
-            values = torch.zeros(len(samples), width)
-            for i, (s, v) in enumerate(zip(samples, vals, strict=True)):
-                s.old_values = v
-                values[i, : len(v)] = torch.tensor(v)
-        group = torch.tensor([s.group for s in samples])
-        out = ESTIMATORS[cfg.advantage](AdvantageInput(score_t, group, mask, token_rewards, values, cfg.gamma,
-                                                       cfg.lam))
-        adv = out.advantages.float()
-        if any(spans):
-            adv = adv + self._span_values(samples, spans, width) * mask
-        for i, s in enumerate(samples):
-            n = len(s.completion)
-            s.advantages = adv[i, :n].tolist()
-            if out.returns is not None:
-                s.returns = out.returns[i, :n].float().tolist()
-        return samples
+            vl = value_loss(out.values, batch["old_values"].to(device), batch["returns"].to(device), mask,
+                            cfg.value_clip)
+            v_sum, _ = aggregate(vl, mask, cfg.loss_agg, self.max_new)
+            loss_sum = loss_sum + cfg.vf_coef * v_sum
+            value_sum = float(vl.detach().sum())
+        self._sums = self._sums + UpdateSums(
+            tokens=float(mask.sum()), clip_low=float(pl.clipped_low.sum()), clip_high=float(pl.clipped_high.sum()),
+            dual_clip=float(pl.dual_clipped.sum()), entropy=float((out.entropy * mask).sum()),
+            ratio=float(pl.ratio.sum()), kl_loss=kl_sum, value_loss=value_sum)
+        return LossOutput(loss_sum=loss_sum, metrics={})
 
-    def _span_values(self, samples: list[RLSample], spans: list[list], width: int) -> torch.Tensor:
-        from agentladder.rewards.shaping import span_token_values, token_char_ranges
-
-        out = torch.zeros(len(samples), width)
-        for i, (s, sp) in enumerate(zip(samples, spans, strict=True)):
-            if sp:
-                starts, ends = token_char_ranges(self.tokenizer, s.completion)
-                out[i, : len(s.completion)] = torch.tensor(span_token_values(ends, starts, sp))
-        return out
-
-    def _updates(self, samples: list[RLSample], step: int) -> list[dict[str, float]]:
+    def _updates(self, samples: list[RLSample], step: int) -> list[Update]:
         """``ppo_epochs`` x ``num_minibatches`` updates; mini-batches are whole prompt groups, shuffled."""
+        if not samples:  # every group was dropped or masked out: nothing to learn from this step
+            return []
         cfg = self.rl
         by_group: dict[int, list[RLSample]] = {}
         for s in samples:
@@ -347,61 +334,20 @@ class RLTrainer(Trainer):
                 if sum(s.n_trained for s in mb) == 0:
                     continue
                 size = cfg.micro_batch_size or len(mb)
-                batches = [self.collate_samples(mb[j : j + size]) for j in range(0, len(mb), size)]
-                results.append(self.update(batches, step))
+                results.append(self._update([self.collate_samples(mb[j : j + size])
+                                             for j in range(0, len(mb), size)], step))
         return results
 
-    # -- metrics ---------------------------------------------------------------------------------
-    def _reward_metrics(self, groups: list[Group]) -> dict[str, float]:
-        totals = [t for g in groups for t in g.total]
-        if not totals:
-            return {}
-        t = torch.tensor(totals)
-        out = {"reward": float(t.mean()), "reward_std": float(t.std()) if len(totals) > 1 else 0.0}
-        for name in groups[0].components:
-            vals = [v for g in groups for v in g.components.get(name, [])]
-            out[f"reward/{name}"] = sum(vals) / max(1, len(vals))
-        lens = [len(c.token_ids) for g in groups for c in g.completions]
-        out["response_len"] = sum(lens) / len(lens)
-        out["truncated"] = sum(c.truncated for g in groups for c in g.completions) / len(lens)
-        flat = torch.tensor(totals)
-        idx = torch.arange(len(groups)).repeat_interleave(len(groups[0].completions))
-        out["zero_variance_groups"] = float(zero_variance_groups(flat, idx).float().mean())
-        return out
+    def _update(self, batches: list[dict], step: int) -> Update:
+        """One optimizer update through the shared loop, with the sums its loss passes added up."""
+        self._sums = UpdateSums()
+        metrics = self.update(batches, step)
+        return Update.from_loop(metrics, self._sums.all_sum(self.world.all_sum))
 
-    def _update_metrics(self, updates: list[dict[str, float]]) -> dict[str, float]:
-        out: dict[str, float] = {"updates": len(updates)}
-        if getattr(self, "_rollout_kl", None) is not None:
-            out["kl"] = self._rollout_kl
-        if not updates:  # every group was dropped (or masked out): nothing to learn from this step
-            out["loss"] = float("nan")
-            return out
-        n = len(updates)
-        mean = lambda key: sum(u.get(key, 0.0) for u in updates) / n  # noqa: E731
-        ratio = lambda key: sum(u.get(key, 0.0) / max(u["_tokens"], 1e-12) for u in updates) / n  # noqa: E731
-        out.update(loss=mean("loss"), clip_low_frac=ratio("_clip_low"), clip_high_frac=ratio("_clip_high"),
-                   dual_clip_frac=ratio("_dual"), entropy=ratio("_entropy"), ratio_mean=ratio("_ratio"),
-                   units=sum(u["units"] for u in updates))
-        out["clip_frac"] = out["clip_low_frac"] + out["clip_high_frac"]
-        if "grad_norm" in updates[0]:
-            out["grad_norm"] = mean("grad_norm")
-        if "_kl_loss" in updates[0]:
-            out["kl"] = ratio("_kl_loss")
-        if "_value_loss" in updates[0]:
-            out["value_loss"] = ratio("_value_loss")
-        for key in ("n_tokens", "n_trained_tokens"):
-            if key in updates[0]:
-                out[key] = sum(u[key] for u in updates)
-        return out
-
-    def _log_rollout(self, step: int, group: Group) -> None:
-        record = {"step": step + 1, "prompt_id": group.prompt.id,
-                  "responses": [{"text": c.text, "reward": r, "finish": c.finish_reason}
-                                for c, r in zip(group.completions, group.total, strict=True)]}
-        path = Path(self.config.out_dir) / ROLLOUT_LOG
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a") as fh:
-            fh.write(json.dumps(record) + "\n")
+    def _advance_schedule(self) -> None:
+        with warnings.catch_warnings():  # a step without an update still advances the schedule
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            self.scheduler.step()
 
 
 # -- building a run -------------------------------------------------------------------------------

@@ -1,27 +1,16 @@
-"""RL training batches: each prompt once, followed by all of its sampled responses.
+"""RL training samples and batches: a rollout's responses as :class:`RLSample` rows, collated.
 
-A rollout gives ``G`` responses per prompt. A micro-batch lays each prompt
-group end to end in one ``(1, T)`` sequence, ``prompt | y_1 | y_2 | ... | y_k``:
+Each sampled response is an :class:`RLSample`: an
+:class:`~agentladder.train.shared_prompt.Answer` (its prompt, its tokens, which of
+them are trained on) plus the per-token quantities the loss reads (advantages,
+the old policy's and the reference's log-probabilities, the critic's values and
+returns). A micro-batch is built by the one-prompt-N-answers builder of
+:mod:`agentladder.train.shared_prompt`, each prompt once for all of its
+responses (:func:`group_batch`) or as padded rows (:func:`padded_rl_batch`), and
+carries those quantities as ``(B, T)`` matrices aligned with its ``mask``.
 
-- ``position_ids`` run ``0..P-1`` over the prompt and ``P..`` again over every
-  response, so each response sits where it would after the prompt alone;
-- the attention kernel (:data:`GROUP_PROMPT_ATTENTION`) lets the prompt attend
-  causally to itself and each response attend to the whole prompt and causally
-  to itself, never to its siblings;
-- the first token of each response is predicted from the prompt's last position.
-
-So each response gets exactly the log-probabilities it would get after its
-prompt alone (tested against separate padded rows), while the prompt's tokens
-go through the model, forward and backward, once per group instead of ``G``
-times: on a task with a 300-token system prompt and 64-token answers that is
-most of a step's tokens. Models whose attention is not ``sdpa`` get
-:func:`padded_rl_batch` (``prompt + response`` rows, right-padded).
-
-Per-token quantities come back as ``(B, T)`` matrices over the responses of the
-micro-batch (``B`` responses, ``T`` the longest response), with ``mask`` 1 on
-trained tokens: exactly the shape :mod:`agentladder.train.rl_losses` takes.
-Tokens with mask 0 inside a response (a tool's output in a multi-turn rollout)
-are model inputs but never scored, so they get no gradient.
+:class:`RolloutBatch` is a whole step's responses before any update: the samples
+and the ``(B, T)`` tensors the advantage maths reads.
 """
 
 from __future__ import annotations
@@ -31,22 +20,20 @@ from dataclasses import dataclass
 
 import torch
 
-from agentladder.models.attention import (
-    GROUP_PROMPT_ATTENTION,
-    use_group_prompt_attention,
-)
+from agentladder.errors import DataError
+from agentladder.models.chat import tokenize_conversation
+from agentladder.rewards.base import Span
+from agentladder.train.rl_rollout import Group
+from agentladder.train.shared_prompt import Answer, padded_prompt_batch, shared_prompt_batch
+
+PER_TOKEN = ("advantages", "old_logps", "ref_logps", "old_values", "returns")
+"""The per-token fields of :class:`RLSample` a batch carries as ``(B, T)`` matrices when set."""
 
 
 @dataclass
-class RLSample:
-    """One sampled response, ready to train on."""
+class RLSample(Answer):
+    """One sampled response, ready to train on (``group``: which prompt of the rollout it answers)."""
 
-    group: int
-    """Which prompt of the rollout it answers (responses to one prompt share it)."""
-    prompt: list[int]
-    completion: list[int]
-    mask: list[int]
-    """1 where the completion token is trained on (the policy's own tokens)."""
     advantages: list[float] | None = None
     """Per completion token (0 where ``mask`` is 0)."""
     old_logps: list[float] | None = None
@@ -70,171 +57,98 @@ def sample_from_conversation(tokenizer, conversation, group: int = 0, advantage:
     between them are read by the model but never trained on. ``advantage`` fills every trained
     token's advantage (an outcome reward already turned into an advantage).
     """
-    from agentladder.models.chat import tokenize_conversation
-
     row = tokenize_conversation(tokenizer, conversation)
     if 1 not in row.mask:
-        raise ValueError("the conversation has no trained assistant token")
+        raise DataError(None, None, None, "the conversation has no trained assistant token")
     p = row.mask.index(1)
     mask = row.mask[p:]
     adv = None if advantage is None else [advantage * m for m in mask]
     return RLSample(group, row.input_ids[:p], row.input_ids[p:], mask, advantages=adv)
 
 
-def _per_token(samples: Sequence[RLSample], name: str, width: int) -> torch.Tensor | None:
-    if getattr(samples[0], name) is None:
-        return None
-    out = torch.zeros(len(samples), width)
-    for i, s in enumerate(samples):
-        v = getattr(s, name)
+def per_token_matrix(values: Sequence[Sequence[float]], width: int) -> torch.Tensor:
+    """``(B, width)`` fp32: row ``i`` holds ``values[i]``, zero-padded."""
+    out = torch.zeros(len(values), width)
+    for i, v in enumerate(values):
         out[i, : len(v)] = torch.tensor(v, dtype=torch.float32)
     return out
 
 
-def _common(samples: Sequence[RLSample], units: str, n_tokens: int) -> dict:
-    width = max(1, max(len(s.completion) for s in samples))
-    mask = torch.zeros(len(samples), width)
-    for i, s in enumerate(samples):
-        mask[i, : len(s.mask)] = torch.tensor(s.mask, dtype=torch.float32)
-    out = {"mask": mask, "n_samples": len(samples), "n_tokens": n_tokens, "n_trained_tokens": int(mask.sum())}
-    for name in ("advantages", "old_logps", "ref_logps", "old_values", "returns"):
-        t = _per_token(samples, name, width)
-        if t is not None:
-            out[name] = t
+def _rl_fields(samples: Sequence[RLSample], mask: torch.Tensor, units: str) -> dict:
+    """The per-token matrices that are set, and ``n_units``: trained tokens or responses with one."""
+    out: dict = {"n_samples": len(samples)}
+    for name in PER_TOKEN:
+        if getattr(samples[0], name) is not None:
+            out[name] = per_token_matrix([getattr(s, name) for s in samples], mask.shape[1])  # (B, T)
     has = (mask.sum(-1) > 0).sum()
     out["n_units"] = int(mask.sum()) if units == "tokens" else int(has)
     return out
 
 
 def group_batch(samples: Sequence[RLSample], units: str = "tokens") -> dict:
-    """One ``(1, T)`` sequence: each group's prompt once, then its responses (see the module docstring).
+    """Each group's prompt once, then its responses, in one ``(1, T)`` sequence (:func:`shared_prompt_batch`).
 
     ``units`` is what the loss divides by: ``tokens`` (trained tokens) or ``sequences``.
-    Carries ``layout`` (per group ``(start, prompt_end, (end of each response, ...))``), ``keep``
-    (``(K,)`` positions whose logits are needed), ``targets`` (``(K,)``), and ``rows``/``cols``
-    (``(K,)``: the response and token each scored position belongs to).
     """
-    order: dict[int, list[int]] = {}
-    for i, s in enumerate(samples):
-        order.setdefault(s.group, []).append(i)
-    ids: list[int] = []
-    positions: list[int] = []
-    layout, keep, targets, rows, cols = [], [], [], [], []
-    for members in order.values():
-        prompt = samples[members[0]].prompt
-        start = len(ids)
-        p = start + len(prompt)
-        ids += prompt
-        positions += list(range(len(prompt)))
-        ends = []
-        for i in members:
-            s = samples[i]
-            t0 = len(ids)
-            ids += s.completion
-            positions += list(range(len(prompt), len(prompt) + len(s.completion)))
-            ends.append(len(ids))
-            for j, m in enumerate(s.mask):
-                if m:
-                    keep.append(p - 1 if j == 0 else t0 + j - 1)
-                    targets.append(s.completion[j])
-                    rows.append(i)
-                    cols.append(j)
-        layout.append((start, p, tuple(ends)))
-    return {
-        "input_ids": torch.tensor([ids]),
-        "position_ids": torch.tensor([positions]),
-        "layout": layout,
-        "keep": torch.tensor(keep, dtype=torch.long),
-        "targets": torch.tensor(targets, dtype=torch.long),
-        "rows": torch.tensor(rows, dtype=torch.long),
-        "cols": torch.tensor(cols, dtype=torch.long),
-        **_common(samples, units, len(ids)),
-    }
+    batch = shared_prompt_batch(samples)
+    return {**batch, **_rl_fields(samples, batch["mask"], units)}
 
 
 def padded_rl_batch(samples: Sequence[RLSample], pad_id: int, units: str = "tokens") -> dict:
-    """``prompt + response`` rows, right-padded ``(B, L)``: the ordinary layout, for any attention."""
-    seqs = [s.prompt + s.completion for s in samples]
-    width = max(len(x) for x in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    attn = torch.zeros((len(seqs), width), dtype=torch.long)
-    keep_rows, keep, targets, cols = [], [], [], []
-    for i, (s, seq) in enumerate(zip(samples, seqs, strict=True)):
-        ids[i, : len(seq)] = torch.tensor(seq)
-        attn[i, : len(seq)] = 1
-        p = len(s.prompt)
-        for j, m in enumerate(s.mask):
-            if m:
-                keep_rows.append(i)
-                keep.append(p + j - 1)
-                targets.append(s.completion[j])
-                cols.append(j)
-    return {
-        "input_ids": ids,
-        "attention_mask": attn,
-        "keep_rows": torch.tensor(keep_rows, dtype=torch.long),
-        "keep": torch.tensor(keep, dtype=torch.long),
-        "targets": torch.tensor(targets, dtype=torch.long),
-        "rows": torch.tensor(keep_rows, dtype=torch.long),
-        "cols": torch.tensor(cols, dtype=torch.long),
-        **_common(samples, units, int(attn.sum())),
-    }
+    """``prompt + response`` rows, right-padded (:func:`padded_prompt_batch`): the layout for any attention."""
+    batch = padded_prompt_batch(samples, pad_id)
+    return {**batch, **_rl_fields(samples, batch["mask"], units)}
 
 
+# -- a step's responses -------------------------------------------------------------------------
 @dataclass
-class TokenOutputs:
-    logps: torch.Tensor
-    """``(B, T)`` log-probability of each response token (0 where ``mask`` is 0), fp32, with grad."""
-    entropy: torch.Tensor | None = None
-    """``(B, T)`` entropy of the next-token distribution (detached)."""
-    values: torch.Tensor | None = None
-    """``(B, T)`` the value head's output (with grad)."""
+class RolloutBatch:
+    """A step's kept responses as samples, and the ``(B, T)`` tensors the advantage maths reads."""
+
+    samples: list[RLSample]
+    scores: torch.Tensor
+    """``(B,)`` each response's total reward (the ensemble's sum plus the overlong penalty)."""
+    spans: list[list[Span]]
+    """Per response: the character spans its reward marked."""
+    mask: torch.Tensor
+    """``(B, T)`` 1 on trained tokens (all 0 for a response the overlong filter dropped)."""
+    old_logps: torch.Tensor
+    """``(B, T)`` the sampling policy's log-probabilities."""
+    group: torch.Tensor
+    """``(B,)`` long: the prompt each response answers."""
+
+    def set_per_token(self, name: str, values: torch.Tensor) -> None:
+        """Hand a ``(B, T)`` matrix to the samples as their per-token field ``name`` (cut to each length)."""
+        for i, s in enumerate(self.samples):
+            setattr(s, name, values[i, : len(s.completion)].tolist())
 
 
-def token_outputs(model, batch: dict, *, temperature: float = 1.0, value_head=None,
-                  entropy: bool = False) -> TokenOutputs:
-    """Per-token log-probabilities of the batch's responses under ``model`` (and values, entropy).
+def rollout_batch(groups: Sequence[Group], *, overlong_filter: bool = False) -> RolloutBatch:
+    """The kept groups' responses as samples (group ``k`` is the ``k``-th prompt), and their tensors.
 
-    Logits are divided by the sampling ``temperature`` (1 for greedy), so they match the sampler's.
-    The output head runs only at the ``K`` positions that predict a trained token.
+    With ``overlong_filter`` a response cut at the budget keeps its tokens as input but gets
+    mask 0 (no loss). A batch with no trained token at all is empty: there is nothing to learn.
     """
-    device = next(model.parameters()).device
-    keep = batch["keep"].to(device)
-    want_hidden = value_head is not None
-    if "layout" in batch:
-        out = model(input_ids=batch["input_ids"].to(device), position_ids=batch["position_ids"].to(device),
-                    logits_to_keep=keep, use_cache=False, output_hidden_states=want_hidden,
-                    group_prompt_layout=batch["layout"])
-        logits = out.logits[0]  # (K, V)
-        hidden = out.hidden_states[-1][0, keep] if want_hidden else None  # (K, H)
-    else:
-        out = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
-                    use_cache=False, output_hidden_states=want_hidden)
-        kr = batch["keep_rows"].to(device)
-        logits = out.logits[kr, keep]
-        hidden = out.hidden_states[-1][kr, keep] if want_hidden else None
-    logits = logits.float()
-    if temperature > 0 and temperature != 1.0:
-        logits = logits / temperature
-    # log p(y) = z_y - logsumexp(z): unlike log_softmax this keeps no second (K, V) tensor for backward.
-    lse = torch.logsumexp(logits, -1)  # (K,)
-    lp = logits.gather(-1, batch["targets"].to(device)[:, None]).squeeze(-1) - lse  # (K,)
-    shape = batch["mask"].shape
-    rows, cols = batch["rows"].to(device), batch["cols"].to(device)
-
-    def scatter(v: torch.Tensor) -> torch.Tensor:
-        m = torch.zeros(shape, dtype=v.dtype, device=device)
-        return m.index_put((rows, cols), v)
-
-    ent = None
-    if entropy:  # H = logsumexp(z) - sum_v p_v z_v, in chunks of rows so no (K, V) copy is made at once
-        with torch.no_grad():
-            parts = [lse[i : i + 256] - (torch.softmax(logits[i : i + 256], -1) * logits[i : i + 256]).sum(-1)
-                     for i in range(0, logits.shape[0], 256)]
-            ent = scatter(torch.cat(parts) if parts else lse.new_zeros(0))
-    values = scatter(value_head(hidden.float()).squeeze(-1)) if want_hidden else None
-    return TokenOutputs(scatter(lp), ent, values)
+    samples, scores, spans = [], [], []
+    for g_idx, g in enumerate(groups):
+        for c, score, sp in zip(g.completions, g.total, g.spans or [[]] * len(g.completions), strict=True):
+            mask = [0] * len(c.mask) if (overlong_filter and c.truncated) else list(c.mask)
+            samples.append(RLSample(g_idx, g.prompt.ids, c.token_ids, mask, old_logps=list(c.logprobs),
+                                    truncated=c.truncated))
+            scores.append(score)
+            spans.append(sp)
+    if sum(s.n_trained for s in samples) == 0:
+        samples, scores, spans = [], [], []
+    width = max([len(s.completion) for s in samples], default=1)
+    return RolloutBatch(
+        samples=samples,
+        scores=torch.tensor(scores, dtype=torch.float32),
+        spans=spans,
+        mask=per_token_matrix([s.mask for s in samples], width),
+        old_logps=per_token_matrix([s.old_logps for s in samples], width),
+        group=torch.tensor([s.group for s in samples], dtype=torch.long),
+    )
 
 
-__all__ = ["GROUP_PROMPT_ATTENTION", "RLSample", "TokenOutputs", "group_batch", "padded_rl_batch",
-           "sample_from_conversation", "token_outputs", "use_group_prompt_attention"]
+__all__ = ["RLSample", "RolloutBatch", "group_batch", "padded_rl_batch", "per_token_matrix", "rollout_batch",
+           "sample_from_conversation"]

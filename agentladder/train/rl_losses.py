@@ -18,6 +18,8 @@ from typing import Literal
 
 import torch
 
+from agentladder.errors import ConfigError
+
 KLEstimator = Literal["k1", "k2", "k3"]
 Aggregation = Literal["token_mean", "seq_mean_token_mean", "seq_sum_norm"]
 RatioLevel = Literal["token", "sequence"]
@@ -44,7 +46,7 @@ def kl_estimate(logp: torch.Tensor, ref_logp: torch.Tensor, kind: KLEstimator = 
     if kind == "k3":
         d = d.clamp(-20.0, 20.0)
         return torch.exp(d) - d - 1
-    raise ValueError(f"unknown KL estimator {kind!r}: choose k1, k2 or k3")
+    raise ConfigError(f"unknown KL estimator {kind!r}: choose k1, k2 or k3")
 
 
 def log_ratio(logp: torch.Tensor, old_logp: torch.Tensor, mask: torch.Tensor,
@@ -65,7 +67,7 @@ def log_ratio(logp: torch.Tensor, old_logp: torch.Tensor, mask: torch.Tensor,
     if level == "token":
         return token
     if level != "sequence":
-        raise ValueError(f"unknown ratio level {level!r}: choose token or sequence")
+        raise ConfigError(f"unknown ratio level {level!r}: choose token or sequence")
     n = mask.sum(-1).clamp(min=1)
     seq = (token.sum(-1) / n).detach()  # (B,)
     return (seq[:, None] + logp - logp.detach()) * mask
@@ -106,7 +108,7 @@ def clipped_policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.T
     dual = torch.zeros_like(mask, dtype=torch.bool)
     if dual_clip is not None:
         if dual_clip <= 1:
-            raise ValueError(f"dual_clip must be > 1, got {dual_clip}")
+            raise ConfigError(f"dual_clip must be > 1, got {dual_clip}")
         bound = -adv * dual_clip
         dual = (adv < 0) & (loss > bound)
         loss = torch.where(adv < 0, torch.minimum(loss, bound), loss)
@@ -156,9 +158,9 @@ def aggregate(loss: torch.Tensor, mask: torch.Tensor, mode: Aggregation = "token
         return ((loss * m).sum(-1) / tokens.clamp(min=1)).sum(), float(has.sum())
     if mode == "seq_sum_norm":
         if not norm_length:
-            raise ValueError("seq_sum_norm needs norm_length (the generation budget)")
+            raise ConfigError("seq_sum_norm needs norm_length (the generation budget)")
         return (loss * m).sum() / norm_length, float(has.sum())
-    raise ValueError(f"unknown loss aggregation {mode!r}: choose token_mean, seq_mean_token_mean or seq_sum_norm")
+    raise ConfigError(f"unknown loss aggregation {mode!r}: choose token_mean, seq_mean_token_mean or seq_sum_norm")
 
 
 def aggregate_mean(loss: torch.Tensor, mask: torch.Tensor, mode: Aggregation = "token_mean",

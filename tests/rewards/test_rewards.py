@@ -28,6 +28,7 @@ from agentladder.rewards import (
     span_token_values,
     token_char_ranges,
 )
+from agentladder.rewards.shaping import overlong_buffer
 
 PROMPT = [Message(role="user", content="What is six times seven?")]
 
@@ -169,6 +170,8 @@ def test_overlong_penalty_hand_worked():
     assert overlong_penalty(lengths, 10, 4, factor=0.5).tolist() == [0.0, 0.0, -0.25, -0.5]
     with pytest.raises(ValueError, match="buffer"):
         overlong_penalty(lengths, 10, 0)
+    # the buffer is the last share of the budget, rounded, never under one token
+    assert (overlong_buffer(64, 0.25), overlong_buffer(10, 0.25), overlong_buffer(8, 0.01)) == (16, 2, 1)
 
 
 def test_rewards_from_config_and_their_errors():

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from agentladder.rewards import PythonReward, WeightedEnsemble
 from agentladder.train.rl import RLTrainer, load_prompts, rl
@@ -65,6 +66,13 @@ def test_lora_run_uses_adapters_off_as_reference(tmp_path):
     assert (tmp_path / "grpo" / "adapter_config.json").exists()
 
 
+def test_full_fine_tuning_reference_copy_reads_the_shared_prompt_batches(tmp_path):
+    """The frozen reference copy runs the one-prompt-N-answers batches with the policy's kernel, so at the
+    first step, where the policy is the reference, the KL is 0."""
+    result = _toy(tmp_path, "grpo", steps=1)
+    assert result.history[0]["kl"] == pytest.approx(0.0, abs=1e-6)
+
+
 def _constant_for_even(text, target, metadata):
     return 1.0 if int(target) % 2 == 0 else lowercase_share(text, target, metadata)
 
@@ -79,14 +87,16 @@ def test_dynamic_sampling_drops_exactly_the_zero_variance_groups(tmp_path):
 
     model, tok = load_model("tiny")
     prompts, _ = load_prompts(config, tok)
+    torch.manual_seed(0)  # the rollout samples from the global generator: not from whatever ran before
     reward = WeightedEnsemble([("r", PythonReward(_constant_for_even), 1.0)])
     trainer = RLTrainer(model, tok, prompts, reward, config)
-    kept, first, stats = trainer._rollout(0)
-    assert len(kept) == 4 and stats["gen_rounds"] >= 2
+    rollout = trainer._rollout(0)
+    kept, first, stats = rollout.kept, rollout.first, rollout.stats
+    assert len(kept) == 4 and stats.gen_rounds >= 2
     assert all(int(g.prompt.target) % 2 == 1 for g in kept)  # every even prompt's group is all 1.0
     odd_first = [g for g in first if int(g.prompt.target) % 2 == 1]
     assert kept[: len(odd_first)] == odd_first  # nothing with signal was dropped
-    assert stats["groups_kept"] == pytest.approx(4 / (4 * stats["gen_rounds"]))
+    assert stats.groups_kept == pytest.approx(4 / (4 * stats.gen_rounds))
 
 
 def test_killed_run_resumes_to_the_same_rewards(tmp_path, monkeypatch):
@@ -206,6 +216,15 @@ def test_a_step_whose_groups_are_all_dropped_takes_no_update(tmp_path):
     assert (tmp_path / "flat" / "model.safetensors").exists()
 
 
+def _samples(trainer, kept):
+    """The step's samples with their advantages, as ``train_step`` prepares them (these runs have no
+    reference pass and no critic)."""
+    batch = trainer._batch(kept)
+    assert trainer._reference_logps(batch) is None and trainer._values(batch) is None
+    trainer._advantages(batch, None, None)
+    return batch.samples
+
+
 def _first_char_span(text, target, metadata):
     return {"score": lowercase_share(text, target, metadata), "spans": [(0, 1, -2.0)]}
 
@@ -220,15 +239,15 @@ def test_span_rewards_move_only_their_tokens_advantage(tmp_path):
     model, tok = load_model("tiny")
     prompts, _ = load_prompts(config, tok)
     trainer = RLTrainer(model, tok, prompts, WeightedEnsemble([("s", PythonReward(_first_char_span), 1.0)]), config)
-    kept, _, _ = trainer._rollout(0)
+    kept = trainer._rollout(0).kept
     span = Span(0, 1, -2.0)
     assert all(sp == [span] for g in kept for sp in g.spans)  # the ensemble hands the reward's spans on
     for g in kept:
         g.spans = [[] for _ in g.completions]
-    sequence_only = [s.advantages for s in trainer._samples(kept)]
+    sequence_only = [s.advantages for s in _samples(trainer, kept)]
     for g in kept:
         g.spans = [[span] for _ in g.completions]
-    for s, seq in zip(trainer._samples(kept), sequence_only, strict=True):
+    for s, seq in zip(_samples(trainer, kept), sequence_only, strict=True):
         starts, ends = token_char_ranges(tok, s.completion)
         want = span_token_values(ends, starts, [span])
         assert want[0] == -2.0
@@ -244,8 +263,8 @@ def test_overlong_filter_masks_truncated_responses(tmp_path):
     model, tok = load_model("tiny")
     prompts, _ = load_prompts(config, tok)
     trainer = RLTrainer(model, tok, prompts, WeightedEnsemble([("l", PythonReward(lowercase_share), 1.0)]), config)
-    kept, _, _ = trainer._rollout(0)
-    samples = trainer._samples(kept)
+    kept = trainer._rollout(0).kept
+    samples = _samples(trainer, kept)
     cut = [s for s in samples if s.truncated]
     assert cut and len(cut) < len(samples)  # the tiny model ends a few responses, most run to the budget
     assert all(sum(s.mask) == 0 and all(a == 0 for a in s.advantages) for s in cut)
@@ -283,12 +302,12 @@ def test_inexact_engine_logprobs_are_recomputed(tmp_path):
     prompts, _ = load_prompts(config, tok)
     reward = WeightedEnsemble([("l", PythonReward(lowercase_share), 1.0)])
     exact = RLTrainer(model, tok, prompts, reward, config)
-    kept, _, _ = exact._rollout(0)
-    want = [s.old_logps for s in exact._samples(kept)]
+    kept = exact._rollout(0).kept
+    want = [s.old_logps for s in _samples(exact, kept)]
     skewed = RLTrainer(model, tok, prompts, reward, config, rollout=Skewed(model, tok))
     for g in kept:
         for c in g.completions:
             c.logprobs = [x - 0.5 for x in c.logprobs]
-    got = [s.old_logps for s in skewed._samples(kept)]
+    got = [s.old_logps for s in _samples(skewed, kept)]
     for a, b in zip(got, want, strict=True):
         assert a == pytest.approx(b, abs=1e-5)

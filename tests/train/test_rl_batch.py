@@ -13,10 +13,9 @@ from agentladder.train.rl_batch import (
     group_batch,
     padded_rl_batch,
     sample_from_conversation,
-    token_outputs,
-    use_group_prompt_attention,
 )
 from agentladder.train.rl_losses import aggregate, clipped_policy_loss
+from agentladder.train.shared_prompt import token_outputs, use_shared_prompt_attention
 from tests.conftest import CONVERSATIONS
 
 
@@ -44,7 +43,7 @@ def test_sampler_logprobs_are_the_training_logprobs(tok, model):
     samples = [RLSample(g, prompts[g], c.token_ids, c.mask, old_logps=c.logprobs)
                for g, grp in enumerate(out) for c in grp]
     padded = token_outputs(model, padded_rl_batch(samples, tok.pad_token_id), temperature=0.7)
-    assert use_group_prompt_attention(model)
+    assert use_shared_prompt_attention(model)
     batch = group_batch(samples)
     grouped = token_outputs(model, batch, temperature=0.7)
     assert torch.allclose(grouped.logps, padded.logps, atol=1e-5)
@@ -115,7 +114,7 @@ def test_masked_tool_tokens_get_no_gradient(tok):
     masked = [t for t, m in zip(sample.completion, sample.mask, strict=True) if m == 0]
     assert tool_text in tok.decode(masked)
     sample.old_logps = [0.0] * len(sample.completion)
-    use_group_prompt_attention(model)
+    use_shared_prompt_attention(model)
     batch = group_batch([sample])
     out = token_outputs(model, batch)
     out.logps.retain_grad()
@@ -163,7 +162,7 @@ def test_multi_turn_rollout_masks_tool_output(tok, model):
     # and they train: the tool output is a model input with no loss
     samples = [RLSample(0, ids[0], c.token_ids, c.mask, advantages=[1.0 * m for m in c.mask], old_logps=c.logprobs)
                for c in out[0]]
-    use_group_prompt_attention(model)
+    use_shared_prompt_attention(model)
     batch = group_batch(samples)
     res = token_outputs(model, batch)
     assert torch.allclose(res.logps, batch["old_logps"] * batch["mask"], atol=1e-5)

@@ -6,13 +6,8 @@ import torch
 from agentladder.models import load_model
 from agentladder.models.chat import prompt_ids
 from agentladder.models.rollout import LocalRollout, SamplingParams
-from agentladder.train.rl_batch import (
-    RLSample,
-    group_batch,
-    padded_rl_batch,
-    token_outputs,
-    use_group_prompt_attention,
-)
+from agentladder.train.rl_batch import RLSample, group_batch, padded_rl_batch
+from agentladder.train.shared_prompt import token_outputs, use_shared_prompt_attention
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +24,7 @@ def test_group_layout_and_sampler_logprobs_on_the_real_model():
                for g, grp in enumerate(out) for c in grp]
     with torch.no_grad():
         padded = token_outputs(model, padded_rl_batch(samples, tok.pad_token_id))
-        assert use_group_prompt_attention(model)
+        assert use_shared_prompt_attention(model)
         batch = group_batch(samples)
         grouped = token_outputs(model, batch)
     assert torch.allclose(grouped.logps, padded.logps, atol=1e-4)

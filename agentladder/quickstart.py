@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from agentladder.evals import EvalReport, evaluate
 from agentladder.models.loading import DEFAULT_MODEL
+from agentladder.tasks import write_data
+from agentladder.train.run import RUN_CONFIG
+from agentladder.train.sft import SFTConfig, sft
 
 TASK = "medication-directions"
 
@@ -25,8 +28,8 @@ class QuickstartResult:
     """The fine-tuned model's run folder (adapter, metrics, training curves)."""
     report_dir: Path
     """The evaluation report (report.md, report.json, plots, samples)."""
-    report: Any
-    """The :class:`agentladder.evals.EvalReport` of the base and the tuned model."""
+    report: EvalReport
+    """The base and the tuned model, side by side."""
 
 
 def quickstart(
@@ -42,10 +45,7 @@ def quickstart(
     seed: int = 0,
     progress: bool = True,
 ) -> QuickstartResult:
-    from agentladder.evals import evaluate
-    from agentladder.tasks import write_data
-    from agentladder.train.sft import RUN_CONFIG, SFTConfig, sft
-
+    """Make the data, fine-tune ``model`` on it with LoRA, and evaluate both; see the module docstring."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     train_file, test_file = out / "train.jsonl", out / "test.jsonl"

@@ -29,6 +29,7 @@ from typing import Any
 from agentladder.agents.store import Store
 from agentladder.data.io import write_jsonl
 from agentladder.data.schema import Conversation, Message, PreferencePair, RLPrompt
+from agentladder.errors import ConfigError
 
 FORMATS = ("sft", "preference", "rl")
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -61,8 +62,8 @@ def parse_where(text: str | None) -> list[Clause]:
     for part in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE):
         m = _CLAUSE.match(part)
         if not m:
-            raise ValueError(f"--where: cannot read {part!r}; write FIELD OP VALUE (OP: == != >= <= > <), "
-                             "clauses joined by 'and'")
+            raise ConfigError(f"--where: cannot read {part!r}; write FIELD OP VALUE (OP: == != >= <= > <), "
+                              "clauses joined by 'and'")
         name, op, raw = m.groups()
         clauses.append(Clause(name, "==" if op == "=" else op, _value(raw)))
     return clauses
@@ -165,7 +166,7 @@ def export_traces(store: Store | str | os.PathLike, to: str, out: str | os.PathL
     Returns ``{"matched": trajectories selected, "written": rows written}``.
     """
     if to not in FORMATS:
-        raise ValueError(f"--to must be one of {', '.join(FORMATS)}, not {to!r}")
+        raise ConfigError(f"--to must be one of {', '.join(FORMATS)}, not {to!r}")
     own = not isinstance(store, Store)
     db = Store(store) if own else store
     try:

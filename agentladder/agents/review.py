@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentladder.agents.store import Store, new_id, to_json
+from agentladder.errors import AgentladderError
 
 
 class Escalate(Exception):  # noqa: N818 - raised to ask for a person, not an error
@@ -29,7 +30,7 @@ class Escalate(Exception):  # noqa: N818 - raised to ask for a person, not an er
         self.payload = payload
 
 
-class ReviewError(RuntimeError):
+class ReviewError(AgentladderError, RuntimeError):
     """A review that does not exist, is already decided, or is not decided yet."""
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from agentladder.data.schema import Conversation, Message
+from agentladder.errors import ConfigError
 
 DEFAULT_DB_ENV = "AGENTLADDER_DB"
 """Environment variable naming the default store; unset, it is ``agentladder.db`` in the current folder."""
@@ -241,7 +242,7 @@ def _where(filters: dict[str, Any]) -> tuple[str, list[Any]]:
     given = {k: v for k, v in filters.items() if v is not None}
     unknown = set(given) - _COLUMNS
     if unknown:
-        raise ValueError(f"cannot filter on {', '.join(sorted(unknown))}; choose from {', '.join(sorted(_COLUMNS))}")
+        raise ConfigError(f"cannot filter on {', '.join(sorted(unknown))}; choose from {', '.join(sorted(_COLUMNS))}")
     if not given:
         return "", []
     return "WHERE " + " AND ".join(f"{k} = ?" for k in given), list(given.values())

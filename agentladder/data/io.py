@@ -18,19 +18,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from agentladder.data.schema import Conversation, TextRow
-from agentladder.errors import DataError
+from agentladder.errors import DataError, data_error
 
 T = TypeVar("T", bound=BaseModel)
-
-
-def _field_path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
 
 
 def validate_row(schema: type[T], obj: Any, path: str | os.PathLike | None = None, line: int | None = None) -> T:
@@ -40,11 +30,7 @@ def validate_row(schema: type[T], obj: Any, path: str | os.PathLike | None = Non
     try:
         return schema.model_validate(obj)
     except ValidationError as err:
-        first = err.errors()[0]
-        # Drop pydantic's internal union/validator tags from the location.
-        loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith(("function-", "tagged-union"))))
-        msg = first["msg"].removeprefix("Value error, ")
-        raise DataError(path, line, _field_path(loc) or None, msg) from None
+        raise data_error(err, path, line) from None
 
 
 def iter_json_lines(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from agentladder.errors import ConfigError
 from agentladder.evals.judge import Judge
 from agentladder.evals.report import EvalReport, ModelResult
 from agentladder.evals.samples import SampleStore, prompt_key
@@ -47,7 +48,7 @@ def load_rows(task: Task, data: str | os.PathLike | Sequence[Sample] | None, *, 
     if limit is not None:
         rows = rows[:limit]
     if not rows:
-        raise ValueError("no rows to evaluate")
+        raise ConfigError("no rows to evaluate")
     return rows, source
 
 
@@ -92,7 +93,7 @@ def evaluate(
     task = get_task(task)
     specs = [models] if isinstance(models, (str, Provider)) else list(models)
     if not specs:
-        raise ValueError("no models to evaluate")
+        raise ConfigError("no models to evaluate")
     rows, source = load_rows(task, data, limit=limit, seed=data_seed)
     shot_rows = task.select_shots(shots, exclude=rows)
     prompts = [task.prompt(r, shot_rows) for r in rows]
@@ -110,7 +111,7 @@ def evaluate(
             baseline_label = _label(baseline, taken)
             entries.append((baseline_label, baseline))
         if judge is None:
-            raise ValueError("a win rate against a baseline needs a judge (--judge MODEL)")
+            raise ConfigError("a win rate against a baseline needs a judge (--judge MODEL)")
 
     store = SampleStore(out) if out is not None else None
     results: dict[str, ModelResult] = {}

@@ -43,7 +43,7 @@ def semantic_similarity(predictions: Sequence[str], references: Sequence[str], *
                         model: str | os.PathLike | None = None, batch_size: int = 64) -> list[float]:
     """Cosine similarity of each prediction with its reference."""
     if len(predictions) != len(references):
-        raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
+        raise ConfigError(f"{len(predictions)} predictions for {len(references)} references")
     if not predictions:
         return []
     encoder = _encoder(str(model or minilm_path()))

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from agentladder.data.io import atomic_write_text
+from agentladder.errors import ConfigError, DataError, MissingFileError
 from agentladder.ladder.config import LadderConfig, load_ladder
 from agentladder.ladder.gates import judge
 from agentladder.ladder.registry import ModelVersion, Registry, file_hash, version_id
@@ -192,13 +193,13 @@ def _replay(config: LadderConfig, index: int, result: RungResult, start_model: s
     rung = config.rungs[index]
     folder = out / rung_folder(index, rung.name)
     if result.fingerprint != config.rung_fingerprint(index):
-        raise ValueError(f"{out / STATE_FILE}: rung {rung.name!r} finished with other settings (of it or a rung "
-                         f"before it) than the ladder now gives; climb into another out_dir, or delete {folder} "
-                         "and the folders of the rungs after it, and their entries in the state file")
+        raise ConfigError(f"{out / STATE_FILE}: rung {rung.name!r} finished with other settings (of it or a rung "
+                          f"before it) than the ladder now gives; climb into another out_dir, or delete {folder} "
+                          "and the folders of the rungs after it, and their entries in the state file")
     if result.notes.get("start_model") != start_model:
-        raise ValueError(f"{out / STATE_FILE}: rung {rung.name!r} was trained from {result.notes.get('start_model')}, "
-                         f"but under the ladder's gate it would now start from {start_model}; climb into another "
-                         "out_dir")
+        raise ConfigError(f"{out / STATE_FILE}: rung {rung.name!r} was trained from {result.notes.get('start_model')}, "
+                          f"but under the ladder's gate it would now start from {start_model}; climb into another "
+                          "out_dir")
     verdict = judge(config.gate, metric, _values(result.metrics),
                     None if champion is None else _values(champion.metrics), min_gain=rung.min_gain).to_json()
     if verdict != result.verdict:
@@ -228,7 +229,7 @@ def _test_split(config: LadderConfig, out: Path) -> str:
     """The held-out rows every rung is scored on: the given file, or the task's test split written once."""
     if config.eval.data:
         if not Path(config.eval.data).exists():
-            raise FileNotFoundError(f"eval.data: {config.eval.data}: no such file")
+            raise MissingFileError(f"eval.data: {config.eval.data}: no such file")
         return config.eval.data
     path = out / "test.jsonl"
     if not path.exists():
@@ -298,10 +299,10 @@ def _read_state(out: Path, config: LadderConfig) -> dict[str, Any]:
     try:
         state = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not a ladder state file ({err.msg})") from None
+        raise DataError(path, None, None, f"not a ladder state file ({err.msg})") from None
     if state.get("ladder") != config.name:
-        raise ValueError(f"{out} holds the climb of ladder {state.get('ladder')!r}, not {config.name!r}; "
-                         "choose another out_dir")
+        raise ConfigError(f"{out} holds the climb of ladder {state.get('ladder')!r}, not {config.name!r}; "
+                          "choose another out_dir")
     state.setdefault("versions", {})
     return state
 
@@ -314,7 +315,7 @@ def read_climb(out_dir: str | Path) -> dict[str, Any]:
     """The state file of a climb folder (what ran, each rung's metrics and verdict)."""
     path = Path(out_dir) / STATE_FILE
     if not path.exists():
-        raise FileNotFoundError(f"{out_dir} holds no climb ({STATE_FILE} is missing)")
+        raise MissingFileError(f"{out_dir} holds no climb ({STATE_FILE} is missing)")
     return json.loads(path.read_text())
 
 

@@ -40,6 +40,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agentladder.data.io import yaml_line
+from agentladder.errors import ConfigError, DataError, MissingFileError, data_error, first_error
 from agentladder.models.loading import DEFAULT_MODEL
 from agentladder.tasks import get_task
 
@@ -108,6 +109,8 @@ class PairsData(_Strict):
 
 
 DataSpec = Annotated[GenerateData | FileData | DistillData | PairsData, Field(discriminator="source")]
+_DATA_SOURCES = ("generate", "file", "distill", "pairs")
+"""The tags of :data:`DataSpec`, which pydantic puts into an error's location."""
 
 _SOURCES: dict[str, tuple[str, ...]] = {
     "baseline": (),
@@ -277,8 +280,8 @@ def _check_train(rung: Rung, index: int) -> None:
     try:
         trainer_class(rung.kind)(**{**rung.train, **placeholders})
     except ValidationError as err:
-        first = err.errors()[0]
-        raise _At(["rungs", index, "train", *first["loc"]], first["msg"].removeprefix("Value error, ")) from None
+        loc, message = first_error(err)
+        raise _At(["rungs", index, "train", *loc], message) from None
 
 
 def _check_instructions(task_name: str, instructions: str, index: int) -> None:
@@ -304,16 +307,17 @@ def load_ladder(path: str | Path, overrides: list[str] | dict[str, Any] | None =
 
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such ladder file")
+        raise MissingFileError(f"{path}: no such ladder file")
     text = path.read_text()
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ValueError(f"{where}: invalid YAML: {getattr(err, 'problem', err)}") from None
+        raise DataError(path, mark.line + 1 if mark else None, None,
+                        f"invalid YAML: {getattr(err, 'problem', err)}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping (name, task, gate, rungs, ...), got {type(data).__name__}")
+        raise DataError(path, None, None,
+                        f"expected a mapping (name, task, gate, rungs, ...), got {type(data).__name__}")
     for key, value in _override_items(overrides):
         _set_dotted(data, key, value)
     _resolve_files(data, path.parent)
@@ -325,24 +329,8 @@ def parse_ladder(data: dict[str, Any], *, source: str = "ladder", text: str | No
     try:
         return LadderConfig.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = [p for p in first["loc"] if not (isinstance(p, str) and (p.startswith("function-") or p in
-                                                                          ("generate", "file", "distill", "pairs")))]
-        ctx_err = (first.get("ctx") or {}).get("error")
-        if isinstance(ctx_err, _At):
-            loc = [*loc, *ctx_err.loc]
-        msg = first["msg"].removeprefix("Value error, ")
-        field = _field_path(loc)
-        line = yaml_line(text, loc) if text else None
-        where = f"{source}:{line}" if line else source
-        raise ValueError(f"{where}: {field + ': ' if field else ''}{msg}") from None
-
-
-def _field_path(loc: list) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + str(part)
-    return out
+        line_of = (lambda loc: yaml_line(text, loc)) if text else None
+        raise data_error(err, source, line_of, skip=_DATA_SOURCES) from None
 
 
 def _override_items(overrides: list[str] | dict[str, Any] | None) -> list[tuple[str, Any]]:
@@ -356,7 +344,7 @@ def _override_items(overrides: list[str] | dict[str, Any] | None) -> list[tuple[
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"override {item!r}: write key=value (rungs.sft.train.max_steps=10)")
+            raise ConfigError(f"override {item!r}: write key=value (rungs.sft.train.max_steps=10)")
         items.append((key.strip(), yaml.safe_load(value)))
     return items
 
@@ -371,13 +359,13 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
             if not match and part.isdigit() and int(part) < len(node):
                 match = [node[int(part)]]
             if not match:
-                raise ValueError(f"override {key}: no rung named {part!r}")
+                raise ConfigError(f"override {key}: no rung named {part!r}")
             if last:
-                raise ValueError(f"override {key}: name a field of the rung")
+                raise ConfigError(f"override {key}: name a field of the rung")
             node = match[0]
             continue
         if not isinstance(node, dict):
-            raise ValueError(f"override {key}: {'.'.join(parts[:i])} is not a mapping")
+            raise ConfigError(f"override {key}: {'.'.join(parts[:i])} is not a mapping")
         if last:
             node[part] = value
         else:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
+from agentladder.errors import ConfigError
 from agentladder.ladder.config import Gate
 
 EPS = 1e-12
@@ -41,10 +42,10 @@ class Verdict:
 
 def metric_value(metrics: Mapping[str, float | None], name: str) -> float:
     if name not in metrics:
-        raise ValueError(f"gate metric {name!r} is not among the task's metrics ({', '.join(sorted(metrics))})")
+        raise ConfigError(f"gate metric {name!r} is not among the task's metrics ({', '.join(sorted(metrics))})")
     value = metrics[name]
     if value is None:
-        raise ValueError(f"gate metric {name!r} has no value (it applied to no row)")
+        raise ConfigError(f"gate metric {name!r} has no value (it applied to no row)")
     return float(value)
 
 
@@ -88,7 +89,7 @@ def _broken_guards(gate: Gate, metrics: Mapping[str, float | None], champion: Ma
     for guard in gate.guards:
         new, old = metrics.get(guard.metric), champion.get(guard.metric)
         if guard.metric not in metrics:
-            raise ValueError(f"guard metric {guard.metric!r} is not among the task's metrics ({', '.join(sorted(metrics))})")
+            raise ConfigError(f"guard metric {guard.metric!r} is not among the task's metrics ({', '.join(sorted(metrics))})")
         if new is None or old is None:
             continue  # applies to no row on one side: nothing to compare
         drop = (old - new) if guard.higher_is_better else (new - old)

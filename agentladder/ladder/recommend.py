@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from agentladder.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Phase:
@@ -106,10 +108,10 @@ def recommend(*, accuracy: float, target: float, labeled: int = 0, pairs: int = 
     """
     for name, v in (("accuracy", accuracy), ("target", target)):
         if not 0.0 <= v <= 1.0:
-            raise ValueError(f"{name} is a share between 0 and 1 (0.78 for 78 %), got {v}")
+            raise ConfigError(f"{name} is a share between 0 and 1 (0.78 for 78 %), got {v}")
     for name, n in (("labeled", labeled), ("pairs", pairs), ("trajectories", trajectories)):
         if n < 0:
-            raise ValueError(f"{name} cannot be negative, got {n}")
+            raise ConfigError(f"{name} cannot be negative, got {n}")
     if accuracy >= target:
         return Recommendation(
             rung="none", title="none: the target is met", ready=True, data_needed="none", expected=None,

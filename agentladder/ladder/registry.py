@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentladder.errors import ConfigError, OutputExistsError
+
 DB_ENV = "AGENTLADDER_DB"
 
 _SCHEMA = """
@@ -166,9 +168,9 @@ class Registry:
         if same_rung:  # <ladder>/<rung>: the newest version of that rung
             rows = same_rung[:1]
         if not rows:
-            raise ValueError(f"no model version {ref!r} in {self.path} (agentladder models list shows them)")
+            raise ConfigError(f"no model version {ref!r} in {self.path} (agentladder models list shows them)")
         if len(rows) > 1:
-            raise ValueError(f"{ref!r} matches {len(rows)} versions: " + ", ".join(r["id"] for r in rows[:5]))
+            raise ConfigError(f"{ref!r} matches {len(rows)} versions: " + ", ".join(r["id"] for r in rows[:5]))
         return _version(rows[0])
 
     def lineage(self, ref: str) -> list[ModelVersion]:
@@ -205,13 +207,13 @@ class Registry:
         version = self.get(ref)
         out = Path(out)
         if out.exists() and any(out.iterdir()):
-            raise FileExistsError(f"{out} exists and is not empty")
+            raise OutputExistsError(f"{out} exists and is not empty")
         tmp = out.with_name(f".{out.name}.tmp")
         if tmp.exists():
             shutil.rmtree(tmp)
         if not merged:
             if version.artifact != "adapter":
-                raise ValueError(f"{version.id} holds {version.artifact} weights, not a LoRA adapter: export merged")
+                raise ConfigError(f"{version.id} holds {version.artifact} weights, not a LoRA adapter: export merged")
             tmp.mkdir(parents=True)
             for f in Path(version.path).iterdir():
                 if f.is_file() and f.name.startswith(_ADAPTER_FILES):

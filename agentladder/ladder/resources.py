@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agentladder.errors import ConfigError
+
 LADDERS = Path(__file__).resolve().parent.parent / "resources" / "ladders"
 
 
@@ -16,7 +18,7 @@ def demo_ladder(name: str = "medication") -> Path:
     """The path of a shipped ladder: ``medication`` (the demo) or ``smoke`` (the same climb on the tiny model)."""
     ladders = shipped_ladders()
     if name not in ladders:
-        raise ValueError(f"no shipped ladder {name!r}: choose one of {', '.join(ladders)}")
+        raise ConfigError(f"no shipped ladder {name!r}: choose one of {', '.join(ladders)}")
     return ladders[name]
 
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agentladder.data.schema import Conversation, Message, TextRow
+from agentladder.errors import ConfigError
 
 
 @dataclass
@@ -49,7 +50,7 @@ def _template_dicts(tokenizer, messages: Sequence[Message]) -> list[dict]:
 def render(tokenizer, messages: Sequence[Message], *, add_generation_prompt: bool = False) -> str:
     """The conversation as text, through the tokenizer's chat template."""
     if not tokenizer.chat_template:
-        raise ValueError("the tokenizer has no chat template; conversations need one (or use text rows)")
+        raise ConfigError("the tokenizer has no chat template; conversations need one (or use text rows)")
     if not messages:
         return ""
     return tokenizer.apply_chat_template(
@@ -76,7 +77,7 @@ def assistant_spans(tokenizer, messages: Sequence[Message]) -> tuple[str, list[t
         else:
             head = render(tokenizer, messages[:i], add_generation_prompt=True)
             if not full.startswith(head):
-                raise ValueError(
+                raise ConfigError(
                     "the chat template does not render conversations prefix-consistently; "
                     "cannot locate the assistant turns"
                 )

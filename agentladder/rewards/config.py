@@ -21,6 +21,7 @@ import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from agentladder.errors import ConfigError
 from agentladder.rewards.base import Reward
 from agentladder.rewards.ensemble import WeightedEnsemble
 from agentladder.rewards.graders import (
@@ -53,30 +54,30 @@ REWARD_TYPES: dict[str, type[Reward]] = {
 def build_reward(spec: Mapping[str, Any], where: str = "rewards[0]") -> tuple[str, Reward, float]:
     """``(name, reward, weight)`` from one config entry; errors name ``where``."""
     if not isinstance(spec, Mapping):
-        raise ValueError(f"{where}: expected a mapping with a 'type', got {type(spec).__name__}")
+        raise ConfigError(f"{where}: expected a mapping with a 'type', got {type(spec).__name__}")
     spec = dict(spec)
     kind = spec.pop("type", None)
     if kind not in REWARD_TYPES:
-        raise ValueError(f"{where}.type: {kind!r} is not a reward type; choose one of {', '.join(REWARD_TYPES)}")
+        raise ConfigError(f"{where}.type: {kind!r} is not a reward type; choose one of {', '.join(REWARD_TYPES)}")
     weight = spec.pop("weight", 1.0)
     if not isinstance(weight, (int, float)) or isinstance(weight, bool):
-        raise ValueError(f"{where}.weight: expected a number, got {weight!r}")
+        raise ConfigError(f"{where}.weight: expected a number, got {weight!r}")
     name = spec.pop("name", None)
     cls = REWARD_TYPES[kind]
     params = inspect.signature(cls.__init__).parameters
     unknown = [k for k in spec if k not in params]
     if unknown:
         allowed = [p for p in params if p != "self"]
-        raise ValueError(f"{where}: {kind} takes {', '.join(allowed) or 'no options'}, not {', '.join(unknown)}")
+        raise ConfigError(f"{where}: {kind} takes {', '.join(allowed) or 'no options'}, not {', '.join(unknown)}")
     try:
         reward = cls(**spec)
     except (TypeError, ValueError, ImportError) as err:
-        raise ValueError(f"{where} ({kind}): {err}") from None
+        raise ConfigError(f"{where} ({kind}): {err}") from None
     return str(name or (reward.name if kind == "task" else kind)), reward, float(weight)
 
 
 def build_rewards(specs: Sequence[Mapping[str, Any]], *, source: str = "rewards") -> WeightedEnsemble:
     """A :class:`WeightedEnsemble` from config entries."""
     if not specs:
-        raise ValueError(f"{source}: no rewards configured")
+        raise ConfigError(f"{source}: no rewards configured")
     return WeightedEnsemble([build_reward(s, f"{source}[{i}]") for i, s in enumerate(specs)])

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from agentladder.data.io import write_jsonl
 from agentladder.data.schema import Conversation
+from agentladder.errors import ConfigError
 from agentladder.tasks.registry import get_task
 from agentladder.tasks.task import Sample, Task
 
@@ -38,7 +39,7 @@ def rebalance(samples: Sequence[Sample], key: str, n: int, *, seed: int = 0, pow
     for sample in samples:
         target = sample.target if isinstance(sample.target, dict) else {}
         if key not in target:
-            raise ValueError(f"cannot balance on {key!r}: row {sample.id} has no target field {key!r}")
+            raise ConfigError(f"cannot balance on {key!r}: row {sample.id} has no target field {key!r}")
         groups[repr(target[key])].append(sample)
     keys = sorted(groups)
     weights = [len(groups[k]) ** power for k in keys]
@@ -67,7 +68,7 @@ def make_data(task: str | Task, split: str, n: int, *, seed: int = 0, format: Fo
         return [task.to_row(s) for s in samples]
     if format == "sft":
         return [c.model_dump(mode="json", exclude_none=True) for c in sft_conversations(task, samples)]
-    raise ValueError(f"unknown format {format!r}: choose rows or sft")
+    raise ConfigError(f"unknown format {format!r}: choose rows or sft")
 
 
 def write_data(task: str | Task, split: str, n: int, out: str | os.PathLike, *, seed: int = 0,

@@ -35,6 +35,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentladder.data.io import atomic_write_text
+from agentladder.errors import ConfigError
 from agentladder.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from agentladder.train.distributed import World, init_world, wrap_model
 from agentladder.train.plots import plot_history
@@ -44,22 +45,26 @@ from agentladder.train.progress import TrainProgress
 class TrainConfig(BaseModel):
     """Settings of the shared loop (optimizer, schedule, batching, checkpoints)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     out_dir: str
     """Run folder: checkpoints, metrics and the final model go here."""
     learning_rate: float = 2e-4
+    """Peak learning rate of AdamW, reached after the warmup; a cosine decay follows."""
     weight_decay: float = 0.0
+    """AdamW's decoupled weight decay."""
     lora_plus_ratio: float | None = Field(None, ge=1)
     """LoRA+: the adapters' B matrices learn at ``learning_rate`` times this, the rest at ``learning_rate``
     (LoRA runs only). Measured here it helped a run with few updates and hurt one with twice as many;
     see docs/training.md."""
     adam_betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW's moment decay rates."""
     warmup_ratio: float = 0.05
     """Share of the steps spent warming up linearly from 0."""
     min_lr_ratio: float = 0.0
     """The cosine decays to ``learning_rate * min_lr_ratio``."""
     epochs: float = 1.0
+    """Passes over the data (a fraction stops part-way)."""
     max_steps: int | None = None
     """Stop after this many optimizer steps (overrides ``epochs``)."""
     batch_size: int = Field(4, ge=1)
@@ -67,18 +72,23 @@ class TrainConfig(BaseModel):
     grad_accum: int = Field(1, ge=1)
     """Micro-batches per optimizer step."""
     max_grad_norm: float | None = 1.0
+    """Clip the gradient to this global norm before each update (None: no clipping)."""
     precision: Literal["fp32", "bf16", "auto"] = "fp32"
     """``fp32``; ``bf16`` for bfloat16 autocast (trained weights stay fp32; a LoRA run holds its frozen
     base in bfloat16, see :func:`base_dtype`); ``auto``: ``bf16`` where the device
     does bfloat16 arithmetic natively (a GPU that supports it, a CPU with AVX-512 BF16 or AMX), else ``fp32``."""
     seed: int = 0
+    """Seeds the data order, fresh adapters' initial weights and sampling."""
     save_every: int = 50
     """Write a resumable checkpoint every this many steps (and at the end)."""
     keep_last: int = 2
+    """Checkpoints kept in ``checkpoints/`` (older ones are deleted)."""
     log_every: int = 1
+    """Write a line to ``metrics.jsonl`` every this many steps (and at the last)."""
     strategy: Literal["ddp", "fsdp"] = "ddp"
     """Data-parallel strategy when launched with several processes: ``ddp`` or ``fsdp``."""
     progress: bool = True
+    """Show a progress bar."""
     tensorboard: bool = True
     """Also write TensorBoard events when the ``tensorboard`` package is installed."""
 
@@ -162,7 +172,7 @@ def make_optimizer(model, params: list[torch.nn.Parameter], config: TrainConfig)
     from agentladder.models.lora import is_lora
 
     if not is_lora(model):
-        raise ValueError("lora_plus_ratio needs LoRA adapters: set lora: true, or leave lora_plus_ratio unset")
+        raise ConfigError("lora_plus_ratio needs LoRA adapters: set lora: true, or leave lora_plus_ratio unset")
     from peft.optimizers import create_loraplus_optimizer
 
     plus = create_loraplus_optimizer(model, torch.optim.AdamW, lr=config.learning_rate,

@@ -38,28 +38,13 @@ from typing import Any, Literal
 import torch
 from pydantic import Field, model_validator
 
-from agentladder.data.io import DataError, atomic_write_text, iter_json_lines, load_rows
+from agentladder.data.io import DataError, iter_json_lines, load_rows
 from agentladder.data.schema import MarkedResponse, PreferencePair
+from agentladder.errors import ConfigError, MissingFileError
 from agentladder.models.chat import tokenize_conversation
-from agentladder.models.loading import load_model
-from agentladder.models.lora import LoraSettings, attach_lora, is_lora, reference_mode
-from agentladder.train._common import (
-    RUN_CONFIG,
-    _full_model_state,
-    _save_final,
-    lineage_base,
-    run_config,
-)
-from agentladder.train.distributed import World, init_world, unwrap
-from agentladder.train.loop import (
-    LossOutput,
-    TrainConfig,
-    Trainer,
-    TrainResult,
-    autocast_for,
-    base_dtype,
-    seed_everything,
-)
+from agentladder.models.lora import is_lora, reference_mode
+from agentladder.train.distributed import World
+from agentladder.train.loop import LossOutput, TrainConfig, Trainer, TrainResult, autocast_for
 from agentladder.train.preference_losses import (
     DEFAULT_BETA,
     PAIR_LOSSES,
@@ -69,6 +54,18 @@ from agentladder.train.preference_losses import (
     PairLogps,
     kto_kl_estimate,
     kto_loss,
+)
+from agentladder.train.run import (
+    Lora,
+    LoraAlpha,
+    LoraDropout,
+    LoraRank,
+    LoraTargets,
+    Run,
+    finish_run,
+    lineage_base,
+    resolved_spec,
+    start_run,
 )
 from agentladder.train.shared_prompt import (
     EncodedTriple,
@@ -88,6 +85,12 @@ REFERENCE_FILE = "reference_logps.pt"
 class PreferenceConfig(TrainConfig):
     """Preference optimisation: the loop's settings plus model, data, loss, reference and LoRA."""
 
+    learning_rate: float | None = Field(None, gt=0)  # type: ignore[assignment]
+    """Peak learning rate [default: 2e-5 with LoRA, 1e-6 full fine-tuning]."""
+    batch_size: int | None = Field(None, ge=1)  # type: ignore[assignment]
+    """Pairs (KTO: rows) per micro-batch on each process [default: 4; KTO 8, as its KL estimate needs 2+]."""
+    warmup_ratio: float = 0.1
+    """Share of the steps spent warming up linearly from 0."""
     model: str = "smollm2-135m"
     """Alias, local folder (usually an SFT run) or hub id; a LoRA run folder continues its adapter."""
     data: str
@@ -103,26 +106,33 @@ class PreferenceConfig(TrainConfig):
     simpo_gamma: float = 0.5
     """SimPO: target reward margin."""
     kto_desirable_weight: float = Field(1.0, gt=0)
+    """KTO: weight of the loss on desirable responses."""
     kto_undesirable_weight: float = Field(1.0, gt=0)
+    """KTO: weight of the loss on undesirable responses."""
     kto_kl: bool = True
     """KTO: estimate the KL reference point from mismatched responses (else ``z_0 = 0``)."""
     reference: ReferenceMode = "auto"
-    """Where reference log-probabilities come from; see the module docstring."""
+    """Where reference log-probabilities come from: ``adapters`` (the base with LoRA off, run live),
+    ``precompute`` (once, before training) or ``copy`` (a frozen copy, run live); ``auto`` takes ``adapters``
+    for a fresh LoRA adapter, else ``precompute``."""
     max_length: int = Field(1024, ge=8)
     """Longest prompt plus response in tokens; longer responses are cut."""
     share_prompt: bool = True
     """Run each prompt once for both responses (needs ``sdpa`` attention; else padded rows)."""
-    learning_rate: float = 1e-6
-    lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
-    lora_target_modules: list[str] | str = "all-linear"
+    lora: Lora = False
+    lora_r: LoraRank = 16
+    lora_alpha: LoraAlpha = 32
+    lora_dropout: LoraDropout = 0.0
+    lora_target_modules: LoraTargets = "all-linear"
 
     @model_validator(mode="after")
-    def _fill_beta(self) -> PreferenceConfig:
+    def _fill_defaults(self) -> PreferenceConfig:
         if self.beta is None:
             self.beta = DEFAULT_BETA[self.loss]
+        if self.learning_rate is None:
+            self.learning_rate = 2e-5 if self.lora else 1e-6
+        if self.batch_size is None:
+            self.batch_size = 8 if self.loss == "kto" else 4
         return self
 
     def params(self) -> LossParams:
@@ -210,10 +220,10 @@ def resolve_reference(config: PreferenceConfig, *, lora: bool, continued_adapter
         return "adapters" if lora and not continued_adapter else "precompute"
     if mode == "adapters":
         if not lora:
-            raise ValueError("reference='adapters' needs a LoRA run (--lora); use precompute or copy")
+            raise ConfigError("reference='adapters' needs a LoRA run (--lora); use precompute or copy")
         if continued_adapter:
-            raise ValueError("reference='adapters' would make the bare base the reference, not the adapter this run "
-                             "continues; use reference='precompute'")
+            raise ConfigError("reference='adapters' would make the bare base the reference, not the adapter this run "
+                              "continues; use reference='precompute'")
     return mode
 
 
@@ -268,13 +278,13 @@ def _precomputed(model, rows, collate, config: PreferenceConfig, world: World, r
     if path.exists() and resume:
         saved = torch.load(path, weights_only=True)
         if saved["fingerprint"] != fingerprint:
-            raise ValueError(f"{path} was computed for other data or settings than this run's")
+            raise ConfigError(f"{path} was computed for other data or settings than this run's")
         attach_reference(rows, saved["logps"])
         return
     has_checkpoint = (Path(config.out_dir) / "checkpoints").exists() and any(
         (Path(config.out_dir) / "checkpoints").iterdir())
     if has_checkpoint:
-        raise FileNotFoundError(f"{path} is missing: the trained model can no longer give the reference")
+        raise MissingFileError(f"{path} is missing: the trained model can no longer give the reference")
     logps = reference_logps(model, rows, collate, batch_size=config.batch_size, world=world, context=context,
                             progress=config.progress)
     if world.is_main:
@@ -351,80 +361,64 @@ def preference(config: PreferenceConfig | None = None, /, *, resume: bool = Fals
     works as well as passing a config. With ``resume=True`` an interrupted run in
     ``out_dir`` continues from its newest checkpoint with the settings it was started with.
     """
-    config = run_config(PreferenceConfig, config, kwargs, resume)
-    out_dir = Path(config.out_dir)
-    world = init_world()
-    seed_everything(config.seed)  # the adapter's initial weights come from the RNG
-    model, tokenizer = load_model(config.model, trainable_adapter=True,
-                                  dtype=base_dtype(config, config.lora, world.device))
-    continued_adapter = is_lora(model)
-    if config.lora and not continued_adapter:
-        settings = LoraSettings(config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_target_modules)
-        model = attach_lora(model, settings)
-    lora = is_lora(model)
-    mode = resolve_reference(config, lora=lora, continued_adapter=continued_adapter)
-    rows, dropped = load_preference_rows(tokenizer, config)
-    if world.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out_dir / RUN_CONFIG, config.model_dump_json(indent=2))
-    model.to(world.device)
+    run = start_run(PreferenceConfig, config, kwargs, resume)
+    config, model = run.config, run.model
+    mode = resolve_reference(config, lora=is_lora(model), continued_adapter=run.from_adapter)
+    rows, dropped = load_preference_rows(run.tokenizer, config)
+    run.save_config()
+    model.to(run.world.device)
     shared = config.share_prompt and use_shared_prompt_attention(model)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = run.tokenizer.pad_token_id if run.tokenizer.pad_token_id is not None else run.tokenizer.eos_token_id
     collate = shared_batch if shared else (lambda r: padded_batch(r, pad_id))
+    live_reference = reference_policy(run, mode, rows, collate)
+    trainer = Trainer(model, rows, collate, make_loss_fn(config, live_reference), config, world=run.world,
+                      description=config.loss)
+    result = trainer.run(resume=resume)
 
-    live_reference = None
+    def metadata(lora: bool) -> dict[str, Any]:
+        return {"method": config.loss, "base_model": lineage_base(config.model, lora),
+                "start_model": resolved_spec(config.model), "lora": lora, "steps": trainer.step,
+                "data": str(Path(config.data).resolve()), "rows": len(rows), "rows_dropped": dropped,
+                "beta": config.beta, "reference": mode, "final_loss": result.final_loss}
+
+    return finish_run(run, trainer, result, metadata, restore_attention=shared)
+
+
+def reference_policy(run: Run[PreferenceConfig], mode: str, rows: Sequence[EncodedTriple],
+                     collate: Callable[[list], dict]) -> Callable[[dict], torch.Tensor] | None:
+    """Set up the run's reference policy: the live reference (``adapters``, ``copy``), or ``None``.
+
+    ``precompute`` fills every row's reference log-probabilities now (or reads back a resumed
+    run's); reference-free losses (``none``) need nothing.
+    """
+    model, config, world = run.model, run.config, run.world
     if mode == "precompute":
         # A fresh adapter starts as the base, so the base (adapters off) is the same policy, and cheaper.
         # The reference runs at the training precision, so the first step's log-ratios are exactly 0.
-        fresh = lora and not continued_adapter
+        fresh = is_lora(model) and not run.from_adapter
 
         @contextmanager
         def context():
             with reference_mode(model) if fresh else nullcontext(), autocast_for(config.precision, world.device):
                 yield
 
-        _precomputed(model, rows, collate, config, world, resume, context)
-    elif mode == "adapters":
+        _precomputed(model, rows, collate, config, world, run.resume, context)
+        return None
+    if mode == "adapters":
         def live_reference(batch: dict) -> torch.Tensor:
             with torch.no_grad(), reference_mode(model):
                 return completion_logps(model, batch)[0]
-    elif mode == "copy":
+
+        return live_reference
+    if mode == "copy":
         frozen = copy.deepcopy(model).eval().requires_grad_(False)
 
-        def live_reference(batch: dict) -> torch.Tensor:
+        def frozen_reference(batch: dict) -> torch.Tensor:
             with torch.no_grad():
                 return completion_logps(frozen, batch)[0]
 
-    trainer = Trainer(model, rows, collate, make_loss_fn(config, live_reference), config, world=world,
-                      description=config.loss)
-    result = trainer.run(resume=resume)
-    finished = trainer.step >= trainer.total_steps
-    full_state = _full_model_state(model, world) if finished else None
-    if world.is_main and finished:
-        base = unwrap(model)
-        inner = base.get_base_model() if lora else base
-        if shared:
-            inner.set_attn_implementation("sdpa")
-        meta = {
-            "method": config.loss,
-            "base_model": lineage_base(config.model, lora),
-            "start_model": _resolved(config.model),
-            "lora": lora,
-            "steps": trainer.step,
-            "data": str(Path(config.data).resolve()),
-            "rows": len(rows),
-            "rows_dropped": dropped,
-            "beta": config.beta,
-            "reference": mode,
-            "final_loss": result.final_loss,
-        }
-        _save_final(base, tokenizer, out_dir, meta, full_state)
-    world.barrier()
-    return result
-
-
-def _resolved(spec: str) -> str:
-    return str(Path(spec).resolve()) if Path(spec).exists() else spec
+        return frozen_reference
+    return None
 
 
 __all__ = [

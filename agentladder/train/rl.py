@@ -31,6 +31,7 @@ exactly 1 (the loss uses the current log-probabilities, detached, as TRL does).
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import time
 import warnings
@@ -40,12 +41,12 @@ from typing import Any
 
 import torch
 
-from agentladder.data.io import DataError, atomic_write_text, load_rows
+from agentladder.data.io import DataError, load_rows
 from agentladder.data.schema import RLPrompt
 from agentladder.errors import ConfigError
 from agentladder.models.chat import prompt_ids
-from agentladder.models.loading import load_model
-from agentladder.models.lora import LoraSettings, attach_lora, is_lora, reference_mode
+from agentladder.models.loading import resolve
+from agentladder.models.lora import is_lora, reference_mode
 from agentladder.models.rollout import (
     Completion,
     RolloutBackend,
@@ -54,11 +55,15 @@ from agentladder.models.rollout import (
     make_rollout,
     multi_turn_generate,
 )
+from agentladder.rewards.config import build_rewards
 from agentladder.tasks import get_task
-from agentladder.train._common import _full_model_state, _save_final, lineage_base, run_config
-from agentladder.train.advantages import OUTCOME_ESTIMATORS, AdvantageInput, estimate_advantages
-from agentladder.train.distributed import World, init_world, unwrap
-from agentladder.train.loop import LossOutput, Trainer, TrainResult, epoch_order, seed_everything
+from agentladder.train.advantages import (
+    OUTCOME_ESTIMATORS,
+    AdvantageInput,
+    estimate_advantages,
+)
+from agentladder.train.distributed import World, unwrap
+from agentladder.train.loop import LossOutput, Trainer, TrainResult, epoch_order
 from agentladder.train.plots import plot_history
 from agentladder.train.rl_batch import (
     RLSample,
@@ -85,6 +90,7 @@ from agentladder.train.rl_shaping import (
     span_values,
     token_kl,
 )
+from agentladder.train.run import finish_run, lineage_base, resolved_spec, start_run
 from agentladder.train.shared_prompt import token_outputs, use_shared_prompt_attention
 
 ROLLOUT_LOG = "rollouts.jsonl"
@@ -390,7 +396,7 @@ def default_rewards(config: RLConfig) -> list[dict[str, Any]]:
         return config.rewards
     if config.task:
         return [{"type": "task", "task": config.task}]
-    raise ValueError("rewards: a prompt file without a task needs rewards (e.g. [{type: exact}])")
+    raise ConfigError("rewards: a prompt file without a task needs rewards (e.g. [{type: exact}])")
 
 
 def rl(config: RLConfig | None = None, /, *, resume: bool = False, rollout: RolloutBackend | None = None,
@@ -403,19 +409,9 @@ def rl(config: RLConfig | None = None, /, *, resume: bool = False, rollout: Roll
     ``environment`` (or ``config.environment``) answers assistant turns for multi-turn rollouts.
     With ``resume=True`` an interrupted run continues from its newest checkpoint.
     """
-    config = run_config(RLConfig, config, kwargs, resume)
-    out_dir = Path(config.out_dir)
-    world = init_world()
-    seed_everything(config.seed)
-    model, tokenizer = load_model(config.model)
-    from_adapter = is_lora(model)
-    if from_adapter:  # the starting policy is the adapted model: fold it in, so it is also the reference
-        model = model.merge_and_unload()
-    if config.lora:
-        model = attach_lora(model, LoraSettings(config.lora_r, config.lora_alpha, config.lora_dropout,
-                                                config.lora_target_modules))
-    else:
-        model.requires_grad_(True)
+    # A LoRA run as the start is merged first: the adapted model is then both the policy and the reference.
+    run = start_run(RLConfig, config, kwargs, resume, adapter="merge")
+    config, model, world = run.config, run.model, run.world
     task_defaults(config)
     if config.advantage == "gae":
         attach_value_head(model)
@@ -424,57 +420,44 @@ def rl(config: RLConfig | None = None, /, *, resume: bool = False, rollout: Roll
         reference_model = copy.deepcopy(unwrap(model)).eval().requires_grad_(False)
         if hasattr(reference_model, "value_head"):
             del reference_model.value_head
-    prompts, dropped = load_prompts(config, tokenizer)
+    prompts, dropped = load_prompts(config, run.tokenizer)
     if reward is None:
-        from agentladder.rewards.config import build_rewards
-
         reward = build_rewards(default_rewards(config))
-    if world.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        from agentladder.train._common import RUN_CONFIG
-
-        atomic_write_text(out_dir / RUN_CONFIG, config.model_dump_json(indent=2))
+    run.save_config()
     model.to(world.device)
     if rollout is None and config.rollout_backend == "vllm":
-        rollout = make_rollout("vllm", model, tokenizer, model_path=_vllm_path(config),
+        rollout = make_rollout("vllm", model, run.tokenizer, model_path=_vllm_path(config),
                                gpu_memory_utilization=config.vllm_gpu_memory_utilization, seed=config.seed)
     if environment is None and config.environment:
         environment = _import(config.environment, "environment")
-    trainer = RLTrainer(model, tokenizer, prompts, reward, config, rollout=rollout, world=world,
+    if config.max_turns > 1 and environment is None:
+        raise ConfigError("max_turns > 1 needs an environment that answers each assistant turn")
+    trainer = RLTrainer(model, run.tokenizer, prompts, reward, config, rollout=rollout, world=world,
                         reference_model=reference_model, environment=environment)
     result = trainer.run(resume=resume)
-    finished = trainer.step >= trainer.total_steps
     if world.is_main and result.history:
-        plot_rewards(result.history, out_dir / "reward.png", title=f"{trainer.description}: {out_dir.name}")
-    if finished:
-        if hasattr(unwrap(model), "value_head"):
-            del unwrap(model).value_head
-        base = unwrap(model)
-        lora = is_lora(base)
-        if lora and from_adapter:  # the adapter sits on a merged model no folder holds: save it all
-            base = base.merge_and_unload()
-            lora = False
-        full_state = _full_model_state(base, world)
-        if world.is_main:
-            inner = base.get_base_model() if lora else base
-            if trainer.shared:
-                inner.set_attn_implementation("sdpa")
-            last = result.history[-1] if result.history else {}
-            meta = {"method": config.preset or "rl", "base_model": lineage_base(config.model, True) if lora
-                    else _resolved(config.model), "start_model": _resolved(config.model), "lora": lora,
-                    "steps": trainer.step, "task": config.task, "data": config.data,
-                    "prompts": len(prompts), "prompts_dropped": dropped, "algorithm": config.algorithm(),
-                    "final_reward": last.get("reward")}
-            _save_final(base, tokenizer, out_dir, meta, full_state)
-    world.barrier()
-    return result
+        plot_rewards(result.history, run.out_dir / "reward.png", title=f"{trainer.description}: {run.out_dir.name}")
+
+    def policy(trained):
+        """The model to save: without the value head; merged when its adapter sits on a merged LoRA run,
+        which no folder holds."""
+        if hasattr(trained, "value_head"):
+            del trained.value_head
+        return trained.merge_and_unload() if is_lora(trained) and run.from_adapter else trained
+
+    def metadata(lora: bool) -> dict[str, Any]:
+        last = result.history[-1] if result.history else {}
+        return {"method": config.preset or "rl", "base_model": lineage_base(config.model, lora),
+                "start_model": resolved_spec(config.model), "lora": lora, "steps": trainer.step,
+                "task": config.task, "data": config.data, "prompts": len(prompts), "prompts_dropped": dropped,
+                "algorithm": config.algorithm(), "final_reward": last.get("reward")}
+
+    return finish_run(run, trainer, result, metadata, prepare=policy, restore_attention=trainer.shared)
 
 
 def task_defaults(config: RLConfig) -> None:
     """Fill ``max_new_tokens`` and ``stop_at_json`` from the task (or the general defaults)."""
-    task = None
-    if config.task:
-        task = get_task(config.task)
+    task = get_task(config.task) if config.task else None
     if config.max_new_tokens is None:
         config.max_new_tokens = task.max_new_tokens if task else 256
     if config.stop_at_json is None:
@@ -482,23 +465,15 @@ def task_defaults(config: RLConfig) -> None:
 
 
 def _vllm_path(config: RLConfig) -> str:
-    from agentladder.models.loading import resolve
-
     return resolve(config.model)
 
 
 def _import(spec: str, what: str):
-    import importlib
-
     module, _, attr = spec.partition(":")
     try:
         return getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError, ValueError) as err:
-        raise ValueError(f"{what}: cannot load {spec!r} (write module:function): {err}") from None
-
-
-def _resolved(spec: str) -> str:
-    return str(Path(spec).resolve()) if Path(spec).exists() else spec
+        raise ConfigError(f"{what}: cannot load {spec!r} (write module:function): {err}") from None
 
 
 # -- the reward curve --------------------------------------------------------------------------

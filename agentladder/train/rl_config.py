@@ -34,7 +34,9 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from agentladder.data.io import yaml_line
+from agentladder.errors import DataError, MissingFileError, data_error
 from agentladder.train.loop import TrainConfig
+from agentladder.train.run import Lora, LoraAlpha, LoraDropout, LoraRank, LoraTargets
 
 PresetName = Literal["grpo", "dapo", "gspo", "dr_grpo", "rloo", "reinforce_pp", "ppo"]
 AdvantageName = Literal["grpo", "dr_grpo", "rloo", "reinforce_pp", "gae"]
@@ -76,6 +78,9 @@ class RLConfig(TrainConfig):
     rewards: list[dict[str, Any]] | None = None
     """Reward components (``agentladder.rewards.config``); default: the task's scorer."""
 
+    batch_size: int = Field(4, ge=1)
+    """Prompts per rollout step (each answered ``group_size`` times)."""
+
     # -- sampling
     group_size: int = Field(8, ge=1)
     """Responses sampled per prompt."""
@@ -84,7 +89,9 @@ class RLConfig(TrainConfig):
     max_prompt_length: int = Field(1024, ge=1)
     """Longer prompts are dropped (and counted)."""
     temperature: float = Field(1.0, ge=0)
+    """Sampling temperature of the rollouts."""
     top_p: float = Field(1.0, gt=0, le=1)
+    """Nucleus sampling: draw from the smallest set of tokens whose probability reaches this."""
     stop: list[str] = Field(default_factory=list)
     """Stop strings (a response ends with the token that completes one)."""
     stop_at_json: bool | None = None
@@ -97,12 +104,14 @@ class RLConfig(TrainConfig):
     rollout_backend: Literal["local", "vllm"] = "local"
     """``local``: the training model's own decode loop; ``vllm``: vLLM on a GPU (``pip install agentladder[gpu]``)."""
     vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1)
+    """``vllm``: the share of the GPU's memory vLLM may take (the trainer needs the rest)."""
 
     # -- the algorithm
     advantage: AdvantageName = "grpo"
     """``grpo`` (group mean and std), ``dr_grpo`` (group mean), ``rloo`` (leave-one-out),
     ``reinforce_pp`` (batch-whitened returns) or ``gae`` (value head; PPO)."""
     gamma: float = Field(1.0, ge=0, le=1)
+    """Discount of later tokens' rewards (``gae``, ``reinforce_pp``)."""
     lam: float = Field(0.95, ge=0, le=1)
     """GAE's lambda."""
     loss_agg: Literal["token_mean", "seq_mean_token_mean", "seq_sum_norm"] = "seq_mean_token_mean"
@@ -118,6 +127,8 @@ class RLConfig(TrainConfig):
     kl_coef: float = Field(0.0, ge=0)
     """Weight of the KL to the reference; 0 skips the reference pass altogether."""
     kl_estimator: Literal["k1", "k2", "k3"] = "k3"
+    """Per-token KL estimator (Schulman 2020): ``k1`` (the log-ratio), ``k2`` (half its square) or ``k3``
+    (``exp(d) - d - 1``: unbiased and never negative)."""
     kl_in: Literal["loss", "reward"] = "loss"
     """The KL as a loss term, or subtracted from the reward (per token for token-level estimators)."""
     ppo_epochs: int = Field(1, ge=1)
@@ -139,19 +150,23 @@ class RLConfig(TrainConfig):
     vf_coef: float = Field(0.1, ge=0)
     """Weight of the value loss (``gae`` only)."""
     value_clip: float | None = Field(0.2, gt=0)
+    """PPO's value clipping: the value loss also scores the new value kept within this of the old one
+    (None: unclipped)."""
     share_prompt: bool = True
     """Run each prompt once for its whole group in training (needs ``sdpa`` attention)."""
 
     # -- model
-    lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
-    lora_target_modules: list[str] | str = "all-linear"
+    lora: Lora = False
+    lora_r: LoraRank = 16
+    lora_alpha: LoraAlpha = 32
+    lora_dropout: LoraDropout = 0.0
+    lora_target_modules: LoraTargets = "all-linear"
     learning_rate: float | None = Field(None, gt=0)  # type: ignore[assignment]
-    """[default: 1e-5 with LoRA, 1e-6 full fine-tuning]"""
+    """Peak learning rate [default: 1e-5 with LoRA, 1e-6 full fine-tuning]."""
     warmup_ratio: float = 0.0
+    """Share of the steps spent warming up linearly from 0."""
     save_every: int = 10
+    """Write a resumable checkpoint every this many steps (and at the end)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -194,27 +209,21 @@ def load_rl_config(path: str | Path, **overrides: Any) -> RLConfig:
 
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such config file")
+        raise MissingFileError(f"{path}: no such config file")
     text = path.read_text()
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ValueError(f"{where}: invalid YAML: {getattr(err, 'problem', err)}") from None
+        raise DataError(path, mark.line + 1 if mark else None, None,
+                        f"invalid YAML: {getattr(err, 'problem', err)}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+        raise DataError(path, None, None, f"expected a mapping of settings, got {type(data).__name__}")
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         config = RLConfig(**data)
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = [p for p in first["loc"] if p != "__root__"]
-        field = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
-        line = yaml_line(text, loc)
-        where = f"{path}:{line}" if line else str(path)
-        msg = first["msg"].removeprefix("Value error, ")
-        raise ValueError(f"{where}: {field + ': ' if field else ''}{msg}") from None
+        raise data_error(err, path, lambda loc: yaml_line(text, loc)) from None
     if config.rewards:  # build each reward once now, so a bad entry is reported with its line
         from agentladder.rewards.config import build_reward
 
@@ -222,8 +231,7 @@ def load_rl_config(path: str | Path, **overrides: Any) -> RLConfig:
             try:
                 build_reward(spec, f"rewards[{i}]")
             except ValueError as err:
-                line = yaml_line(text, ["rewards", i])
-                raise ValueError(f"{path}:{line}: {err}" if line else f"{path}: {err}") from None
+                raise DataError(path, yaml_line(text, ["rewards", i]), None, str(err)) from None
     return config
 
 

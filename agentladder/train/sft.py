@@ -14,35 +14,37 @@ load it directly; ``checkpoints/`` and ``metrics.jsonl`` sit beside it.
 from __future__ import annotations
 
 import inspect
-import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from agentladder.data.io import DataError, atomic_write_text, load_rows, sniff_sft_schema
+from agentladder.data.io import DataError, load_rows, sniff_sft_schema
 from agentladder.data.schema import Conversation, TextRow
 from agentladder.models.attention import use_packed_attention
 from agentladder.models.chat import TokenizedRow, tokenize_row
-from agentladder.models.loading import RUN_META, load_model
-from agentladder.models.lora import LoraSettings, attach_lora, is_lora
-from agentladder.train._common import RUN_CONFIG, _base_spec, _full_model_state, _save_final
+from agentladder.models.lora import is_lora
 from agentladder.train.batching import collator
-from agentladder.train.distributed import init_world, unwrap
-from agentladder.train.loop import (
-    LossOutput,
-    TrainConfig,
-    Trainer,
-    TrainResult,
-    base_dtype,
-    seed_everything,
-)
+from agentladder.train.distributed import unwrap
+from agentladder.train.loop import LossOutput, TrainConfig, Trainer, TrainResult
 from agentladder.train.losses import IGNORE, masked_token_nll
+from agentladder.train.run import (
+    Lora,
+    LoraAlpha,
+    LoraDropout,
+    LoraRank,
+    LoraTargets,
+    finish_run,
+    lineage_base,
+    start_run,
+)
 
 
 class SFTConfig(TrainConfig):
     """Supervised fine-tuning: the loop's settings plus model, data and LoRA."""
 
+    learning_rate: float | None = Field(None, gt=0)  # type: ignore[assignment]
+    """Peak learning rate [default: 2e-4 with LoRA, 2e-5 full fine-tuning]."""
     model: str = "smollm2-135m"
     """Alias, local folder (a LoRA run folder continues its adapter) or hub id."""
     data: str
@@ -51,11 +53,17 @@ class SFTConfig(TrainConfig):
     """Longest sequence in tokens; longer conversations are cut, longer texts split into blocks."""
     packing: bool = True
     """Padding-free packing of each micro-batch into one sequence."""
-    lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
-    lora_target_modules: list[str] | str = "all-linear"
+    lora: Lora = False
+    lora_r: LoraRank = 16
+    lora_alpha: LoraAlpha = 32
+    lora_dropout: LoraDropout = 0.0
+    lora_target_modules: LoraTargets = "all-linear"
+
+    @model_validator(mode="after")
+    def _default_learning_rate(self) -> SFTConfig:
+        if self.learning_rate is None:
+            self.learning_rate = 2e-4 if self.lora else 2e-5
+        return self
 
 
 def prepare_rows(tokenizer, rows: list[Conversation | TextRow], max_length: int, source: str = "data") -> list[TokenizedRow]:
@@ -117,59 +125,36 @@ def sft(config: SFTConfig | None = None, /, *, resume: bool = False, **kwargs: A
     passing a config. With ``resume=True`` an interrupted run in ``out_dir``
     continues from its newest checkpoint with the settings it was started with.
     """
-    out_dir = Path(config.out_dir if config else kwargs["out_dir"])
-    saved = out_dir / RUN_CONFIG
-    if resume:
-        if not saved.exists():
-            raise FileNotFoundError(f"{out_dir} holds no run to resume (no {RUN_CONFIG})")
-        config = SFTConfig.model_validate_json(saved.read_text()).model_copy(
-            update={k: v for k, v in kwargs.items() if k in ("progress", "tensorboard")}
-        )
-    else:
-        config = config or SFTConfig(**kwargs)
-        if (out_dir / "checkpoints").exists() and any((out_dir / "checkpoints").iterdir()):
-            raise FileExistsError(f"{out_dir} already holds a run; resume it, or choose another output folder")
-    world = init_world()
+    run = start_run(SFTConfig, config, kwargs, resume)
+    config = run.config
     schema = sniff_sft_schema(config.data)
-    rows = load_rows(config.data, schema)
-    seed_everything(config.seed)  # the adapter's initial weights come from the RNG
-    model, tokenizer = load_model(config.model, trainable_adapter=True,
-                                  dtype=base_dtype(config, config.lora, world.device))
-    if config.lora and not is_lora(model):
-        settings = LoraSettings(config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_target_modules)
-        model = attach_lora(model, settings)
-    tokenized = prepare_rows(tokenizer, rows, config.max_length, source=config.data)
-    if world.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(saved, config.model_dump_json(indent=2))
+    rows = prepare_rows(run.tokenizer, load_rows(config.data, schema), config.max_length, source=config.data)
+    run.save_config()
+    trainer = Trainer(run.model, rows, _collate(run.model, run.tokenizer, config.packing), causal_lm_loss, config,
+                      world=run.world, description="sft")
+    result = trainer.run(resume=resume)
+
+    def metadata(lora: bool) -> dict[str, Any]:
+        return {"method": "cpt" if schema is TextRow else "sft", "base_model": lineage_base(config.model, lora),
+                "lora": lora, "steps": trainer.step, "data": str(Path(config.data).resolve()),
+                "final_loss": result.final_loss}
+
+    return finish_run(run, trainer, result, metadata)
+
+
+def _collate(model, tokenizer, packing: bool):
+    """The batch builder, with the flags :func:`causal_lm_loss` reads: whether the model can skip the output
+    head at untrained positions, and whether packed rows run on the per-row attention kernel."""
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    collate = collator(pad_id, config.packing)
+    collate = collator(pad_id, packing)
     flags = {}
     if not _supports_logits_to_keep(model):
         flags["_logits_to_keep"] = False
-    if config.packing and use_packed_attention(model):
+    if packing and use_packed_attention(model):
         flags["_packed_attention"] = True
-    if flags:
-        inner = collate
-        collate = lambda r: {**inner(r), **flags}  # noqa: E731
-    trainer = Trainer(model, tokenized, collate, causal_lm_loss, config, world=world, description="sft")
-    result = trainer.run(resume=resume)
-    finished = trainer.step >= trainer.total_steps
-    full_state = _full_model_state(model, world) if finished else None
-    if world.is_main and finished:
-        meta = {
-            "method": "cpt" if schema is TextRow else "sft",
-            "base_model": _base_spec(config.model),
-            "lora": is_lora(model),
-            "steps": trainer.step,
-            "data": str(Path(config.data).resolve()),
-            "final_loss": result.final_loss,
-        }
-        if is_lora(model) and (Path(config.model) / RUN_META).exists():
-            meta["base_model"] = json.loads((Path(config.model) / RUN_META).read_text())["base_model"]
-        _save_final(unwrap(model), tokenizer, out_dir, meta, full_state)
-    world.barrier()
-    return result
+    if not flags:
+        return collate
+    return lambda rows: {**collate(rows), **flags}
 
 
 def count_parameters(model) -> tuple[int, int]:

@@ -23,6 +23,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from agentladder.errors import ConfigError
 from agentladder.tasks.medication.formulary import Drug, formulary, is_dangerous
 
 SPLITS = {"train": range(0, 8), "validation": range(8, 9), "test": range(9, 10)}
@@ -127,9 +128,9 @@ def fmt(x: float) -> str:
 def generate_rows(split: str, n: int, seed: int = 0) -> list[dict]:
     """``n`` distinct rows ``{"id", "text", "target"}`` of ``split``, reproducible from ``seed``."""
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
+        raise ConfigError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
     if n < 0:
-        raise ValueError("n must be at least 0")
+        raise ConfigError("n must be at least 0")
     rng = random.Random(f"medication-directions:{split}:{seed}")
     rows: list[dict] = []
     seen: set[str] = set()
@@ -137,7 +138,7 @@ def generate_rows(split: str, n: int, seed: int = 0) -> list[dict]:
     while len(rows) < n:
         attempts += 1
         if attempts > 200 * n + 1000:
-            raise ValueError(f"could not find {n} distinct {split} rows; ask for fewer")
+            raise ConfigError(f"could not find {n} distinct {split} rows; ask for fewer")
         text, target = draw(rng, dangerous=rng.random() < DANGEROUS_SHARE)
         key = normalise_text(text)
         if key in seen or split_of(text) != split:

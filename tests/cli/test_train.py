@@ -1,4 +1,4 @@
-"""The command line as a user runs it: training, a kill and a resume, data checks, errors."""
+"""``agentladder train sft|dpo|kto`` as a user runs them: training, a kill and a resume, errors."""
 
 import json
 import os
@@ -8,11 +8,11 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from agentladder.cli import app
+from tests.train.test_preference import PAIRS
 
 runner = CliRunner()
 
@@ -85,67 +85,38 @@ def test_continued_pretraining_on_text_rows(tmp_path):
     assert json.loads((tmp_path / "cpt" / "agentladder.json").read_text())["method"] == "cpt"
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ('{"messages": [{"role": "user", "content": "x"}, {"role": "robot", "content": "y"}]}',
-         "bad.jsonl:2: messages[1].role: Input should be"),
-        ('{"prompt": "x", "completion": 7}', "bad.jsonl:2: completion must be a string or a list of messages"),
-    ],
-)
-def test_bad_data_is_one_clear_line(tmp_path, content, message):
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"prompt": "a", "completion": "b"}\n' + content + "\n")
-    for args in (["data", "check", str(bad)],
-                 ["train", "sft", "--model", "tiny", "--data", str(bad), "--out", str(tmp_path / "r")]):
-        result = runner.invoke(app, args)
-        assert result.exit_code == 1
-        assert message in result.output and "Traceback" not in result.output
-
-
 def test_unknown_model_is_a_clear_error(tmp_path, rows_file):
     result = runner.invoke(app, ["train", "sft", "--model", "no-such-model", "--data", str(rows_file),
                                  "--out", str(tmp_path / "r")])
     assert result.exit_code == 1 and "no model 'no-such-model'" in result.output
 
 
-def test_distill_writes_conversations_and_resumes(tmp_path, rows_file):
-    out = tmp_path / "distilled.jsonl"
-    partial = tmp_path / "distilled.jsonl.partial"
-    partial.write_text(json.dumps({"id": "a", "messages": [{"role": "user", "content": "Say hi"},
-                                                           {"role": "assistant", "content": "kept"}]}) + "\n")
-    result = runner.invoke(app, ["data", "distill", "--teacher", "tiny", "--prompts", str(rows_file), "--out",
-                                 str(out), "--max-new-tokens", "4", "--batch-size", "2"])
+def test_train_dpo_then_resume_a_finished_run_and_train_kto(tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps(p) + "\n" for p in PAIRS))
+    common = ["--model", "tiny", "--data", str(pairs), "--max-steps", "2", "--batch-size", "2", "--quiet"]
+    result = runner.invoke(app, ["train", "dpo", *common, "--loss", "ipo", "--beta", "0.5", "--out",
+                                 str(tmp_path / "dpo")])
     assert result.exit_code == 0, result.output
-    rows = [json.loads(x) for x in out.read_text().splitlines()]
-    assert [r["id"] for r in rows] == ["a", "b", "c", "d", "e", "f"]
-    assert rows[0]["messages"][-1]["content"] == "kept"  # the finished part was not redone
-    assert rows[2]["messages"][-2]["content"] == "And Italy?"  # the prompt stops before the last answer
-    assert all(r["messages"][-1]["role"] == "assistant" for r in rows) and not partial.exists()
+    assert "reward accuracy" in result.output
+    config = json.loads((tmp_path / "dpo" / "train_config.json").read_text())
+    assert (config["loss"], config["beta"], config["learning_rate"]) == ("ipo", 0.5, 1e-6)
+    lines = (tmp_path / "dpo" / "metrics.jsonl").read_text().splitlines()
+    assert {"reward_accuracy", "margin", "logp_chosen"} <= set(json.loads(lines[0]))
+
+    again = runner.invoke(app, ["train", "dpo", "--resume", str(tmp_path / "dpo"), "--quiet"])
+    assert again.exit_code == 0, again.output
+
+    kto = runner.invoke(app, ["train", "kto", *common, "--lora", "--out", str(tmp_path / "kto")])
+    assert kto.exit_code == 0, kto.output
+    assert json.loads((tmp_path / "kto" / "agentladder.json").read_text())["reference"] == "adapters"
 
 
-def test_an_endpoint_that_refuses_is_one_clear_line_not_a_traceback(tmp_path):
-    import http.server
-    import threading
-
-    class Refuse(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.send_response(401)
-            self.end_headers()
-            self.wfile.write(b'{"error": "bad key"}')
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-        result = runner.invoke(app, ["data", "pairs", "--model", f"openai:some-model@{url}", "--task",
-                                     "medication-directions", "--n", "2", "--out", str(tmp_path / "p.jsonl"),
-                                     "--quiet"])
-    finally:
-        server.shutdown()
-    assert result.exit_code == 1
-    assert "HTTP 401" in result.output and "bad key" in result.output
-    assert "Traceback" not in result.output
+def test_errors_are_one_line(tmp_path):
+    result = runner.invoke(app, ["train", "dpo", "--model", "tiny", "--data", str(tmp_path / "none.jsonl"),
+                                 "--out", str(tmp_path / "x"), "--quiet"])
+    assert result.exit_code == 1 and "none.jsonl: file not found" in result.output
+    result = runner.invoke(app, ["train", "dpo", "--loss", "kto", "--data", "x", "--out", "y"])
+    assert result.exit_code == 1 and "train kto" in result.output
+    result = runner.invoke(app, ["data", "pairs", "--out", str(tmp_path / "p.jsonl")])
+    assert result.exit_code == 1 and "--feedback" in result.output

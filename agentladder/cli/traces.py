@@ -1,4 +1,4 @@
-"""``agentladder traces``: list, show and export what the agents runtime stored; the review queue from a shell."""
+"""``agentladder traces ...``: list, show and export what the agents runtime stored; the review queue from a shell."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Column, Table
 
+from agentladder.agents.export import export_traces, select
+from agentladder.agents.review import ReviewQueue
 from agentladder.agents.store import DEFAULT_DB_ENV, Store, default_db
+from agentladder.cli.errors import friendly_errors, stderr, stdout
+from agentladder.errors import ConfigError, MissingFileError
 
 traces_app = typer.Typer(no_args_is_help=True, help="Traces of the agents runtime: list, show, export as training data.")
-stdout = Console()
-err = Console(stderr=True)
 
 DbOption = Annotated[str | None, typer.Option(
     "--db", help=f"The runtime's SQLite store \\[default: ${DEFAULT_DB_ENV} or ./agentladder.db].")]
@@ -23,7 +24,7 @@ DbOption = Annotated[str | None, typer.Option(
 def _open(db: str | None) -> Store:
     path = db or default_db()
     if not Path(path).exists():
-        raise FileNotFoundError(f"no trace store at {path}; run an agent first, or pass --db")
+        raise MissingFileError(f"no trace store at {path}; run an agent first, or pass --db")
     return Store(path)
 
 
@@ -33,12 +34,12 @@ def _short(value: object, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+@traces_app.command("list")
+@friendly_errors
 def list_cmd(db: DbOption = None,
              where: Annotated[str | None, typer.Option(help='Filter, e.g. "score >= 1 and agent == parser".')] = None,
              limit: Annotated[int, typer.Option(help="Show the newest N.")] = 20) -> None:
     """The stored trajectories, newest last."""
-    from agentladder.agents.export import select
-
     store = _open(db)
     rows = select(store, where)
     table = Table("agent", "model", "status", "session", "step", "turns", "rewards", "output")
@@ -48,17 +49,19 @@ def list_cmd(db: DbOption = None,
         table.add_row(r["id"], r["agent"], r["model"] or "", r["status"], r["session"] or "", r["step"] or "",
                       str(len(conv.messages)), _short(conv.rewards, 24), _short(conv.metadata.get("output", ""), 40))
     stdout.print(table)
-    err.print(f"{len(rows)} trajectories match in {store.path}")
+    stderr.print(f"{len(rows)} trajectories match in {store.path}")
 
 
+@traces_app.command("show")
+@friendly_errors
 def show_cmd(trajectory: Annotated[str, typer.Argument(help="A trajectory id (from `traces list`).")],
              db: DbOption = None) -> None:
     """One trajectory: its turns (trainable ones marked) and the spans of its agent run."""
     store = _open(db)
     try:
         conv = store.trajectory(trajectory)
-    except KeyError as e:
-        raise ValueError(str(e.args[0])) from None
+    except KeyError as e:  # no such trajectory
+        raise ConfigError(str(e.args[0])) from None
     stdout.print(f"[bold]{conv.id}[/]  rewards {json.dumps(conv.rewards)}")
     stdout.print(f"metadata {json.dumps(conv.metadata, ensure_ascii=False)}", highlight=False, soft_wrap=True)
     for m in conv.messages:
@@ -79,6 +82,8 @@ def show_cmd(trajectory: Annotated[str, typer.Argument(help="A trajectory id (fr
         stdout.print(table)
 
 
+@traces_app.command("export")
+@friendly_errors
 def export_cmd(
     to: Annotated[str, typer.Option(help="sft, preference or rl.")],
     out: Annotated[str, typer.Option(help="JSONL file to write (atomically).")],
@@ -87,13 +92,13 @@ def export_cmd(
     score: Annotated[str, typer.Option(help="The reward that ranks preference pairs.")] = "score",
 ) -> None:
     """Write stored trajectories as SFT rows, preference pairs or RL prompts."""
-    from agentladder.agents.export import export_traces
-
     store = _open(db)
     counts = export_traces(store, to, out, where=where, score=score)
-    err.print(f"[green]done[/]: {counts['matched']} trajectories matched, {counts['written']} {to} rows -> {out}")
+    stderr.print(f"[green]done[/]: {counts['matched']} trajectories matched, {counts['written']} {to} rows -> {out}")
 
 
+@traces_app.command("spans")
+@friendly_errors
 def spans_cmd(db: DbOption = None, session: Annotated[str | None, typer.Option()] = None,
               limit: int = 50) -> None:
     """The newest spans, with their GenAI attributes."""
@@ -108,6 +113,8 @@ def spans_cmd(db: DbOption = None, session: Annotated[str | None, typer.Option()
     stdout.print(table)
 
 
+@traces_app.command("audit")
+@friendly_errors
 def audit_cmd(db: DbOption = None, session: Annotated[str | None, typer.Option()] = None,
               run: Annotated[str | None, typer.Option(help="A run id.")] = None) -> None:
     """The audit log of a session or a run, in order."""
@@ -119,37 +126,29 @@ def audit_cmd(db: DbOption = None, session: Annotated[str | None, typer.Option()
     stdout.print(table)
 
 
+@traces_app.command("reviews")
+@friendly_errors
 def reviews_cmd(db: DbOption = None) -> None:
     """Reviews waiting for a person."""
-    from agentladder.agents.review import ReviewQueue
-
     table = Table("review", "session", "run", "step", "reason", "payload")
     for r in ReviewQueue(_open(db)).pending():
         table.add_row(r.id, r.session, r.run_id, r.step, r.reason, _short(r.payload or "", 50))
     stdout.print(table)
 
 
+@traces_app.command("decide")
+@friendly_errors
 def decide_cmd(review: Annotated[str, typer.Argument(help="A review id (from `traces reviews`).")],
                decision: Annotated[str, typer.Option(help="The decision: JSON, or plain text.")],
                reviewer: Annotated[str, typer.Option(help="Who decides (kept in the audit log).")] = "reviewer",
                note: Annotated[str | None, typer.Option()] = None, db: DbOption = None) -> None:
     """Decide a pending review; the paused run takes the decision as its step's output when resumed."""
-    from agentladder.agents.review import ReviewError, ReviewQueue
-
     try:
         value = json.loads(decision)
     except json.JSONDecodeError:
         value = decision
-    try:
-        r = ReviewQueue(_open(db)).decide(review, value, reviewer=reviewer, note=note)
-    except ReviewError as e:
-        raise ValueError(str(e)) from None
-    err.print(f"[green]decided[/]: {r.id} (run {r.run_id}, step {r.step}); resume the run to carry on")
+    r = ReviewQueue(_open(db)).decide(review, value, reviewer=reviewer, note=note)
+    stderr.print(f"[green]decided[/]: {r.id} (run {r.run_id}, step {r.step}); resume the run to carry on")
 
 
-def register(app: typer.Typer, friendly_errors) -> None:
-    """Add ``agentladder traces ...`` to the main app."""
-    for name, fn in [("list", list_cmd), ("show", show_cmd), ("export", export_cmd), ("spans", spans_cmd),
-                     ("audit", audit_cmd), ("reviews", reviews_cmd), ("decide", decide_cmd)]:
-        traces_app.command(name)(friendly_errors(fn))
-    app.add_typer(traces_app, name="traces")
+__all__ = ["traces_app"]

@@ -1,0 +1,118 @@
+"""``agentladder train sft|dpo|kto|rl``: thin shells over :func:`~agentladder.train.sft`,
+:func:`~agentladder.train.preference` and :func:`~agentladder.train.rl`.
+
+Each option is a field of the trainer's config (:mod:`agentladder.cli.options`). Data-parallel
+runs launch the same commands through torch distributed:
+``torchrun --nproc_per_node 2 -m agentladder train sft ...``; only the main process reports.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from agentladder.cli.errors import friendly_errors, stderr
+from agentladder.cli.options import (
+    LOOP,
+    LORA,
+    RUN,
+    Opt,
+    QuietOption,
+    ResumeOption,
+    config_options,
+    given,
+    make_config,
+)
+from agentladder.errors import ConfigError
+from agentladder.train.loop import TrainConfig, TrainResult
+from agentladder.train.preference import PreferenceConfig, preference
+from agentladder.train.rl import rl
+from agentladder.train.rl_config import RLConfig, load_rl_config
+from agentladder.train.sft import SFTConfig, sft
+
+train_app = typer.Typer(no_args_is_help=True, help="Train a rung of the ladder.")
+
+
+def _train(trainer: Callable[..., TrainResult], config: type[TrainConfig], settings: dict[str, Any],
+           resume: str | None, quiet: bool, **fixed: Any) -> TrainResult:
+    """Resume the run in ``resume``, or start one with the options given."""
+    if resume:
+        return trainer(out_dir=resume, resume=True, progress=not quiet)
+    if not settings.get("data") or not settings.get("out_dir"):
+        raise ConfigError("--data and --out are required (or --resume RUN_FOLDER)")
+    return trainer(make_config(config, settings, progress=not quiet, **fixed))
+
+
+def _main_process() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+@train_app.command("sft")
+@friendly_errors
+@config_options(SFTConfig, *RUN, *LORA, "max_length", "packing", *LOOP)
+def train_sft(resume: ResumeOption = None, quiet: QuietOption = False, **settings: Any) -> None:
+    """Supervised fine-tuning (assistant-only loss) or continued pre-training on text rows."""
+    result = _train(sft, SFTConfig, settings, resume, quiet)
+    if _main_process():
+        stderr.print(f"[green]done[/]: {result.steps} steps, final loss {result.final_loss:.4f} -> {result.out_dir}")
+
+
+def _preference_done(result: TrainResult) -> None:
+    if _main_process():
+        last = result.history[-1] if result.history else {}
+        acc = f", reward accuracy {last['reward_accuracy']:.2f}" if "reward_accuracy" in last else ""
+        stderr.print(f"[green]done[/]: {result.steps} steps, final loss {result.final_loss:.4f}{acc} -> {result.out_dir}")
+
+
+@train_app.command("dpo")
+@friendly_errors
+@config_options(PreferenceConfig, *RUN, "loss", "beta", "label_smoothing", "rpo_alpha", "simpo_gamma", "reference",
+                *LORA, "max_length", "share_prompt", *LOOP)
+def train_dpo(resume: ResumeOption = None, quiet: QuietOption = False, **settings: Any) -> None:
+    """Preference optimisation on pairs: DPO (conservative with --label-smoothing), IPO, RPO, SimPO or ORPO."""
+    if settings["loss"] == "kto":
+        raise ConfigError("KTO trains on marked responses: use `agentladder train kto`")
+    _preference_done(_train(preference, PreferenceConfig, settings, resume, quiet))
+
+
+@train_app.command("kto")
+@friendly_errors
+@config_options(PreferenceConfig, *RUN, "beta", Opt("kto_desirable_weight", ("--desirable-weight",)),
+                Opt("kto_undesirable_weight", ("--undesirable-weight",)), Opt("kto_kl", ("--kl/--no-kl",)),
+                "reference", *LORA, "max_length", *LOOP)
+def train_kto(resume: ResumeOption = None, quiet: QuietOption = False, **settings: Any) -> None:
+    """KTO on single responses marked desirable or undesirable (a pairs file is split into both)."""
+    _preference_done(_train(preference, PreferenceConfig, settings, resume, quiet, loss="kto"))
+
+
+@train_app.command("rl")
+@friendly_errors
+@config_options(RLConfig, "preset", "model", "task", "data", Opt("out_dir", ("--out",)), "group_size", "batch_size",
+                "max_steps", "n_prompts", "max_new_tokens", "temperature", "kl_coef", Opt("learning_rate", ("--lr",)),
+                Opt("lora", ("--lora/--full",)), "rollout_backend", "seed", "save_every", given_only=True)
+def train_rl(
+    config: Annotated[str | None, typer.Option(help="YAML file of RLConfig settings; options given here win.")] = None,
+    resume: ResumeOption = None,
+    quiet: QuietOption = False,
+    **settings: Any,
+) -> None:
+    """Reinforcement learning with verifiable or judged rewards: PPO, GRPO, DAPO, GSPO, Dr. GRPO, RLOO, REINFORCE++."""
+    if resume:
+        result = rl(out_dir=resume, resume=True, progress=not quiet)
+    elif config:
+        result = rl(load_rl_config(config, **given(settings), progress=not quiet))
+    elif settings.get("out_dir") is None:
+        raise ConfigError("--out is required (or --config FILE with out_dir, or --resume RUN_FOLDER)")
+    else:
+        result = rl(make_config(RLConfig, settings, progress=not quiet))
+    if _main_process():
+        last = result.history[-1] if result.history else {}
+        reward = f", reward {last['reward']:.3f}" if "reward" in last else ""
+        stderr.print(f"[green]done[/]: {result.steps} steps{reward} -> {result.out_dir} "
+                  f"(curves: {result.out_dir / 'reward.png'})")
+
+
+__all__ = ["train_app"]

@@ -29,6 +29,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from agentladder.agents import tracing as sc
+from agentladder.agents._sync import run_sync
 from agentladder.agents.review import Escalate
 from agentladder.agents.runtime import RunContext, Runtime, current, default_runtime, use_context
 from agentladder.agents.store import new_id, to_json
@@ -112,7 +113,6 @@ class Agent:
 
     def run(self, input: Any, *, session: str | None = None, runtime: Runtime | None = None) -> AgentResult:
         """Run to an answer (blocking). ``input`` is text, or a value shown to the model as JSON."""
-        from agentladder.agents._sync import run_sync
 
         return run_sync(self.arun(input, session=session, runtime=runtime))
 

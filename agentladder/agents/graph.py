@@ -30,6 +30,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from agentladder.agents import tracing as sc
+from agentladder.agents._sync import run_sync
+from agentladder.agents.agent import Agent
 from agentladder.agents.review import Escalate
 from agentladder.agents.runtime import RunContext, Runtime, use_context
 from agentladder.agents.steps import (
@@ -42,6 +44,7 @@ from agentladder.agents.steps import (
     traced_step,
 )
 from agentladder.agents.store import new_id
+from agentladder.agents.tools import Tool
 
 END = "__end__"
 
@@ -113,7 +116,6 @@ class Graph:
 
     def run(self, state: Mapping[str, Any] | None = None, *, session: str | None = None,
             runtime: Runtime | None = None) -> RunResult:
-        from agentladder.agents._sync import run_sync
 
         return run_sync(self.arun(state, session=session, runtime=runtime))
 
@@ -128,7 +130,6 @@ class Graph:
         return await self._execute(rt, run, state, self.entry, 0, {})
 
     def resume(self, run_id: str, *, runtime: Runtime | None = None) -> RunResult:
-        from agentladder.agents._sync import run_sync
 
         return run_sync(self.aresume(run_id, runtime=runtime))
 
@@ -204,8 +205,6 @@ class Graph:
 
 
 def _is_function(target: Any) -> bool:
-    from agentladder.agents.agent import Agent
-    from agentladder.agents.tools import Tool
 
     return not isinstance(target, (Agent, Tool)) and (inspect.isfunction(target) or inspect.ismethod(target)
                                                       or callable(target))

@@ -11,7 +11,8 @@ from typing import Any, get_type_hints
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from agentladder.agents import tracing as sc
-from agentladder.agents.review import Escalate, Review, ReviewQueue
+from agentladder.agents.agent import Agent
+from agentladder.agents.review import Escalate, Review, ReviewError, ReviewQueue
 from agentladder.agents.runtime import (
     RunContext,
     Runtime,
@@ -90,7 +91,6 @@ def resolve_runtime(runtime: Runtime | None) -> Runtime:
 
 def output_type(target: Any) -> Any:
     """The declared output type of a step (an agent's ``output``, a function's return hint), or ``Any``."""
-    from agentladder.agents.agent import Agent
 
     if isinstance(target, Agent):
         return target.output if target.output is not None else str
@@ -121,7 +121,6 @@ def takes_ctx(fn: Any) -> bool:
 
 async def call_target(target: Any, value: Any, ctx: StepContext) -> tuple[Any, str | None]:
     """Run one step's target on ``value``: ``(output, trajectory id if an agent ran)``."""
-    from agentladder.agents.agent import Agent
 
     if isinstance(target, Agent):
         result = await target.arun(value)
@@ -182,7 +181,6 @@ def open_reviews(runtime: Runtime, run: RunContext, escalations: list[tuple[str,
 
 def decided_reviews(runtime: Runtime, run_id: str) -> dict[str, Review]:
     """The decided reviews of a paused run by step; an error naming any still pending."""
-    from agentladder.agents.review import ReviewError
 
     reviews = ReviewQueue(runtime.store).for_run(run_id)
     pending = [r for r in reviews if r.status == "pending"]

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentladder.agents import tracing as sc
+from agentladder.agents._sync import run_sync
 from agentladder.agents.review import Escalate
 from agentladder.agents.runtime import RunContext, Runtime, use_context
 from agentladder.agents.steps import (
@@ -92,7 +93,6 @@ class Workflow:
     # -- running ---------------------------------------------------------------------------------
 
     def run(self, input: Any = None, *, session: str | None = None, runtime: Runtime | None = None) -> RunResult:
-        from agentladder.agents._sync import run_sync
 
         return run_sync(self.arun(input, session=session, runtime=runtime))
 
@@ -107,7 +107,6 @@ class Workflow:
         return await self._execute(rt, run, input, {}, {})
 
     def resume(self, run_id: str, *, runtime: Runtime | None = None) -> RunResult:
-        from agentladder.agents._sync import run_sync
 
         return run_sync(self.aresume(run_id, runtime=runtime))
 

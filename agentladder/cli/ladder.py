@@ -13,7 +13,7 @@ from agentladder.cli.models import REGISTRY_HELP
 from agentladder.ladder.climb import ClimbResult, climb
 from agentladder.ladder.recommend import recommend
 from agentladder.ladder.resources import demo_ladder
-from agentladder.quickstart import quickstart
+from agentladder.ladder.quickstart import quickstart
 
 SET_HELP = "Override a ladder field: key=value, dotted (rungs.sft.train.max_steps=10). Repeatable."
 

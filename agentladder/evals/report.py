@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from agentladder.data.io import atomic_write_text
+from agentladder.evals.plots import write_plots
 from agentladder.tasks.metrics import Metric
 from agentladder.tasks.task import Summary
 
@@ -156,7 +157,6 @@ class EvalReport:
 
     def write(self, out_dir: str | os.PathLike) -> Path:
         """Write ``report.json``, ``report.md`` and the plots into ``out_dir`` (samples are written as they come)."""
-        from agentladder.evals.plots import write_plots
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

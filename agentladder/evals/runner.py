@@ -23,6 +23,7 @@ from agentladder.errors import ConfigError
 from agentladder.evals.judge import Judge
 from agentladder.evals.report import EvalReport, ModelResult
 from agentladder.evals.samples import SampleStore, prompt_key
+from agentladder.evals.similarity import semantic_similarity
 from agentladder.models.providers import Provider, make_provider
 from agentladder.rewards.judging import DEFAULT_RUBRIC
 from agentladder.tasks.metrics import mean_metric
@@ -123,7 +124,6 @@ def evaluate(
     kw = {"n_resamples": n_resamples, "seed": seed}
     references = [task.target_text(r) for r in rows]
     if similarity:
-        from agentladder.evals.similarity import semantic_similarity
 
         for result in results.values():
             sims = semantic_similarity([rec["output"] for rec in result.records], references)

@@ -28,9 +28,11 @@ from typing import Any
 
 from agentladder.data.io import atomic_write_text
 from agentladder.errors import ConfigError, DataError, MissingFileError
+from agentladder.evals import evaluate
 from agentladder.ladder.config import LadderConfig, load_ladder
 from agentladder.ladder.gates import judge
 from agentladder.ladder.registry import ModelVersion, Registry, file_hash, version_id
+from agentladder.ladder.report import ladder_table, write_report
 from agentladder.ladder.rungs import RUNNERS, RungContext, Runner, Trained
 from agentladder.tasks import get_task, write_data
 
@@ -86,7 +88,6 @@ class ClimbResult:
     report_dir: Path
 
     def table(self):
-        from agentladder.ladder.report import ladder_table
 
         return ladder_table(self)
 
@@ -168,7 +169,6 @@ def climb(ladder: LadderConfig | str | Path, *, overrides: list[str] | dict[str,
     finally:
         if not isinstance(registry, Registry):
             reg.close()
-    from agentladder.ladder.report import write_report
 
     write_report(outcome, out)
     return outcome
@@ -253,7 +253,6 @@ def _shots(config: LadderConfig, shots: int | None) -> int:
 
 def _evaluate(config: LadderConfig, trained: Trained, test_data: str, ctx: RungContext,
               shots: int | None) -> dict[str, dict[str, Any]]:
-    from agentladder.evals import evaluate
 
     spec = trained.provider if trained.provider is not None else trained.model
     report = evaluate([spec], ctx.task, data=test_data, shots=_shots(config, shots), out=str(ctx.dir / "eval"),

@@ -43,6 +43,9 @@ from agentladder.data.io import yaml_line
 from agentladder.errors import ConfigError, DataError, MissingFileError, data_error, first_error
 from agentladder.models.loading import DEFAULT_MODEL
 from agentladder.tasks import get_task
+from agentladder.train.preference import PreferenceConfig
+from agentladder.train.rl_config import RLConfig
+from agentladder.train.sft import SFTConfig
 
 RungKind = Literal["baseline", "sft", "dpo", "kto", "rl"]
 
@@ -252,14 +255,11 @@ class _At(ValueError):
 
 def trainer_class(kind: str):
     if kind == "sft":
-        from agentladder.train.sft import SFTConfig
 
         return SFTConfig
     if kind in ("dpo", "kto"):
-        from agentladder.train.preference import PreferenceConfig
 
         return PreferenceConfig
-    from agentladder.train.rl_config import RLConfig
 
     return RLConfig
 

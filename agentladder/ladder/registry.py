@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from agentladder.errors import ConfigError, OutputExistsError
+from agentladder.models.loading import load_model
 
 DB_ENV = "AGENTLADDER_DB"
 
@@ -221,7 +222,6 @@ class Registry:
         else:
             from transformers.utils import logging as hf_logging
 
-            from agentladder.models.loading import load_model
 
             hf_logging.disable_progress_bar()
 

@@ -39,6 +39,9 @@ from agentladder.ladder.config import LadderConfig, Rung, trainer_class
 from agentladder.models.loading import RUN_META
 from agentladder.models.providers import make_provider
 from agentladder.tasks import get_task, write_data
+from agentladder.train.preference import preference
+from agentladder.train.rl import rl
+from agentladder.train.sft import sft
 
 
 @dataclass
@@ -232,7 +235,6 @@ def run_baseline(ctx: RungContext) -> Trained:
 
 
 def run_sft(ctx: RungContext) -> Trained:
-    from agentladder.train.sft import sft
 
     t0 = time.perf_counter()
     data = sft_data(ctx)
@@ -244,7 +246,6 @@ def run_sft(ctx: RungContext) -> Trained:
 
 
 def run_preference(ctx: RungContext) -> Trained:
-    from agentladder.train.preference import preference
 
     t0 = time.perf_counter()
     data = preference_data(ctx)
@@ -258,7 +259,6 @@ def run_preference(ctx: RungContext) -> Trained:
 
 def run_rl(ctx: RungContext) -> Trained:
     """RL on the task's prompts, rewarded by the task's own reward unless the rung's ``train.rewards`` say otherwise."""
-    from agentladder.train.rl import rl
 
     spec = ctx.rung.data
     run = ctx.dir / "run"

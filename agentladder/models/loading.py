@@ -25,6 +25,7 @@ import torch
 
 from agentladder.errors import AgentladderError
 from agentladder.models.quiet import quiet_transformers
+from agentladder.models.tiny import tiny_model, tiny_tokenizer
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float16": torch.float16, "fp16": torch.float16}
@@ -152,7 +153,6 @@ def load_tokenizer(spec: str):
     from transformers import AutoTokenizer
 
     if spec == TINY_ALIAS:
-        from agentladder.models.tiny import tiny_tokenizer
 
         return tiny_tokenizer()
     where = resolve(spec)
@@ -194,7 +194,6 @@ def load_model(
     torch_dtype = to_dtype(dtype)
     tokenizer = load_tokenizer(spec)
     if spec == TINY_ALIAS:
-        from agentladder.models.tiny import tiny_model
 
         model = tiny_model(tokenizer=tokenizer).to(torch_dtype)
     else:

@@ -31,8 +31,11 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from agentladder.data.schema import Message
 from agentladder.errors import ConfigError
+from agentladder.models.chat import render
 from agentladder.models.engine import Completion, Engine, SamplingParams, sample_tokens
+from agentladder.models.lora import is_lora
 
 
 class RolloutBackend(ABC):
@@ -85,7 +88,6 @@ def continuation_ids(tokenizer, conversation_ids: Sequence[int], messages: list,
     text of the tokens so far is tokenised. Raises ``ConfigError`` when the template does not extend
     the conversation's text (a template that rewrites earlier turns cannot be continued token-exactly).
     """
-    from agentladder.models.chat import render
 
     so_far = tokenizer.decode(list(conversation_ids), skip_special_tokens=False)
     full = render(tokenizer, [*messages, *added], add_generation_prompt=True)
@@ -105,7 +107,6 @@ def multi_turn_generate(backend: RolloutBackend, tokenizer, prompts: Sequence, p
     own (its conversation so far re-encoded). ``params.max_new_tokens`` bounds the response's
     own tokens and tool tokens together. Each completion's ``mask`` is 1 on sampled tokens only.
     """
-    from agentladder.data.schema import Message
 
     out = backend.generate(prompt_token_ids, n, params, generator)
     for group in out:
@@ -185,7 +186,6 @@ class VLLMRollout(RolloutBackend):
 
     def sync_weights(self, model) -> None:
         """Load the trained weights into the vLLM engine (LoRA adapters merged on the fly)."""
-        from agentladder.models.lora import is_lora
 
         source = model
         if is_lora(model):

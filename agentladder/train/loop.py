@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agentladder.data.io import atomic_write_text
 from agentladder.errors import ConfigError
+from agentladder.models.lora import is_lora
 from agentladder.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from agentladder.train.distributed import World, init_world, wrap_model
 from agentladder.train.plots import plot_history
@@ -169,7 +170,6 @@ def make_optimizer(model, params: list[torch.nn.Parameter], config: TrainConfig)
     if config.lora_plus_ratio is None:
         return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay,
                                  betas=config.adam_betas)
-    from agentladder.models.lora import is_lora
 
     if not is_lora(model):
         raise ConfigError("lora_plus_ratio needs LoRA adapters: set lora: true, or leave lora_plus_ratio unset")

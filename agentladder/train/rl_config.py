@@ -35,6 +35,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from agentladder.data.io import yaml_line
 from agentladder.errors import DataError, MissingFileError, data_error
+from agentladder.rewards.config import build_reward
 from agentladder.train.loop import TrainConfig
 from agentladder.train.run import Lora, LoraAlpha, LoraDropout, LoraRank, LoraTargets
 
@@ -225,7 +226,6 @@ def load_rl_config(path: str | Path, **overrides: Any) -> RLConfig:
     except ValidationError as err:
         raise data_error(err, path, lambda loc: yaml_line(text, loc)) from None
     if config.rewards:  # build each reward once now, so a bad entry is reported with its line
-        from agentladder.rewards.config import build_reward
 
         for i, spec in enumerate(config.rewards):
             try:

@@ -2,7 +2,7 @@
 
 import json
 
-from agentladder.quickstart import quickstart
+from agentladder.ladder.quickstart import quickstart
 
 
 def test_quickstart_makes_data_trains_evaluates_and_reruns(tmp_path):

@@ -11,9 +11,9 @@ import typer
 from agentladder.cli.errors import friendly_errors, stderr, stdout
 from agentladder.cli.models import REGISTRY_HELP
 from agentladder.ladder.climb import ClimbResult, climb
+from agentladder.ladder.quickstart import quickstart
 from agentladder.ladder.recommend import recommend
 from agentladder.ladder.resources import demo_ladder
-from agentladder.ladder.quickstart import quickstart
 
 SET_HELP = "Override a ladder field: key=value, dotted (rungs.sft.train.max_steps=10). Repeatable."
 

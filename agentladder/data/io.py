@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -167,3 +169,20 @@ def yaml_line(text: str, loc: Sequence[str | int]) -> int | None:
         else:
             break
     return line
+
+
+@contextmanager
+def sqlite_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One atomic SQLite transaction on ``conn``: everything inside lands, or nothing does.
+
+    ``BEGIN IMMEDIATE`` takes the write lock at the start, so two processes sharing a
+    database file wait for each other instead of failing halfway through.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+

@@ -14,18 +14,18 @@ Versions are named ``<ladder>/<rung>/<6 hex>``; anywhere a version is asked for,
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentladder.data.io import sqlite_transaction
 from agentladder.errors import ConfigError, OutputExistsError
 from agentladder.models.loading import load_model
 
@@ -122,15 +122,8 @@ class Registry:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return sqlite_transaction(self._conn)
 
     # -- writing ---------------------------------------------------------------------------------
     def register(self, version: ModelVersion) -> ModelVersion:

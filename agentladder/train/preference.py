@@ -56,11 +56,7 @@ from agentladder.train.preference_losses import (
     kto_loss,
 )
 from agentladder.train.run import (
-    Lora,
-    LoraAlpha,
-    LoraDropout,
-    LoraRank,
-    LoraTargets,
+    LoraFields,
     Run,
     finish_run,
     lineage_base,
@@ -82,7 +78,7 @@ ReferenceMode = Literal["auto", "adapters", "precompute", "copy"]
 REFERENCE_FILE = "reference_logps.pt"
 
 
-class PreferenceConfig(TrainConfig):
+class PreferenceConfig(LoraFields, TrainConfig):
     """Preference optimisation: the loop's settings plus model, data, loss, reference and LoRA."""
 
     learning_rate: float | None = Field(None, gt=0)  # type: ignore[assignment]
@@ -119,11 +115,6 @@ class PreferenceConfig(TrainConfig):
     """Longest prompt plus response in tokens; longer responses are cut."""
     share_prompt: bool = True
     """Run each prompt once for both responses (needs ``sdpa`` attention; else padded rows)."""
-    lora: Lora = False
-    lora_r: LoraRank = 16
-    lora_alpha: LoraAlpha = 32
-    lora_dropout: LoraDropout = 0.0
-    lora_target_modules: LoraTargets = "all-linear"
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> PreferenceConfig:

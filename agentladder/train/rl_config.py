@@ -37,7 +37,7 @@ from agentladder.data.io import yaml_line
 from agentladder.errors import DataError, MissingFileError, data_error
 from agentladder.rewards.config import build_reward
 from agentladder.train.loop import TrainConfig
-from agentladder.train.run import Lora, LoraAlpha, LoraDropout, LoraRank, LoraTargets
+from agentladder.train.run import LoraFields
 
 PresetName = Literal["grpo", "dapo", "gspo", "dr_grpo", "rloo", "reinforce_pp", "ppo"]
 AdvantageName = Literal["grpo", "dr_grpo", "rloo", "reinforce_pp", "gae"]
@@ -61,7 +61,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 """Field values of each preset; see the module docstring."""
 
 
-class RLConfig(TrainConfig):
+class RLConfig(LoraFields, TrainConfig):
     """Reinforcement learning on the shared loop. ``batch_size`` is the number of prompts per rollout step."""
 
     preset: PresetName | None = None
@@ -157,11 +157,6 @@ class RLConfig(TrainConfig):
     """Run each prompt once for its whole group in training (needs ``sdpa`` attention)."""
 
     # -- model
-    lora: Lora = False
-    lora_r: LoraRank = 16
-    lora_alpha: LoraAlpha = 32
-    lora_dropout: LoraDropout = 0.0
-    lora_target_modules: LoraTargets = "all-linear"
     learning_rate: float | None = Field(None, gt=0)  # type: ignore[assignment]
     """Peak learning rate [default: 1e-5 with LoRA, 1e-6 full fine-tuning]."""
     warmup_ratio: float = 0.0

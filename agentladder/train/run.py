@@ -23,9 +23,9 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict
 
 from agentladder.data.io import atomic_write_text
 from agentladder.errors import MissingFileError, OutputExistsError
@@ -40,13 +40,22 @@ RUN_CONFIG = "train_config.json"
 
 C = TypeVar("C", bound=TrainConfig)
 
-# -- the LoRA fields every trainer's config has (documented once) --------------------------------
-Lora = Annotated[bool, Field(description="Train LoRA adapters on the frozen model instead of every weight.")]
-LoraRank = Annotated[int, Field(description="LoRA rank r of each low-rank update.")]
-LoraAlpha = Annotated[int, Field(description="LoRA scale: each update is multiplied by lora_alpha / lora_r.")]
-LoraDropout = Annotated[float, Field(description="Dropout on the input of each LoRA adapter.")]
-LoraTargets = Annotated[list[str] | str, Field(
-    description="Modules that get adapters: ``all-linear`` (every projection but the output head) or their names.")]
+# -- the LoRA fields every trainer's config has (declared once) -----------------------------------
+class LoraFields(BaseModel):
+    """The LoRA settings of a trainer's config: mixed into SFT, preference and RL configs."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    lora: bool = False
+    """Train LoRA adapters on the frozen model instead of every weight."""
+    lora_r: int = 16
+    """LoRA rank r of each low-rank update."""
+    lora_alpha: int = 32
+    """LoRA scale: each update is multiplied by lora_alpha / lora_r."""
+    lora_dropout: float = 0.0
+    """Dropout on the input of each LoRA adapter."""
+    lora_target_modules: list[str] | str = "all-linear"
+    """Modules that get adapters: ``all-linear`` (every projection but the output head) or their names."""
 
 
 def resolved_spec(spec: str) -> str:

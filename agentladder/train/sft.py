@@ -29,18 +29,14 @@ from agentladder.train.distributed import unwrap
 from agentladder.train.loop import LossOutput, TrainConfig, Trainer, TrainResult
 from agentladder.train.losses import IGNORE, masked_token_nll
 from agentladder.train.run import (
-    Lora,
-    LoraAlpha,
-    LoraDropout,
-    LoraRank,
-    LoraTargets,
+    LoraFields,
     finish_run,
     lineage_base,
     start_run,
 )
 
 
-class SFTConfig(TrainConfig):
+class SFTConfig(LoraFields, TrainConfig):
     """Supervised fine-tuning: the loop's settings plus model, data and LoRA."""
 
     learning_rate: float | None = Field(None, gt=0)  # type: ignore[assignment]
@@ -53,11 +49,6 @@ class SFTConfig(TrainConfig):
     """Longest sequence in tokens; longer conversations are cut, longer texts split into blocks."""
     packing: bool = True
     """Padding-free packing of each micro-batch into one sequence."""
-    lora: Lora = False
-    lora_r: LoraRank = 16
-    lora_alpha: LoraAlpha = 32
-    lora_dropout: LoraDropout = 0.0
-    lora_target_modules: LoraTargets = "all-linear"
 
     @model_validator(mode="after")
     def _default_learning_rate(self) -> SFTConfig:

@@ -69,6 +69,22 @@ class BufferedLayer(DynamicLayer):
         self.keys, self.values = self._k[:, :, : n + new], self._v[:, :, : n + new]
         return self.keys, self.values
 
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Keep the rows ``indices`` (in that order), moved to the front of the same buffer.
+
+        ``DynamicLayer`` would make a new tensor of the kept rows, which the next ``update`` then
+        copies into a new buffer: two copies and an allocation each time rows finish. Here the kept
+        rows' filled positions are gathered once (``(K, H, n, D)``) and written back in place.
+        """
+        if not self.is_initialized or self.keys.data_ptr() != self._k.data_ptr():
+            super().batch_select_indices(indices)
+            return
+        n, m = self.keys.shape[-2], len(indices)
+        self._k[:m, :, :n] = self.keys[indices]
+        self._v[:m, :, :n] = self.values[indices]
+        self._k, self._v = self._k[:m], self._v[:m]
+        self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
+
 
 def in_place_cache(config: Any, batch: int, capacity: int, prefix: PrefixKV | None = None) -> DynamicCache:
     """A cache for ``batch`` rows of up to ``capacity`` positions, holding ``prefix`` when given.

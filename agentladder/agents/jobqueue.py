@@ -46,6 +46,7 @@ class JobTool(Tool):
         self.__dict__.update(inner.__dict__)
         self.inner = inner
         self.queue = queue
+        self.job_source = queue
         self.job_timeout = timeout
         """Seconds the job may run before it is stopped and marked ``timed_out`` (None: no limit)."""
         self.timeout = None  # starting a job is quick; the job's own limit is job_timeout

@@ -212,11 +212,16 @@ def check_tool_name(name: str) -> None:
         raise ValueError(f"tool name {name!r}: use letters, digits, _ . - (at most 64)")
 
 
+def jsonable(value: Any) -> Any:
+    """A value as JSON-ready data (pydantic models and dataclasses become their fields)."""
+    return TypeAdapter(Any).dump_python(value, mode="json")
+
+
 def result_text(value: Any) -> str:
     """How a tool's return value is shown to the model: text as is, anything else as JSON."""
     if isinstance(value, str):
         return value
-    return json.dumps(TypeAdapter(Any).dump_python(value, mode="json"), ensure_ascii=False)
+    return json.dumps(jsonable(value), ensure_ascii=False)
 
 
 def format_validation_error(err: ValidationError, limit: int = 5) -> str:

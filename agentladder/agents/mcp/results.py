@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 import mcp_types as types
-from pydantic import TypeAdapter
 
 ERROR_TYPE_META = "agentladder/error_type"
 """Result ``_meta`` key with the class name of the error a failed tool raised (agentladder's servers set it)."""
@@ -38,10 +37,6 @@ def wrap_schema(name: str, schema: dict[str, Any] | None) -> tuple[dict[str, Any
     if "$defs" in schema:
         wrapped["$defs"] = schema["$defs"]
     return wrapped, True
-
-
-def jsonable(value: Any) -> Any:
-    return TypeAdapter(Any).dump_python(value, mode="json")
 
 
 def block_text(block: Any) -> str:

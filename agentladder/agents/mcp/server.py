@@ -34,11 +34,11 @@ from starlette.applications import Starlette
 from agentladder.agents import tracing as sc
 from agentladder.agents.jobqueue import JobQueue, JobTool
 from agentladder.agents.mcp.client import JOB_CANCEL_TOOL, JOB_STATUS_TOOL
-from agentladder.agents.mcp.results import ERROR_TYPE_META, jsonable, wrap_schema
+from agentladder.agents.mcp.results import ERROR_TYPE_META, wrap_schema
 from agentladder.agents.review import Escalate
 from agentladder.agents.runtime import RunContext, Runtime, default_runtime, use_context
 from agentladder.agents.store import new_id
-from agentladder.agents.tools import Tool, ToolResult, as_tool
+from agentladder.agents.tools import Tool, ToolResult, as_tool, jsonable
 
 
 def _job_tools(queue: JobQueue) -> list[Tool]:

@@ -187,12 +187,15 @@ class Tool:
         return f"Tool({self.name!r})"
 
 
-def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None,
-         description: str | None = None) -> Tool | Callable[[Callable[..., Any]], Tool]:
-    """Turn a typed function into a :class:`Tool`: ``@tool`` or ``@tool(name=..., description=...)``."""
+def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None, description: str | None = None,
+         **limits: Any) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    """Turn a typed function into a :class:`Tool`: ``@tool`` or ``@tool(name=..., timeout=30, ...)``.
+
+    ``limits`` are :class:`Tool`'s ``timeout``, ``max_result_chars``, ``job_wait`` and ``on_job_overrun``.
+    """
     if fn is None:
-        return lambda f: Tool(f, name=name, description=description)
-    return Tool(fn, name=name, description=description)
+        return lambda f: Tool(f, name=name, description=description, **limits)
+    return Tool(fn, name=name, description=description, **limits)
 
 
 def as_tool(obj: Tool | Callable[..., Any] | Any) -> Tool:

@@ -127,10 +127,12 @@ def serve_cmd(file: Annotated[str, typer.Argument(help="A tools file (Python).")
               path: Annotated[str, typer.Option(help="The MCP endpoint's path (HTTP).")] = "/mcp",
               stdio: Annotated[bool, typer.Option(help="Serve MCP over stdin and stdout instead of HTTP.")] = False,
               signed: Annotated[bool, typer.Option(help="Serve the signed stateless endpoint instead of MCP.")] = False,
+              job_lease: Annotated[float, typer.Option(
+                  help="Seconds after which a job whose server stopped beating is run again.")] = 10.0,
               db: DbOption = None) -> None:
     """Serve a file's tools and agents over MCP (streamable HTTP or stdio) or as a signed endpoint."""
     runtime = Runtime(db or default_db())
-    tools = load_tools(file, JobQueue(runtime))
+    tools = load_tools(file, JobQueue(runtime, lease=job_lease, heartbeat=min(1.0, job_lease / 4)))
     where = "stdio" if stdio else f"http://{host}:{port}{'' if signed else path}"
     stderr.print(f"serving {len(tools)} tools ({', '.join(t.name for t in tools)}) "
                  f"{'signed ' if signed else 'over MCP '}on {where}; store {runtime.store.path}")

@@ -120,6 +120,7 @@ class JobQueue:
         self.store.audit("job_cancel_requested", data={"job": job_id, "status": state.status})
         if state.finished:
             self._finished(state)
+        self._poke()  # the worker stops a running job at its next beat: now
         return state
 
     def wait(self, job_id: str, timeout: float | None = None) -> JobState:

@@ -1,6 +1,7 @@
 """Long-running tool calls as jobs: waiting, cancelling, timeouts, runs that pause on a job, and restarts."""
 
 import asyncio
+import os
 import socket
 import subprocess
 import sys
@@ -150,7 +151,7 @@ def _serve(db, port):
     """`agentladder tools serve examples/pharmacy/tools.py` over HTTP, as its own process."""
     proc = subprocess.Popen([sys.executable, "-m", "agentladder", "tools", "serve", str(PHARMACY / "tools.py"),
                              "--port", str(port), "--db", str(db), "--job-lease", "1"], cwd=ROOT,
-                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
     end = time.monotonic() + 120
     while time.monotonic() < end:
         assert proc.poll() is None, "the server exited"

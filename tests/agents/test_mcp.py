@@ -6,7 +6,9 @@ subprocess and as streamable HTTP on loopback; agentladder's server as a subproc
 """
 
 import asyncio
+import os
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import PHARMACY, ROOT, SERVERS
@@ -134,7 +136,7 @@ def test_mcp_calls_make_the_same_trajectories_and_training_rows(stdio_formulary,
 def test_sync_and_async_callers_share_one_session(stdio_formulary):
     tools = stdio_formulary.tools()
     agent = Agent(ScriptedChat([ToolCall(name="check_formulary", arguments={"drug": "ibuprofen",
-                                                                             "strength_mg": 800}), "ok"] * 3),
+                                                                             "strength_mg": 800}), "ok"] * 4),
                   tools=tools)
     runtime = Runtime(":memory:")
     first = agent.run("a", runtime=runtime)              # its own event loop
@@ -148,12 +150,27 @@ def test_sync_and_async_callers_share_one_session(stdio_formulary):
     assert len(texts) == 1 and '"listed_strength": true' in texts.pop()
 
 
+def _children():
+    """Live child processes of this process (from /proc)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == os.getpid() and stat[0] != "Z":
+                found.add(int(entry))
+    return found
+
+
 def test_a_connection_closes_its_subprocess():
+    before = _children()
     conn = MCPConnection(FORMULARY, cwd=PHARMACY).open()
     thread = conn._thread
-    assert thread.is_alive() and conn.listing
+    assert thread.is_alive() and conn.listing and len(_children() - before) == 1
     conn.close()
-    assert not thread.is_alive()
+    assert not thread.is_alive() and _children() - before == set()
     with pytest.raises(Exception, match="closed"):
         conn.open()
 

@@ -41,9 +41,16 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT
 from opentelemetry import propagate
 
-from agentladder.agents.faults import ToolConnectionError, ToolError, ToolFailed, ToolResultError
+from agentladder.agents.faults import (
+    ToolConnectionError,
+    ToolError,
+    ToolFailed,
+    ToolResultError,
+    ToolTimeout,
+)
 from agentladder.agents.jobs import JobState
 from agentladder.agents.mcp.results import error_of, result_value
 from agentladder.agents.remote import RemoteTool
@@ -178,15 +185,17 @@ class MCPConnection:
             return await asyncio.wait_for(client.call_tool(name, arguments, read_timeout_seconds=timeout,
                                                            meta=meta or None), timeout)
         except asyncio.TimeoutError:
-            raise
+            raise ToolTimeout(f"{name} gave no result within {timeout:g} s") from None
         except MCPError as err:
-            if "closed" in str(err).lower() or "connection" in str(err).lower():
+            if err.error.code == REQUEST_TIMEOUT:
+                raise ToolTimeout(f"{name} gave no result within {timeout:g} s") from None
+            if err.error.code == CONNECTION_CLOSED or "closed" in err.error.message.lower():
                 await self._drop()
                 raise ToolConnectionError(f"MCP server {self.name} closed the connection during the call "
-                                          f"({err})") from None
+                                          f"({err.error.message})") from None
             raise ToolFailed(f"MCP error {err.error.code}: {err.error.message}", "MCPError") from None
         except RuntimeError as err:  # the SDK's check of the result against the declared output schema
-            raise ToolResultError(f"{name}: {err}") from None
+            raise ToolResultError(f"{name}: {str(err).splitlines()[0]}") from None
         except (OSError, EOFError, ConnectionError, httpx2.HTTPError) as err:
             await self._drop()
             raise ToolConnectionError(f"MCP server {self.name} failed during the call: {_describe(err)}") from None

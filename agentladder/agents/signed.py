@@ -64,90 +64,99 @@ def _refuse(store: Any, request: Request, status: int, reason: str, key_id: str 
     return JSONResponse({"detail": reason}, status_code=status)
 
 
-def signed_app(tools: Sequence[Any], *, runtime: Runtime | None = None, keys: KeyRing | None = None,
-               max_skew: float = 300.0, max_body: int = 1_000_000) -> FastAPI:
-    """A FastAPI app serving ``tools`` to signed requests; keys and nonces live in the runtime's store."""
-    rt = runtime or default_runtime()
-    served = [as_tool(t) for t in tools]
-    by_name: dict[str, Tool] = {t.name: t for t in served}
-    queues = {id(t.queue): t.queue for t in served if isinstance(t, JobTool)}
-    verifier = Verifier(keys or KeyRing(rt.store), max_skew=max_skew)
+class _Endpoint:
+    """The routes of :func:`signed_app`: every one but ``/health`` checks the signature first."""
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        for queue in queues.values():  # the job tools' queues run while the app serves
-            queue.start()
-        yield
-        for queue in queues.values():
-            queue.stop()
+    def __init__(self, tools: Sequence[Any], rt: Runtime, verifier: Verifier, max_body: int):
+        self.rt, self.verifier, self.max_body = rt, verifier, max_body
+        self.served = [as_tool(t) for t in tools]
+        self.by_name: dict[str, Tool] = {t.name: t for t in self.served}
+        self.queues = {id(t.queue): t.queue for t in self.served if isinstance(t, JobTool)}
 
-    app = FastAPI(title="agentladder signed tools", docs_url=None, redoc_url=None, openapi_url=None,
-                  lifespan=lifespan)
-
-    async def authentic(request: Request) -> tuple[bytes, JSONResponse | None]:
+    async def authentic(self, request: Request) -> tuple[bytes, JSONResponse | None]:
         length = request.headers.get("content-length", "0")
-        if not length.isdigit() or int(length) > max_body:
-            return b"", _refuse(rt.store, request, 413, f"body over {max_body} bytes")
+        if not length.isdigit() or int(length) > self.max_body:
+            return b"", _refuse(self.rt.store, request, 413, f"body over {self.max_body} bytes")
         body = await request.body()
-        if len(body) > max_body:
-            return b"", _refuse(rt.store, request, 413, f"body over {max_body} bytes")
-        refusal = verifier.check(request.method, request.url.path, request.headers, body)
+        if len(body) > self.max_body:
+            return b"", _refuse(self.rt.store, request, 413, f"body over {self.max_body} bytes")
+        refusal = self.verifier.check(request.method, request.url.path, request.headers, body)
         if refusal is not None:
-            return body, _refuse(rt.store, request, refusal.status, refusal.reason, request.headers.get("x-agentladder-key"))
+            return body, _refuse(self.rt.store, request, refusal.status, refusal.reason,
+                                 request.headers.get("x-agentladder-key"))
         return body, None
 
-    @app.get("/health")
-    async def health() -> dict[str, Any]:
-        return {"ok": True, "tools": len(by_name)}
+    async def health(self) -> dict[str, Any]:
+        return {"ok": True, "tools": len(self.by_name)}
 
-    @app.get("/tools")
-    async def list_tools(request: Request) -> Any:
-        _, refused = await authentic(request)
+    async def list_tools(self, request: Request) -> Any:
+        _, refused = await self.authentic(request)
         if refused is not None:
             return refused
         return {"tools": [{"name": t.name, "description": t.description, "input_schema": t.parameters,
-                           "output_schema": None if isinstance(t, JobTool) else t.output_schema} for t in served]}
+                           "output_schema": None if isinstance(t, JobTool) else t.output_schema}
+                          for t in self.served]}
 
-    @app.post("/call")
-    async def call(request: Request) -> Any:
-        body, refused = await authentic(request)
+    async def call(self, request: Request) -> Any:
+        body, refused = await self.authentic(request)
         if refused is not None:
             return refused
         try:
             payload = CallBody.model_validate(json.loads(body))
         except (ValueError, ValidationError) as err:
-            return _refuse(rt.store, request, 400, f"the body is not a call: {str(err).splitlines()[0][:200]}")
-        t = by_name.get(payload.tool)
+            first = (str(err).splitlines() or [type(err).__name__])[0]
+            return _refuse(self.rt.store, request, 400, f"the body is not a call: {first[:200]}")
+        t = self.by_name.get(payload.tool)
         if t is None:
-            return _refuse(rt.store, request, 404, f"no tool named {payload.tool[:64]!r}")
-        result = await _run(rt, t, payload.arguments, request)
-        rt.store.audit("signed_call", data={"tool": t.name, "key_id": request.headers.get("x-agentladder-key"),
-                                            "error": result.error})
+            return _refuse(self.rt.store, request, 404, f"no tool named {payload.tool[:64]!r}")
+        result = await _run(self.rt, t, payload.arguments, request)
+        self.rt.store.audit("signed_call", data={"tool": t.name, "key_id": request.headers.get("x-agentladder-key"),
+                                                 "error": result.error})
         if result.error is not None:
             return {"ok": False, "error": result.error, "error_type": result.error_type, "text": result.text}
         return {"ok": True, "value": jsonable(result.value), "text": result.text}
 
-    async def job(request: Request, job_id: str, cancel: bool) -> Any:
-        _, refused = await authentic(request)
+    async def job_status(self, request: Request, job_id: str) -> Any:
+        return await self._job(request, job_id, cancel=False)
+
+    async def job_cancel(self, request: Request, job_id: str) -> Any:
+        return await self._job(request, job_id, cancel=True)
+
+    async def _job(self, request: Request, job_id: str, cancel: bool) -> Any:
+        _, refused = await self.authentic(request)
         if refused is not None:
             return refused
-        for queue in queues.values():
+        for queue in self.queues.values():
             try:
                 state = queue.cancel(job_id) if cancel else queue.get(job_id)
             except JobError:
                 continue
             if state.tool in queue.tools:
                 return state.model_dump(mode="json")
-        return _refuse(rt.store, request, 404, f"no job {job_id[:64]!r}")
+        return _refuse(self.rt.store, request, 404, f"no job {job_id[:64]!r}")
 
-    @app.get("/jobs/{job_id}")
-    async def job_status(request: Request, job_id: str) -> Any:
-        return await job(request, job_id, cancel=False)
 
-    @app.post("/jobs/{job_id}/cancel")
-    async def job_cancel(request: Request, job_id: str) -> Any:
-        return await job(request, job_id, cancel=True)
+def signed_app(tools: Sequence[Any], *, runtime: Runtime | None = None, keys: KeyRing | None = None,
+               max_skew: float = 300.0, max_body: int = 1_000_000) -> FastAPI:
+    """A FastAPI app serving ``tools`` to signed requests; keys and nonces live in the runtime's store."""
+    rt = runtime or default_runtime()
+    end = _Endpoint(tools, rt, Verifier(keys or KeyRing(rt.store), max_skew=max_skew), max_body)
 
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        for queue in end.queues.values():  # the job tools' queues run while the app serves
+            queue.start()
+        yield
+        for queue in end.queues.values():
+            queue.stop()
+
+    app = FastAPI(title="agentladder signed tools", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)
+    app.add_api_route("/health", end.health, methods=["GET"])
+    app.add_api_route("/tools", end.list_tools, methods=["GET"])
+    app.add_api_route("/call", end.call, methods=["POST"])
+    app.add_api_route("/jobs/{job_id}", end.job_status, methods=["GET"])
+    app.add_api_route("/jobs/{job_id}/cancel", end.job_cancel, methods=["POST"])
     return app
 
 

@@ -6,9 +6,9 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
-from conftest import PHARMACY, ROOT
 
 from agentladder.agents import (
     Agent,
@@ -23,6 +23,10 @@ from agentladder.agents import (
     resume_when_done,
 )
 from agentladder.data.schema import ToolCall
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVERS = ROOT / "tests" / "agents" / "servers"
+PHARMACY = ROOT / "examples" / "pharmacy"
 
 
 def _sleepy(queue, *, timeout=None, **limits):

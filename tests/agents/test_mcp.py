@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PHARMACY, ROOT, SERVERS
 from mcp import Client, StdioServerParameters
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -27,6 +26,10 @@ from agentladder.agents import (
 )
 from agentladder.data.io import read_jsonl
 from agentladder.data.schema import Conversation, RLPrompt, ToolCall
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVERS = ROOT / "tests" / "agents" / "servers"
+PHARMACY = ROOT / "examples" / "pharmacy"
 
 FORMULARY = "python -m formulary_server"
 CASES = [

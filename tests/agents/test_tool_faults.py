@@ -9,13 +9,17 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
-from conftest import SERVERS
 
 from agentladder.agents import Agent, MCPConnection, Runtime, ScriptedChat, mcp_tools, tool
 from agentladder.data.schema import ToolCall
 from agentladder.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVERS = ROOT / "tests" / "agents" / "servers"
+PHARMACY = ROOT / "examples" / "pharmacy"
 
 FAULTS = f"python {SERVERS / 'fault_server.py'}"
 

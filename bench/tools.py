@@ -18,13 +18,17 @@ the model sees) on each path:
 Every server runs in its own process, so client and server do not share a GIL.
 Printed per path: p50 and p99 of the call's wall time in ms, and the added latency
 over in process (p50 and p99 minus in-process p50 and p99); the results are checked
-equal to in process. Timings depend on the machine: run it on an idle one.
+equal to in process. A second table isolates what signing itself adds to each signed
+call: the client's ``sign`` plus the server's ``Verifier.check`` (key lookup, clock
+window, HMAC, the nonce ``INSERT`` into a SQLite file), with no HTTP. Timings depend
+on the machine: run it on an idle one.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import statistics
@@ -44,6 +48,7 @@ sys.path.insert(0, str(PHARMACY))
 import tools as pharmacy  # noqa: E402
 
 from agentladder.agents import KeyRing, MCPConnection, Runtime, signed_tools  # noqa: E402
+from agentladder.agents.signing import Verifier, sign  # noqa: E402
 
 ARGS = {"drug": "ibuprofen", "strength_mg": 800, "dose_units": 2, "doses_per_day": 3}
 ENV = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{PHARMACY}"}
@@ -80,6 +85,26 @@ async def timed(tool, calls: int, warmup: int) -> tuple[list[float], str]:
         seconds.append(time.perf_counter() - t0)
         text = result.text
     return seconds, text
+
+
+def signing_only(db: Path, calls: int, warmup: int) -> list[float]:
+    """Seconds per signed request for the signature alone: the client signs, the server checks (nonce stored)."""
+    runtime = Runtime(db)
+    keys = KeyRing(runtime.store)
+    key_id, secret = keys.add()
+    verifier = Verifier(keys)
+    body = json.dumps({"tool": "check_dose", "arguments": ARGS}, separators=(",", ":")).encode()
+    seconds = []
+    for i in range(warmup + calls):
+        t0 = time.perf_counter()
+        headers = sign(secret, key_id, "POST", "/call", body)
+        refusal = verifier.check("POST", "/call", headers, body)
+        if i >= warmup:
+            seconds.append(time.perf_counter() - t0)
+        if refusal is not None:
+            raise SystemExit(f"a fresh signed request was refused: {refusal.reason}")
+    runtime.shutdown()
+    return seconds
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -124,6 +149,7 @@ def main() -> None:
                                             include=["check_dose"])[0]
 
         results = {name: asyncio.run(timed(tool, args.calls, args.warmup)) for name, tool in paths.items()}
+        signing = signing_only(tmp / "signing.db", args.calls, args.warmup)
     finally:
         for c in connections:
             c.close()
@@ -138,7 +164,12 @@ def main() -> None:
         p50, p99 = percentile(seconds, 50) * 1e3, percentile(seconds, 99) * 1e3
         table.add_row(name, f"{p50:.3f}", f"{p99:.3f}", f"{p50 - base50:.3f}", f"{p99 - base99:.3f}",
                       "yes" if text == base_text else f"NO: {text[:40]}")
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    alone = Table("what", "p50 ms", "p99 ms", title="signing alone, per signed call (no HTTP)")
+    alone.add_row("sign + verify + nonce stored", f"{percentile(signing, 50) * 1e3:.3f}",
+                  f"{percentile(signing, 99) * 1e3:.3f}")
+    console.print(alone)
 
 
 if __name__ == "__main__":

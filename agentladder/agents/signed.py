@@ -39,7 +39,7 @@ from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agentladder.agents import tracing as sc
-from agentladder.agents.faults import ToolConnectionError, ToolFailed
+from agentladder.agents.faults import ToolConnectionError, ToolFailed, ToolTimeout
 from agentladder.agents.jobqueue import JobTool
 from agentladder.agents.jobs import JobError, JobState
 from agentladder.agents.remote import RemoteTool
@@ -196,7 +196,7 @@ class SignedClient:
             with httpx.Client(timeout=self.timeout) as http:
                 response = http.request(method, self.url + path, content=body, headers=headers)
         except httpx.HTTPError as err:
-            raise ToolConnectionError(f"signed endpoint {self.url}: {type(err).__name__}: {err}") from None
+            raise self._fault(err) from None
         return self._read(response)
 
     async def arequest(self, method: str, path: str, payload: Any = None) -> Any:
@@ -205,8 +205,14 @@ class SignedClient:
             async with httpx.AsyncClient(timeout=self.timeout) as http:
                 response = await http.request(method, self.url + path, content=body, headers=headers)
         except httpx.HTTPError as err:
-            raise ToolConnectionError(f"signed endpoint {self.url}: {type(err).__name__}: {err}") from None
+            raise self._fault(err) from None
         return self._read(response)
+
+    def _fault(self, err: httpx.HTTPError) -> ToolTimeout | ToolConnectionError:
+        """A transport failure as the tool error the model is shown: no answer in time, or no server."""
+        if isinstance(err, httpx.TimeoutException):
+            return ToolTimeout(f"signed endpoint {self.url} gave no answer within {self.timeout:g} s")
+        return ToolConnectionError(f"signed endpoint {self.url}: {type(err).__name__}: {err}")
 
     def _read(self, response: httpx.Response) -> Any:
         try:
@@ -231,7 +237,7 @@ def signed_tools(url: str, *, key: str | bytes, key_id: str, timeout: float = 60
     client = SignedClient(url, key=key, key_id=key_id, timeout=timeout)
     try:
         listed = client.request("GET", "/tools")["tools"]
-    except ToolConnectionError as err:
+    except (ToolConnectionError, ToolTimeout) as err:
         raise ConfigError(str(err)) from None
     if include is not None:
         listed = [t for t in listed if t["name"] in include]
@@ -248,7 +254,7 @@ def _tool(client: SignedClient, listed: dict[str, Any], timeout: float, limits: 
         return answer.get("value")
 
     return RemoteTool(name, listed.get("description"), listed.get("input_schema"), invoke,
-                      output_schema=listed.get("output_schema"), job_source=client, timeout=timeout,
+                      output_schema=listed.get("output_schema"), job_source=client, timeout=timeout + 1.0,
                       span_attributes={"server.address": client.url}, **limits)
 
 

@@ -238,6 +238,9 @@ def test_one_trace_across_client_and_server(served):
         assert s.attributes["gen_ai.operation.name"] == "execute_tool"
         assert s.attributes["gen_ai.tool.name"] == caller_tool_spans[s.parent.span_id].attributes["gen_ai.tool.name"]
     assert caller_tool_spans[served[0].parent.span_id].attributes["gen_ai.tool.type"] == "extension"
+    for s in list(caller_tool_spans.values()) + served:
+        assert s.attributes["mcp.method.name"] == "tools/call"
+    assert {s.attributes["network.transport"] for s in caller_tool_spans.values()} == {"tcp"}
     agent_span = next(s for s in theirs if s.name == "invoke_agent helper")
     assert agent_span.parent.span_id in {s.context.span_id for s in served}   # the served agent runs in the call
 

@@ -22,6 +22,7 @@ from agentladder.agents import (
     ScriptedChat,
     signed_app,
     signed_tools,
+    tool,
 )
 from agentladder.agents.signing import (
     SIGNATURE_HEADER,
@@ -267,3 +268,25 @@ def test_a_job_over_the_signed_endpoint(tmp_path):
         handle = asyncio.run(tool.call({"x": 3}, wait_jobs=False)).value
         assert handle.status == "pending" and asyncio.run(tool.job_source.job_cancel(handle.job)).status in (
             "cancelled", "cancelling")
+
+
+def test_a_hanging_tool_and_a_gone_server_are_tool_errors(tmp_path):
+    runtime = Runtime(tmp_path / "faults.db")
+    key_id, secret = KeyRing(runtime.store).add()
+
+    @tool
+    async def stall(seconds: float) -> str:
+        """Wait, then answer."""
+        await asyncio.sleep(seconds)
+        return "late"
+
+    server = LoopbackServer(signed_app([stall], runtime=runtime)).start()
+    (remote,) = signed_tools(server.url, key=secret, key_id=key_id, timeout=0.5)
+    start = time.monotonic()
+    hung = asyncio.run(remote.call({"seconds": 3}))   # the server finishes it before it stops
+    assert hung.error_type == "ToolTimeout" and "gave no answer within 0.5 s" in hung.text
+    assert time.monotonic() - start < 10
+    server.stop()
+    gone = asyncio.run(remote.call({"seconds": 0}))
+    assert gone.error_type == "ToolConnectionError" and gone.text.startswith("error: ToolConnectionError: signed "
+                                                                             "endpoint")

@@ -257,7 +257,8 @@ class MCPConnection:
                 raise ToolFailed(*error_of(result))
             return result_value(result, output_schema)
 
-        attrs = {"mcp.server": self.name, "network.transport": "tcp" if self.is_http else "pipe"}
+        attrs = {"mcp.server": self.name, "mcp.method.name": "tools/call",
+                 "network.transport": "tcp" if self.is_http else "pipe"}
         return RemoteTool(listed.name, listed.description, listed.input_schema, invoke, output_schema=output_schema,
                           check_output=False, job_source=_MCPJobs(self) if has_jobs else None,
                           timeout=call_timeout + 1.0, span_attributes=attrs, **limits)

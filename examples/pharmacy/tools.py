@@ -117,7 +117,8 @@ def batch_dose_audit(orders: list[DoseOrder], seconds_per_order: float = 0.0) ->
         seconds_per_order: time each lookup takes (a stand-in for a slow formulary service)
     """
     over, unknown = [], []
-    for i, order in enumerate(orders):
+    for i, given in enumerate(orders):
+        order = DoseOrder.model_validate(given)  # a model when the runtime calls it, a dict when Python does
         time.sleep(seconds_per_order)
         check = check_dose(order.drug, order.strength_mg, order.dose_units, order.doses_per_day)
         if check.over_limit is None:

@@ -114,13 +114,21 @@ class MCPConnection:
                 _open.add(self)
             return self._loop
 
+    def _submit(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Hand ``coro`` to the connection's loop (closing it unrun if the connection is closed)."""
+        try:
+            loop = self._ensure_loop()
+        except BaseException:
+            coro.close()
+            raise
+        return asyncio.run_coroutine_threadsafe(coro, loop)
+
     async def _on_loop(self, coro: Coroutine[Any, Any, Any]) -> Any:
         """Run ``coro`` on the connection's loop and await it from the caller's loop."""
-        loop = self._ensure_loop()
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+        return await asyncio.wrap_future(self._submit(coro))
 
     def _blocking(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._ensure_loop()).result()
+        return self._submit(coro).result()
 
     # -- the session (on the connection's loop) --------------------------------------------------
 

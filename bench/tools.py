@@ -164,7 +164,7 @@ def main() -> None:
         p50, p99 = percentile(seconds, 50) * 1e3, percentile(seconds, 99) * 1e3
         table.add_row(name, f"{p50:.3f}", f"{p99:.3f}", f"{p50 - base50:.3f}", f"{p99 - base99:.3f}",
                       "yes" if text == base_text else f"NO: {text[:40]}")
-    console = Console()
+    console = Console(width=120)
     console.print(table)
     alone = Table("what", "p50 ms", "p99 ms", title="signing alone, per signed call (no HTTP)")
     alone.add_row("sign + verify + nonce stored", f"{percentile(signing, 50) * 1e3:.3f}",

@@ -182,6 +182,9 @@ class SignedClient:
 
     def __init__(self, url: str, *, key: str | bytes, key_id: str, timeout: float = 60.0):
         self.url, self.key, self.key_id, self.timeout = url.rstrip("/"), key, key_id, timeout
+        # Calls come from many event loops, so each opens its own httpx client; building a TLS
+        # context (loading the CA bundle) is what costs there, so they share this one.
+        self.tls = httpx.create_ssl_context()
 
     def _prepare(self, method: str, path: str, payload: Any) -> tuple[bytes, dict[str, str]]:
         body = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
@@ -193,7 +196,7 @@ class SignedClient:
     def request(self, method: str, path: str, payload: Any = None) -> Any:
         body, headers = self._prepare(method, path, payload)
         try:
-            with httpx.Client(timeout=self.timeout) as http:
+            with httpx.Client(timeout=self.timeout, verify=self.tls) as http:
                 response = http.request(method, self.url + path, content=body, headers=headers)
         except httpx.HTTPError as err:
             raise self._fault(err) from None
@@ -202,7 +205,7 @@ class SignedClient:
     async def arequest(self, method: str, path: str, payload: Any = None) -> Any:
         body, headers = self._prepare(method, path, payload)
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as http:
+            async with httpx.AsyncClient(timeout=self.timeout, verify=self.tls) as http:
                 response = await http.request(method, self.url + path, content=body, headers=headers)
         except httpx.HTTPError as err:
             raise self._fault(err) from None

@@ -256,13 +256,14 @@ class Agent:
         return response
 
     async def _call_tool(self, call: ToolCall, by_name: dict[str, Tool], ctx: RunContext) -> ToolResult:
-        attrs = {sc.OPERATION: "execute_tool", sc.TOOL_NAME: call.name, sc.TOOL_TYPE: "function",
-                 sc.CONVERSATION_ID: ctx.session, sc.AGENT_NAME: self.name}
+        t = by_name.get(call.name)
+        attrs = {sc.OPERATION: "execute_tool", sc.TOOL_NAME: call.name,
+                 sc.TOOL_TYPE: t.tool_type if t is not None else "function",
+                 sc.CONVERSATION_ID: ctx.session, sc.AGENT_NAME: self.name, **(t.span_attributes if t else {})}
         if call.id:
             attrs[sc.TOOL_CALL_ID] = call.id
         with ctx.runtime.tracer.start_as_current_span(f"execute_tool {call.name}", attributes=attrs,
                                                       record_exception=False, set_status_on_exception=False) as span:
-            t = by_name.get(call.name)
             if t is None:
                 known = ", ".join(by_name) or "none"
                 result = ToolResult(None, f"error: no tool named {call.name!r} (tools: {known})",

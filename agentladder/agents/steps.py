@@ -12,6 +12,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from agentladder.agents import tracing as sc
 from agentladder.agents.agent import Agent
+from agentladder.agents.jobs import AwaitJob, check_job_reviews, job_reviews, settle_reviews
 from agentladder.agents.review import Escalate, Review, ReviewError, ReviewQueue
 from agentladder.agents.runtime import (
     RunContext,
@@ -140,7 +141,7 @@ def tool_arguments(t: Tool, value: Any) -> dict[str, Any]:
     """A tool step's arguments: the fields of its input that the tool names (a lone argument takes the input)."""
     if isinstance(value, BaseModel):
         value = value.model_dump()
-    names = list(t.arguments_model.model_fields)
+    names = t.argument_names
     if isinstance(value, dict):
         return {k: v for k, v in value.items() if k in names}
     if len(names) == 1:
@@ -174,9 +175,14 @@ async def traced_step(runtime: Runtime, run: RunContext, name: str, kind: str, t
 
 
 def open_reviews(runtime: Runtime, run: RunContext, escalations: list[tuple[str, Escalate]]) -> list[Review]:
+    """A review per escalation; one waiting on a job that has already finished is decided by it at once."""
     queue = ReviewQueue(runtime.store)
-    return [queue.open(session=run.session, run_id=run.run_id, step=name, reason=esc.reason, payload=esc.payload)
-            for name, esc in escalations]
+    reviews = [queue.open(session=run.session, run_id=run.run_id, step=name, reason=esc.reason,
+                          payload=esc.payload) for name, esc in escalations]
+    for _, esc in escalations:
+        if isinstance(esc, AwaitJob):
+            settle_reviews(runtime.store, esc.handle.job)
+    return [queue.get(r.id) for r in reviews]
 
 
 def decided_reviews(runtime: Runtime, run_id: str) -> dict[str, Review]:
@@ -184,9 +190,14 @@ def decided_reviews(runtime: Runtime, run_id: str) -> dict[str, Review]:
 
     reviews = ReviewQueue(runtime.store).for_run(run_id)
     pending = [r for r in reviews if r.status == "pending"]
+    jobs = {r.payload["job"] for r in job_reviews(runtime.store, run_id=run_id)}
+    if pending and jobs:
+        raise ReviewError(f"run {run_id} waits for job {', '.join(sorted(jobs))} "
+                          f"(step {', '.join(r.step for r in pending)}); resume it when the job finishes")
     if pending:
         raise ReviewError(f"run {run_id} waits for review {', '.join(r.id for r in pending)} "
                           f"(step {', '.join(r.step for r in pending)})")
+    check_job_reviews(runtime.store, reviews)
     return {r.step: r for r in reviews}
 
 

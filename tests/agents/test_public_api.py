@@ -14,6 +14,11 @@ def test_public_names():
         "Supervisor", "SupervisorResult", "Tool", "ToolArgumentError", "Usage", "Workflow",
         "chat_provider", "default_runtime", "export_traces", "openai_compatible", "parse_where",
         "set_default_runtime", "tool",
+        # tools from elsewhere (docs/tools.md): MCP, signed calls, jobs, faults
+        "AwaitJob", "JobError", "JobFailed", "JobHandle", "JobQueue", "JobState", "JobTool", "KeyRing",
+        "LoopbackServer", "MCPConnection", "RemoteTool", "ToolConnectionError", "ToolError", "ToolFailed",
+        "ToolResultError", "ToolSchemaError", "ToolTimeout", "aresume_when_done", "mcp_http_app", "mcp_server",
+        "mcp_tools", "resume_when_done", "serve_mcp", "signed_app", "signed_tools",
     ])
     for name in agentladder.agents.__all__:
         assert hasattr(agentladder.agents, name), name

@@ -3,7 +3,8 @@
 One module per command group: :mod:`~agentladder.cli.train` (``train sft|dpo|kto|rl``),
 :mod:`~agentladder.cli.data` (``data make|check|pairs|distill``), :mod:`~agentladder.cli.eval`
 (``eval``), :mod:`~agentladder.cli.ladder` (``quickstart``, ``climb``, ``demo``, ``recommend``),
-:mod:`~agentladder.cli.models` (``models ...``) and :mod:`~agentladder.cli.traces` (``traces ...``).
+:mod:`~agentladder.cli.models` (``models ...``), :mod:`~agentladder.cli.traces` (``traces ...``) and
+:mod:`~agentladder.cli.serve` (``serve``).
 The trainers' options come from their configs (:mod:`~agentladder.cli.options`); a failure the user
 can fix prints one ``error:`` line, anything else is a bug with its traceback
 (:mod:`~agentladder.cli.errors`).
@@ -25,6 +26,7 @@ from agentladder.cli.ladder import (
     recommend_command,
 )
 from agentladder.cli.models import models_app
+from agentladder.cli.serve import serve_command
 from agentladder.cli.traces import traces_app
 from agentladder.cli.train import train_app
 
@@ -38,6 +40,7 @@ app.add_typer(traces_app, name="traces")
 app.command("climb")(climb_command)
 app.command("demo")(demo_command)
 app.command("recommend")(recommend_command)
+app.command("serve")(serve_command)
 
 
 def main() -> None:  # pragma: no cover - console entry

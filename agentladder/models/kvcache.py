@@ -70,6 +70,30 @@ class BufferedLayer(DynamicLayer):
         return self.keys, self.values
 
 
+def stacked_layer(parts: Sequence[tuple[torch.Tensor, torch.Tensor]], capacity: int) -> BufferedLayer:
+    """One layer holding the rows of several caches' layers, right-aligned: ``(keys, values)`` parts of
+    ``(B_i, H, L_i, D)`` become ``(sum B_i, H, max L_i, D)`` with zeros to the left of the shorter ones.
+
+    Continuous batching merges a new sequence's cache into the running batch this way; the attention
+    mask hides the zeros, and position ids are given explicitly, so no row's results change.
+    """
+    length = max(k.shape[-2] for k, _ in parts)
+    rows = sum(k.shape[0] for k, _ in parts)
+    k0, v0 = parts[0]
+    keys = k0.new_zeros((rows, k0.shape[1], max(capacity, length), k0.shape[-1]))
+    values = v0.new_zeros((rows, v0.shape[1], max(capacity, length), v0.shape[-1]))
+    start = 0
+    for k, v in parts:
+        keys[start : start + k.shape[0], :, length - k.shape[-2] : length] = k
+        values[start : start + v.shape[0], :, length - v.shape[-2] : length] = v
+        start += k.shape[0]
+    layer = BufferedLayer(capacity)
+    layer.device, layer.is_initialized = keys.device, True
+    layer._k, layer._v = keys, values
+    layer.keys, layer.values = keys[:, :, :length], values[:, :, :length]
+    return layer
+
+
 def in_place_cache(config: Any, batch: int, capacity: int, prefix: PrefixKV | None = None) -> DynamicCache:
     """A cache for ``batch`` rows of up to ``capacity`` positions, holding ``prefix`` when given.
 

@@ -305,12 +305,14 @@ def run_to_end(scheduler: Scheduler, prompts: Sequence[list[int]], sampling: Sam
     """Submit ``prompts`` together and wait for their tokens (tests and benchmarks; blocking)."""
     done = [threading.Event() for _ in prompts]
     out: list[list[int]] = [[] for _ in prompts]
+    failures: list[str] = []
 
     def listener(i: int) -> Callable[[Event], None]:
         def on_event(event: Event) -> None:
             if isinstance(event, Failure):
+                failures.append(event.message)
                 done[i].set()
-                raise RuntimeError(event.message)
+                return
             out[i].append(event.token)
             if event.finish is not None:
                 done[i].set()
@@ -320,6 +322,8 @@ def run_to_end(scheduler: Scheduler, prompts: Sequence[list[int]], sampling: Sam
         scheduler.submit(Generation(list(p), sampling, listener(i), adapter=adapters[i] if adapters else None))
     for d in done:
         d.wait()
+    if failures:
+        raise RuntimeError(failures[0])
     return out
 
 

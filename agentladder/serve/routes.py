@@ -174,8 +174,8 @@ async def _chat_stream(call: Call, run: Run, body: ChatCompletionRequest, plan: 
         raise
     finally:
         run.cancel()
+    await call.finish(status, final)  # before [DONE]: a client that has read the stream finds the call recorded
     yield sse("[DONE]")
-    await call.finish(status, final)
 
 
 # -- text completions -----------------------------------------------------------------------------------
@@ -261,8 +261,8 @@ async def _completion_stream(call: Call, run: Run, body: CompletionRequest, prom
         raise
     finally:
         run.cancel()
+    await call.finish(status, final)  # before [DONE]: a client that has read the stream finds the call recorded
     yield sse("[DONE]")
-    await call.finish(status, final)
 
 
 __all__ = ["router"]

@@ -36,7 +36,7 @@ def test_served_parser_matches_the_in_process_parser(server, pharmacy):
         served = ev.evaluate(f"openai:tiny@{server.base_url}", batch, runtime=runtime, max_new_tokens=24)
         answers = {}
         for name, report in (("local", local), ("served", served)):
-            answers[name] = [[t["conversation"].messages[-1].content for t in
+            answers[name] = [[(t["conversation"].messages[-1].content or "").strip() for t in
                               runtime.store.trajectories(run_id=r["run_id"], agent="parser")] for r in report["rows"]]
     finally:
         runtime.shutdown()

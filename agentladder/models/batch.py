@@ -6,22 +6,25 @@ arrive while others are decoding. A :class:`RunningBatch` keeps one batch alive 
 the same model and the same forward pass (``Engine._forward``):
 
 - :meth:`RunningBatch.add` prefills new prompts (a left-padded batch of their own,
-  once per prompt however many sequences continue it) and merges their key/value
-  rows into the running cache (:func:`~agentladder.models.kvcache.stacked_layer`):
-  rows are right-aligned, the attention mask hides the zeros to their left and
-  position ids are given explicitly, so a row decodes the same tokens whatever
-  joined the batch before or after it (tested against ``Engine.generate``);
+  once per prompt however many sequences continue it) and writes their key/value
+  rows into free slots of the running cache, right-aligned with the running rows:
+  the attention mask hides the columns to their left and position ids are given
+  explicitly, so a row decodes the same tokens whatever joined the batch before or
+  after it (tested against ``Engine.generate``);
 - :attr:`RunningBatch.logits` holds every row's next-token logits ``(B, V)``; the
   caller samples (each row with its own settings, grammar and seed);
 - :meth:`RunningBatch.step` appends each row's chosen token and runs one forward
-  pass for all rows;
-- :meth:`RunningBatch.remove` drops rows (finished, cancelled) from the batch and
-  the cache, and the leading columns no remaining row attends to.
+  pass for all rows, writing the new column in place;
+- :meth:`RunningBatch.remove` drops rows (finished, cancelled): the last rows move
+  into the freed slots, and the window of cached columns starts at the first one a
+  remaining row attends to.
 
-Each row names its LoRA adapter (``None``: the base). On a peft model every
-forward passes peft's mixed-batch ``adapter_names``, so specialists of one base
-share every decoding step. A merge or a removal copies the cache once; a decode
-step writes in place.
+The cache (:class:`~agentladder.models.kvcache.SlotLayer`) is one buffer per layer,
+``(slots, H, capacity, D)``, allocated once and reallocated only when the rows or the
+columns outgrow it (doubling), so joining copies the new rows and leaving copies at
+most the rows that move, never the whole cache. Each row names its LoRA adapter
+(``None``: the base); on a peft model every forward passes peft's mixed-batch
+``adapter_names``, so specialists of one base share every decoding step.
 """
 
 from __future__ import annotations
@@ -33,26 +36,27 @@ import torch
 
 from agentladder.errors import ConfigError
 from agentladder.models.engine import BASE_ADAPTER, Engine
-from agentladder.models.kvcache import BufferedLayer, in_place_cache, stacked_layer
+from agentladder.models.kvcache import BufferedLayer, SlotLayer, in_place_cache
 
 SLACK = 64
-"""Positions a merged cache holds beyond its length before its buffer has to grow."""
+"""Columns a new buffer holds beyond what is needed now, before decoding steps fill them."""
 
 
 class RunningBatch:
     """Sequences decoding together on one engine's model (see the module docstring).
 
-    Rows are named by the caller's keys (any hashable, unique). The model should be in eval
-    mode; nothing here switches it.
+    Rows are named by the caller's keys (any hashable, unique); ``slots`` is how many rows the
+    first buffer holds (it grows when more join). The model should be in eval mode.
     """
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, *, slots: int = 1):
         self.engine = engine
+        self.slots = slots
         self.keys: list[Hashable] = []
         self.adapters: list[str | None] = []
         self.cache: Any = None
         self.attn: torch.Tensor | None = None
-        """``(B, L)`` attention mask over the cached positions."""
+        """``(B, L)`` attention mask over the cached window."""
         self.pos: torch.Tensor | None = None
         """``(B,)`` position id of each row's next token."""
         self.logits: torch.Tensor | None = None
@@ -63,16 +67,17 @@ class RunningBatch:
 
     @property
     def length(self) -> int:
-        """Cached positions per row (the widest row's, left padding included)."""
+        """Cached columns per row (the widest row's, left padding included)."""
         return 0 if self.attn is None else int(self.attn.shape[1])
 
-    def row(self, key: Hashable) -> int:
-        return self.keys.index(key)
+    @property
+    def _layers(self) -> list[SlotLayer]:
+        return self.cache.layers if self.cache is not None else []
 
     # -- joining -------------------------------------------------------------------------------------
     def add(self, prompts: Sequence[Sequence[int]], keys: Sequence[Sequence[Hashable]],
             adapters: Sequence[str | None] | None = None) -> None:
-        """Prefill ``prompts`` and merge them into the batch.
+        """Prefill ``prompts`` and add them to the batch.
 
         ``keys[i]`` names the sequences that continue prompt ``i`` (``n`` samples share one prefill);
         ``adapters[i]`` is its adapter (``None``: the base).
@@ -88,19 +93,26 @@ class RunningBatch:
         adapters = list(adapters) if adapters is not None else [None] * len(prompts)
         cache, attn, logits = self._prefill(prompts, adapters)
         copies = torch.tensor([i for i, ks in enumerate(keys) for _ in ks], device=attn.device)
-        if len(copies) != len(prompts) or bool((copies != torch.arange(len(prompts), device=attn.device)).any()):
-            cache.batch_select_indices(copies)  # (P, ...) -> (S, ...): one row per sequence
-            attn, logits = attn[copies], logits[copies]
-        parts = [cache.layers]
-        if self.cache is not None:
-            parts.insert(0, self.cache.layers)
-        width = max(int(attn.shape[1]), self.length)
-        merged = in_place_cache(self.engine.model.config, len(self) + len(new_keys), width + SLACK)
-        merged.layers = [stacked_layer([(layer.keys, layer.values) for layer in group], width + SLACK)
-                         for group in zip(*parts, strict=True)]
-        self.cache = merged
+        attn, logits = attn[copies], logits[copies]
+        rows, width = len(self), int(attn.shape[1])
+        span = self.length
+        left = max(0, width - span)  # columns the new prompts reach left of the window
+        need_rows = rows + len(new_keys)
+        if self.cache is None:
+            self._allocate(cache.layers, max(self.slots, need_rows), left, width + SLACK)
+        elif need_rows > self._layers[0]._k.shape[0] or left > self._layers[0].start:
+            old = self._layers[0]
+            self._relayout(max(need_rows, 2 * old._k.shape[0]) if need_rows > old._k.shape[0] else old._k.shape[0],
+                           left, max(old._k.shape[2], left + span + SLACK))
+        for layer, new in zip(self._layers, cache.layers, strict=True):
+            k, v = new.keys[copies], new.values[copies]  # (S, H, W, D): one row per sequence
+            layer._k[rows:need_rows, :, layer.end - width : layer.end] = k
+            layer._v[rows:need_rows, :, layer.end - width : layer.end] = v
+            layer.rows, layer.start = need_rows, layer.start - left
+            layer.view()
+        width_now = span + left
+        self.attn = torch.cat([_pad_left(a, width_now) for a in (self.attn, attn) if a is not None])
         new_pos = attn.sum(-1)
-        self.attn = _right_aligned([a for a in (self.attn, attn) if a is not None], width)
         self.pos = new_pos if self.pos is None else torch.cat([self.pos, new_pos])
         self.logits = logits if self.logits is None else torch.cat([self.logits, logits])
         self.keys += new_keys
@@ -127,6 +139,32 @@ class RunningBatch:
                               "sliding-window or other cache layers")
         return cache, attn, logits
 
+    def _allocate(self, like: Sequence[Any], slots: int, left: int, capacity: int) -> None:
+        """Empty buffers shaped after a prefill's layers, the window starting at column ``left``."""
+        layers = []
+        for src in like:
+            _, heads, _, dim = src.keys.shape
+            layer = SlotLayer(src.keys.new_zeros((slots, heads, capacity, dim)),
+                              src.values.new_zeros((slots, heads, capacity, src.values.shape[-1])))
+            layer.start = layer.end = left
+            layer.view()
+            layers.append(layer)
+        self.cache = in_place_cache(self.engine.model.config, slots, capacity)
+        self.cache.layers = layers
+
+    def _relayout(self, slots: int, left: int, capacity: int) -> None:
+        """Copy the window into new buffers of ``slots`` rows and ``capacity`` columns, starting at ``left``."""
+        for i, old in enumerate(self._layers):
+            span = old.end - old.start
+            k = old._k.new_zeros((slots, old._k.shape[1], capacity, old._k.shape[-1]))
+            v = old._v.new_zeros((slots, old._v.shape[1], capacity, old._v.shape[-1]))
+            k[: old.rows, :, left : left + span] = old._k[: old.rows, :, old.start : old.end]
+            v[: old.rows, :, left : left + span] = old._v[: old.rows, :, old.start : old.end]
+            layer = SlotLayer(k, v)
+            layer.rows, layer.start, layer.end = old.rows, left, left + span
+            layer.view()
+            self.cache.layers[i] = layer
+
     # -- decoding --------------------------------------------------------------------------------------
     def step(self, tokens: torch.Tensor | Sequence[int]) -> torch.Tensor:
         """Append each row's chosen token (``(B,)``, in row order) and run one forward pass; the new logits."""
@@ -135,6 +173,9 @@ class RunningBatch:
         ids = torch.as_tensor(tokens, dtype=torch.long, device=self.attn.device).reshape(-1, 1)  # (B, 1)
         if ids.shape[0] != len(self):
             raise ConfigError(f"{ids.shape[0]} tokens for a batch of {len(self)}")
+        first = self._layers[0]
+        if first.end + 1 > first._k.shape[2]:  # the buffer is full: move the window to its start, doubled
+            self._relayout(first._k.shape[0], 0, 2 * (self.length + 1) + SLACK)
         self.attn = torch.cat([self.attn, self.attn.new_ones((len(self), 1))], 1)
         with torch.no_grad():
             self.logits = self.engine._forward(ids, self.attn, self.pos[:, None], self.cache,
@@ -143,26 +184,39 @@ class RunningBatch:
         return self.logits
 
     def remove(self, keys: Sequence[Hashable]) -> None:
-        """Drop the rows named by ``keys`` (unknown keys are ignored) and the columns nobody attends to."""
+        """Drop the rows named by ``keys`` (unknown keys are ignored); see the module docstring."""
         gone = set(keys)
-        keep = [i for i, k in enumerate(self.keys) if k not in gone]
-        if len(keep) == len(self.keys):
+        dropped = [i for i, k in enumerate(self.keys) if k in gone]
+        if not dropped:
             return
-        if not keep:
+        n = len(self) - len(dropped)
+        if n == 0:
             self.clear()
             return
         assert self.attn is not None and self.pos is not None and self.logits is not None
-        idx = torch.tensor(keep, device=self.attn.device)
+        holes = [i for i in dropped if i < n]
+        movers = [i for i in range(n, len(self)) if self.keys[i] not in gone]
+        order = list(range(n))
+        for hole, mover in zip(holes, movers, strict=True):
+            order[hole] = mover
+        start, end = self._layers[0].start, self._layers[0].end
+        if holes:  # the last rows move into the freed slots
+            src, dst = torch.tensor(movers), torch.tensor(holes)
+            for layer in self._layers:
+                layer._k[dst, :, start:end] = layer._k[src, :, start:end]
+                layer._v[dst, :, start:end] = layer._v[src, :, start:end]
+        idx = torch.tensor(order, device=self.attn.device)
         attn = self.attn[idx]
         first = int(attn.any(0).nonzero()[0, 0])  # leading columns that only the removed rows used
-        for layer in self.cache.layers:
-            layer.keys, layer.values = layer.keys[idx, :, first:], layer.values[idx, :, first:]
+        for layer in self._layers:
+            layer.rows, layer.start = n, start + first
+            layer.view()
         self.attn, self.pos, self.logits = attn[:, first:], self.pos[idx], self.logits[idx]
-        self.keys = [self.keys[i] for i in keep]
-        self.adapters = [self.adapters[i] for i in keep]
+        self.keys = [self.keys[i] for i in order]
+        self.adapters = [self.adapters[i] for i in order]
 
     def clear(self) -> None:
-        """Drop every row."""
+        """Drop every row (and the buffers)."""
         self.keys, self.adapters = [], []
         self.cache = self.attn = self.pos = self.logits = None
 
@@ -175,14 +229,11 @@ class RunningBatch:
         return None
 
 
-def _right_aligned(masks: list[torch.Tensor], width: int) -> torch.Tensor:
-    """Attention masks of different widths stacked, each padded with zeros on the left to ``width``."""
-    out = []
-    for m in masks:
-        if m.shape[1] < width:
-            m = torch.cat([m.new_zeros((m.shape[0], width - m.shape[1])), m], 1)
-        out.append(m)
-    return torch.cat(out)
+def _pad_left(mask: torch.Tensor, width: int) -> torch.Tensor:
+    """An attention mask padded with zeros on the left to ``width`` columns."""
+    if mask.shape[1] >= width:
+        return mask
+    return torch.cat([mask.new_zeros((mask.shape[0], width - mask.shape[1])), mask], 1)
 
 
 __all__ = ["SLACK", "RunningBatch"]

@@ -7,7 +7,7 @@ model. Its loop, between two decoding steps:
    once nothing running depends on what they change;
 2. **admits** waiting requests, first come first served, while the batch has room
    (``max_batch`` sequences) and the prefill stays under ``max_prefill_tokens``: their
-   prompts are prefilled together and their key/value rows merged into the running
+   prompts are prefilled together and their key/value rows written into the running
    batch (:class:`~agentladder.models.batch.RunningBatch`);
 3. **drops** the sequences of cancelled requests (a client that went away);
 4. takes **one step**: every row chooses its next token
@@ -116,7 +116,7 @@ class Scheduler:
         self.max_len = max_len
         self.max_batch = max_batch
         self.max_prefill_tokens = max_prefill_tokens
-        self.batch = RunningBatch(engine)
+        self.batch = RunningBatch(engine, slots=max_batch)
         eos = engine.tokenizer.eos_token_id
         self.eos: int | None = eos if isinstance(eos, int) else None
         self._waiting: deque[Generation] = deque()

@@ -57,9 +57,9 @@ def to_messages(messages: list[ChatMessage]) -> list[Message]:
     out = []
     for i, m in enumerate(messages):
         role = "system" if m.role == "developer" else m.role
-        calls = [ToolCall.model_validate({"id": c.id, "name": c.function.name, "arguments": c.function.arguments})
-                 for c in m.tool_calls or []] if m.tool_calls else None
         try:
+            calls = [ToolCall.model_validate({"id": c.id, "name": c.function.name, "arguments": c.function.arguments})
+                     for c in m.tool_calls or []] if m.tool_calls else None
             out.append(Message(role=role, content=m.text if m.text is not None or calls else "", tool_calls=calls,
                                tool_call_id=m.tool_call_id if role == "tool" else None,
                                name=m.name if role == "tool" else None))

@@ -145,7 +145,8 @@ class _Sampling(_Body):
 
     @property
     def stops(self) -> list[str]:
-        return [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        return [s for s in stops if s]
 
 
 class ChatCompletionRequest(_Sampling):

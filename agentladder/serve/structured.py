@@ -71,9 +71,9 @@ class Structured:
             raise GrammarError("a JSON schema is an object")
         try:
             text = llguidance.LLMatcher.grammar_from_json_schema(json.dumps(schema), defaults=JSON_OPTIONS)
-        except (ValueError, TypeError) as err:
-            raise GrammarError(str(err)) from None
-        error = llguidance.LLMatcher.validate_grammar(text, self.tokenizer)
+            error = llguidance.LLMatcher.validate_grammar(text, self.tokenizer)
+        except Exception as err:  # llguidance's own errors: the schema is not one it can compile
+            raise GrammarError(str(err).split("\n")[0]) from None
         if error:
             raise GrammarError(error.split("\n")[0])
         return Grammar(text, source)

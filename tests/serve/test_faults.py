@@ -40,7 +40,9 @@ def _valid(rng: random.Random, endpoint: str) -> dict:
     if endpoint == "embeddings":
         return {"model": model, "input": rng.choice(["x", ["a", "b"], [1, 2]]),
                 "encoding_format": rng.choice(["float", "base64"])}
-    return {"lora_name": rng.choice(["alpha", "zzz", ""]), "lora_path": rng.choice(["/nope", ""])}
+    if endpoint == "load":
+        return {"lora_name": rng.choice(["alpha", "zzz", ""]), "lora_path": rng.choice(["/nope", ""])}
+    return {"lora_name": rng.choice(["zzz", "", "unknown"])}  # never a served name: the other tests use them
 
 
 def _mutate(rng: random.Random, body: dict) -> dict:

@@ -21,14 +21,14 @@ def test_a_strands_agent_answers_and_gives_structured_output(server, hooks):
     from strands.models.openai import OpenAIModel
 
     model = OpenAIModel(client_args={"base_url": server.base_url, "api_key": "test-key"}, model_id="alpha",
-                        params={"max_tokens": 16, "temperature": 0})
+                        params={"max_tokens": 96, "temperature": 0})
     agent = Agent(model=model, system_prompt="Be brief.", callback_handler=None)
     hooks.finished.clear()
     result = agent("Say hi")
     served = hooks.finished[-1]["response"]["choices"][0]["message"]["content"] or ""
     assert str(result).strip() == served.strip(), "the agent's answer is the server's"
     assert hooks.finished[-1]["usage"].completion_tokens > 0
-    parsed = agent.structured_output(Directions, "one capsule twice a day")
+    parsed = agent("one capsule twice a day", structured_output_model=Directions).structured_output
     assert isinstance(parsed, Directions), "the schema is enforced while decoding, even for a random tiny model"
 
 

@@ -46,7 +46,7 @@ def test_a_langgraph_graph_calls_a_tool_through_langchain_openai(server):
 
     tool = StructuredTool.from_function(weather, name="weather", description="Weather in a city",
                                         args_schema=WeatherArgs)
-    llm = ChatOpenAI(base_url=server.base_url, api_key="test-key", model="beta", temperature=0, max_tokens=40)
+    llm = ChatOpenAI(base_url=server.base_url, api_key="test-key", model="beta", temperature=0, max_tokens=120)
     caller = llm.bind_tools([tool], tool_choice="weather")
 
     def model_node(state: MessagesState) -> dict:

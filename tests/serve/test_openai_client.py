@@ -70,7 +70,7 @@ def test_json_schema_answers_always_validate(client):
     reply = client.chat.completions.create(
         model="alpha", messages=[{"role": "user", "content": "amoxicillin 500 mg capsule three times a day"}],
         response_format={"type": "json_schema", "json_schema": {"name": "directions", "schema": SCHEMA}},
-        n=4, temperature=1.0, seed=3, max_tokens=60)
+        n=4, temperature=1.0, seed=3, max_tokens=200)  # the tiny tokenizer spells JSON byte by byte
     assert len(reply.choices) == 4
     for choice in reply.choices:
         assert choice.finish_reason == "stop"
@@ -96,12 +96,12 @@ def test_required_and_named_tool_choice_give_valid_tool_calls(client):
     messages = [{"role": "user", "content": "Weather in Paris for two days?"}]
     for choice in ("required", {"type": "function", "function": {"name": "weather"}}):
         reply = client.chat.completions.create(model="tiny", messages=messages, tools=[WEATHER], tool_choice=choice,
-                                               temperature=0, max_tokens=40)
+                                               temperature=0, max_tokens=120)
         (call,) = reply.choices[0].message.tool_calls
         assert reply.choices[0].finish_reason == "tool_calls" and call.function.name == "weather"
         jsonschema.validate(json.loads(call.function.arguments), WEATHER["function"]["parameters"])
     stream = client.chat.completions.create(model="tiny", messages=messages, tools=[WEATHER], tool_choice="required",
-                                            temperature=0, max_tokens=40, stream=True)
+                                            temperature=0, max_tokens=120, stream=True)
     calls = [tc for c in stream for tc in (c.choices[0].delta.tool_calls or [])]
     assert calls and calls[0].function.name == "weather" and json.loads(calls[0].function.arguments)["city"]
 
@@ -114,10 +114,10 @@ def test_text_completions_stop_strings_and_echo(server, client):
     assert out.choices[0].text == out.choices[1].text
     assert len(out.choices[0].logprobs.tokens) == len(out.choices[0].logprobs.token_logprobs)
     full = client.completions.create(model="tiny", prompt="stop test", max_tokens=12, temperature=0).choices[0].text
-    if len(full) > 4:
-        stop = full[3:5]
-        cut = client.completions.create(model="tiny", prompt="stop test", max_tokens=12, temperature=0, stop=[stop])
-        assert cut.choices[0].text == full[: full.find(stop)] and cut.choices[0].finish_reason == "stop"
+    windows = [full[i : i + 2] for i in range(1, len(full) - 1)]
+    stop = next(w for w in windows if w.isascii() and w.isprintable())  # the tiny model's greedy text is fixed
+    cut = client.completions.create(model="tiny", prompt="stop test", max_tokens=12, temperature=0, stop=[stop])
+    assert cut.choices[0].text == full[: full.find(stop)] and cut.choices[0].finish_reason == "stop"
     streamed = client.completions.create(model="tiny", prompt="stop test", max_tokens=12, temperature=0, stream=True)
     assert "".join(c.choices[0].text for c in streamed) == full
 

@@ -11,7 +11,8 @@
 | ``agentladder_waiting_requests`` | gauge: requests waiting for room | |
 | ``agentladder_decode_steps`` | gauge: decoding steps taken since start | |
 
-Each app has its own registry, so two servers in one process (tests) do not mix.
+Each app has its own registry, so two servers in one process (tests) do not mix. The gateway
+in front of vLLM (``Metrics(None)``) has the counters and histograms, not the batch's gauges.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 60, 120)
 class Metrics:
     """The server's Prometheus metrics (see the module docstring)."""
 
-    def __init__(self, scheduler: Scheduler):
+    def __init__(self, scheduler: Scheduler | None):
         r = self.registry = CollectorRegistry()
         self.requests = Counter("agentladder_requests", "API requests answered", ["endpoint", "model", "status"],
                                 registry=r)
@@ -37,6 +38,8 @@ class Metrics:
                                  buckets=LATENCY_BUCKETS, registry=r)
         self.ttft = Histogram("agentladder_time_to_first_token_seconds", "Time to the first generated token",
                               buckets=LATENCY_BUCKETS, registry=r)
+        if scheduler is None:  # a gateway in front of another server: no batch of its own
+            return
         Gauge("agentladder_running_sequences", "Sequences in the running batch",
               registry=r).set_function(lambda: scheduler.running)
         Gauge("agentladder_waiting_requests", "Requests waiting for room in the batch",

@@ -7,6 +7,7 @@ import openai
 import pytest
 
 from agentladder.serve import load_state
+from agentladder.serve.gateway import GatewayHooks, create_key, open_db, report
 from tests.serve.conftest import LiveServer
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "serve.md"
@@ -23,7 +24,7 @@ def docs_server(adapters):
 
 
 def _client_blocks():
-    return [b for b in BLOCKS if DOC_URL in b]
+    return [b for b in BLOCKS if DOC_URL in b and "AGENTLADDER_KEY" not in b]
 
 
 def test_the_doc_has_client_examples():
@@ -48,3 +49,18 @@ def test_gateway_example_guards_the_server(capsys):
         good = openai.OpenAI(base_url=live.base_url, api_key="secret", max_retries=0)
         good.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=3)
     assert "secret" in capsys.readouterr().out
+
+
+def test_gateway_client_example_runs_with_a_key(adapters, tmp_path, monkeypatch, capsys):
+    (block,) = [b for b in BLOCKS if "AGENTLADDER_KEY" in b]
+    hooks = GatewayHooks(open_db(tmp_path / "gateway.db"))
+    secret, rec = create_key(hooks.db, "pharmacy", models=["parser"])
+    state = load_state("tiny", adapters={"parser": adapters["alpha"]}, hooks=hooks, default_max_tokens=32)
+    with LiveServer(state) as live:
+        monkeypatch.setenv("AGENTLADDER_KEY", "al-wrong")
+        with pytest.raises(openai.AuthenticationError):
+            exec(compile(block.replace(DOC_URL, live.base_url), "docs/serve.md gateway", "exec"), {})
+        monkeypatch.setenv("AGENTLADDER_KEY", secret)
+        exec(compile(block.replace(DOC_URL, live.base_url), "docs/serve.md gateway", "exec"), {})
+    assert capsys.readouterr().out.strip()
+    assert report(hooks.db, "team")[0]["requests"] == 1, "the refused call (401) is not charged"

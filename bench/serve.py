@@ -136,7 +136,8 @@ class ServerProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-async def drive(url: str, bodies: list[dict], concurrency: int) -> dict[str, float]:
+async def drive(url: str, bodies: list[dict], concurrency: int, headers: dict[str, str] | None = None
+                ) -> dict[str, float]:
     """Send ``bodies`` from ``concurrency`` clients; throughput, latency percentiles and errors."""
     queue: asyncio.Queue[dict] = asyncio.Queue()
     for b in bodies:
@@ -158,7 +159,7 @@ async def drive(url: str, bodies: list[dict], concurrency: int) -> dict[str, flo
             errors[0] += not ok
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=600, limits=limits) as http:
+    async with httpx.AsyncClient(timeout=600, limits=limits, headers=headers) as http:
         start = time.perf_counter()
         await asyncio.gather(*(client(http) for _ in range(concurrency)))
         wall = time.perf_counter() - start

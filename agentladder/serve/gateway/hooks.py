@@ -28,6 +28,7 @@ window.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from agentladder.serve.gateway.recording import call_span, record_call
 from agentladder.serve.gateway.usage import UsageRow, Window, window, write_usage
 from agentladder.serve.hooks import CallUsage, ServerHooks
 
+log = logging.getLogger("agentladder.serve")
 ADMIN_PATHS = ("/v1/load_lora_adapter", "/v1/unload_lora_adapter")
 WINDOW_S = 60.0
 
@@ -89,6 +91,13 @@ def retry_after(win: Window, *, rpm: int | None, tpm: int | None, inflight: int,
     return max(waits) if waits else None
 
 
+def storable(text: str | None) -> str | None:
+    """Text any database stores: no NUL (PostgreSQL refuses it) and no lone surrogate (UTF-8 has none)."""
+    if text is None:
+        return None
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class GatewayHooks(ServerHooks):
     """Keys, limits, usage, recording and spans around every ``/v1`` call (see the module docstring).
 
@@ -118,7 +127,7 @@ class GatewayHooks(ServerHooks):
             raise APIError(401, f"Incorrect API key provided: {secret[:6]}…", code="invalid_api_key")
         if key.revoked is not None:
             raise APIError(401, f"The API key {key.prefix}… was revoked.", code="revoked_api_key")
-        admission = Admission(key, request.url.path, model, body, time.time(), time.time_ns())
+        admission = Admission(key, request.url.path, storable(model), body, time.time(), time.time_ns())
         self.inflight[key.id] = self.inflight.get(key.id, 0) + 1
         try:
             await self._check_key(admission)
@@ -173,10 +182,18 @@ class GatewayHooks(ServerHooks):
         key = admission.key
         request_id = response.get("id") if isinstance(response, dict) and isinstance(response.get("id"), str) else None
         row = UsageRow(ts=admission.ts, endpoint=admission.endpoint, status=status, latency=latency, key_id=key.id,
-                       team=key.team, model=admission.model, prompt_tokens=usage.prompt_tokens if usage else 0,
+                       team=key.team, model=storable(admission.model), prompt_tokens=usage.prompt_tokens if usage else 0,
                        completion_tokens=usage.completion_tokens if usage else 0, request_id=request_id,
                        guard_checks=admission.guard_checks, guard_blocked=admission.guard_blocked)
         write_usage(self.db, row)
+        try:
+            self._trace(admission, row, usage is not None, latency, status, response)
+        except Exception:  # the usage row is in; a trace that cannot be written is logged, not fatal
+            log.exception("the call %s was not recorded or traced", request_id)
+
+    def _trace(self, admission: Admission, row: UsageRow, has_usage: bool, latency: float, status: int,
+               response: dict[str, Any] | None) -> None:
+        key = admission.key
         trajectories: list[str] = []
         if (key.record and self.store is not None and status == 200 and admission.body is not None
                 and admission.endpoint == "/v1/chat/completions" and response and "choices" in response):
@@ -185,7 +202,7 @@ class GatewayHooks(ServerHooks):
         if self.tracer is not None:
             call_span(self.tracer, endpoint=admission.endpoint, provider=self.provider_name, model=admission.model,
                       body=admission.body, response=response, status=status,
-                      usage=(row.prompt_tokens, row.completion_tokens) if usage else None,
+                      usage=(row.prompt_tokens, row.completion_tokens) if has_usage else None,
                       start_ns=admission.start_ns, end_ns=admission.start_ns + int(latency * 1e9), team=key.team,
                       key_id=key.id, trajectory=trajectories[0] if trajectories else None)
 

@@ -36,7 +36,8 @@ class Embedder:
         self.name = name or (MINILM if spec is None or str(spec).lower() in (MINILM.lower(), "minilm")
                              else Path(spec).name)
         self.model = load_embedder(path)
-        self.dim = int(self.model.get_sentence_embedding_dimension() or 0)
+        dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(dimension() or 0)
         self.max_tokens = int(getattr(self.model, "max_seq_length", 0) or 512)
         self._lock = threading.Lock()
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from agentladder.agents.store import Store
 from agentladder.cli import app
 from agentladder.data.io import read_jsonl
-from agentladder.data.schema import Conversation, RLPrompt
+from agentladder.data.schema import Conversation, PreferencePair, RLPrompt
 from agentladder.serve import load_state
 from agentladder.serve.gateway import (
     GatewayHooks,
@@ -184,11 +184,12 @@ def test_recorded_calls_export_as_sft_rows_pairs_and_rl_prompts(gateway, tmp_pat
         done = runner.invoke(app, ["traces", "export", "--to", fmt, "--out", str(out), "--db", db,
                                    "--where", f"agent == alpha and session == {rec.id}"])
         assert done.exit_code == 0, done.output
-    sft = [Conversation.model_validate(r) for r in read_jsonl(tmp_path / "sft.jsonl")]
+    sft = read_jsonl(tmp_path / "sft.jsonl", Conversation)
     assert len(sft) == 3 and all(c.messages[-1].is_trained and not c.messages[0].is_trained for c in sft)
-    pairs = list(read_jsonl(tmp_path / "preference.jsonl"))
-    assert len(pairs) >= 1 and pairs[0]["prompt"][-1]["content"] == "ibuprofen 200 mg"
-    rl = [RLPrompt.model_validate(r) for r in read_jsonl(tmp_path / "rl.jsonl")]
+    pairs = read_jsonl(tmp_path / "preference.jsonl", PreferencePair)
+    assert len(pairs) == 1 and pairs[0].prompt[-1].content == "ibuprofen 200 mg"
+    assert pairs[0].chosen[-1].content == by_run[whole.id][1].messages[-1].content
+    rl = read_jsonl(tmp_path / "rl.jsonl", RLPrompt)
     assert len(rl) == 1 and rl[0].prompt[-1].content == "ibuprofen 200 mg"
 
 
@@ -225,7 +226,7 @@ def test_retry_after_counts_the_rows_that_must_leave_the_window():
 
 def test_keys_and_usage_from_the_command_line(tmp_path, gateway):
     db = str(tmp_path / "cli.db")
-    runner = CliRunner()
+    runner = CliRunner(env={"COLUMNS": "250"})
     made = runner.invoke(app, ["keys", "create", "--team", "pharmacy", "--models", "parser,alpha", "--rpm", "120",
                                "--token-budget", "2000000", "--name", "ci", "--db", db])
     assert made.exit_code == 0, made.output

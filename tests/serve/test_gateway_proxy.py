@@ -68,8 +68,8 @@ def test_the_proxy_relays_chat_streams_tools_completions_embeddings_and_models(p
         weather = {"type": "function", "function": {"name": "weather", "parameters": {
             "type": "object", "properties": {"city": {"enum": ["Paris", "Rome"]}}, "required": ["city"]}}}
         for stream in (False, True):
-            got = via.chat.completions.create(model="tiny", messages=messages, max_tokens=40, tools=[weather],
-                                              tool_choice="required", stream=stream)
+            got = via.chat.completions.create(model="tiny", messages=messages, max_tokens=120, tools=[weather],
+                                              tool_choice="required", temperature=0, stream=stream)
             if stream:
                 got = list(got)
                 calls = [tc for c in got if c.choices for tc in c.choices[0].delta.tool_calls or []]

@@ -50,7 +50,9 @@ def _mutate(rng: random.Random, body: dict) -> dict:
     for _ in range(rng.randint(1, 3)):
         target = body
         if "messages" in body and rng.random() < 0.4:
-            target = rng.choice(body["messages"])
+            messages = body["messages"]
+            target = rng.choice(messages) if isinstance(messages, list) and messages else body
+            target = target if isinstance(target, dict) else body
         keys = list(target) + ["extra", "n", "stop", "seed", "top_p", "logit_bias", "top_logprobs"]
         key = rng.choice(keys)
         if rng.random() < 0.3 and key in target:

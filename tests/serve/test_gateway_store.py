@@ -80,7 +80,7 @@ def test_no_usage_row_is_lost_when_the_server_is_killed_under_load(tmp_path):
         for t in threads:
             t.start()
         deadline = time.time() + 120
-        while len(answered) < 60 and time.time() < deadline:
+        while len(answered) < 40 and time.time() < deadline:
             time.sleep(0.05)
         proc.kill()  # SIGKILL, requests in flight
         assert proc.wait(30) == -9
@@ -90,7 +90,7 @@ def test_no_usage_row_is_lost_when_the_server_is_killed_under_load(tmp_path):
             t.join(60)
         if proc.poll() is None:
             proc.kill()
-    assert len(answered) >= 60
+    assert len(answered) >= 40
     proc, url = _start(db, tmp_path)  # restart on the same store
     try:
         stored = {r["request_id"] for r in rows(open_db(db)) if r["key_id"] == rec.id}
@@ -144,7 +144,7 @@ def test_generated_bodies_with_random_keys_each_leave_one_usage_row(gateway_fuzz
     sent = {k: 0 for k in keys}
     rng = random.Random(7)
     with httpx.Client(timeout=60) as http:
-        for path, raw in _bodies(600, seed=11):
+        for path, raw in _bodies(1000, seed=11):
             who = rng.choice([*keys, None, "al-not-a-key", "revoked"])
             headers = {"content-type": "application/json"}
             if who is not None:

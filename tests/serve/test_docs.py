@@ -13,6 +13,7 @@ from tests.serve.conftest import LiveServer
 DOC = Path(__file__).resolve().parents[2] / "docs" / "serve.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.DOTALL)
 DOC_URL = "http://127.0.0.1:8000/v1"
+STRANDS_PLAIN = 'print(agent("ibuprofen 200 mg as needed"))'
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +25,21 @@ def docs_server(adapters):
 
 
 def _client_blocks():
-    return [b for b in BLOCKS if DOC_URL in b and "AGENTLADDER_KEY" not in b]
+    """The examples run on the tiny model; the Strands one runs on SmolLM2 (tests/serve/test_real_model.py):
+    Strands raises when an answer reaches max_tokens, as the random tiny model's do."""
+    return [b for b in BLOCKS if DOC_URL in b and "AGENTLADDER_KEY" not in b and STRANDS_PLAIN not in b]
+
+
+def strands_block() -> str:
+    (block,) = [b for b in BLOCKS if STRANDS_PLAIN in b]
+    return block
 
 
 def test_the_doc_has_client_examples():
-    assert len(_client_blocks()) == 3 and any("class KeyCheck" in b for b in BLOCKS)
+    assert len(_client_blocks()) == 2 and strands_block() and any("class KeyCheck" in b for b in BLOCKS)
 
 
-@pytest.mark.parametrize("index", range(3))
+@pytest.mark.parametrize("index", range(2))
 def test_client_example_runs(docs_server, index, capsys):
     code = _client_blocks()[index].replace(DOC_URL, docs_server.base_url)
     exec(compile(code, f"docs/serve.md example {index + 1}", "exec"), {"__name__": "docs_example"})

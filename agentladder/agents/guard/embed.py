@@ -96,3 +96,14 @@ def segments(text: str, size: int = SEGMENT_CHARS) -> list[str]:
     if current:
         out.append(current)
     return out or [""]
+
+
+def embed_pieces(texts: Sequence[str]) -> list[np.ndarray]:
+    """The embeddings of each text's pieces (:func:`segments`), all texts encoded in one batch."""
+    pieces = [segments(t) for t in texts]
+    flat = embed([p for ps in pieces for p in ps])
+    out, at = [], 0
+    for ps in pieces:
+        out.append(flat[at:at + len(ps)])
+        at += len(ps)
+    return out

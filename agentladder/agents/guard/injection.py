@@ -24,7 +24,7 @@ import numpy as np
 
 from agentladder.agents.guard.calibrate import LogisticHead, choose_thresholds
 from agentladder.agents.guard.data import make_guard_rows
-from agentladder.agents.guard.embed import embed, guard_home, segments
+from agentladder.agents.guard.embed import embed, embed_pieces, guard_home, segments
 
 _W = r"(?:\W+\w+){0,3}?\W+"  # up to three words in between
 HEURISTICS: dict[str, tuple[re.Pattern[str], float]] = {
@@ -136,7 +136,8 @@ def train_injection_head(*, n_train: int = 4000, n_validation: int = 1500, seed:
     head = LogisticHead.fit(x, y, meta={"version": INJECTION_VERSION, "n_train": n_train, "seed": seed})
     say(f"choosing thresholds on {len(validation)} validation rows")
     detector = InjectionDetector(head)
-    scores = [detector.score(r["text"]).score for r in validation]
+    pieces = embed_pieces([r["text"] for r in validation])
+    scores = [detector.score(r["text"], e).score for r, e in zip(validation, pieces, strict=True)]
     head.thresholds = choose_thresholds(scores, [bool(r["injection"]) for r in validation])
     return head
 

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import phonenumbers
 
-from agentladder.agents.guard.checksums import card_ok, iban_ok, ssn_ok
+from agentladder.agents.guard.checksums import card_ok, iban_ok, luhn_ok, ssn_ok
 
 
 class Hit(NamedTuple):
@@ -68,14 +68,16 @@ def cards(view: str) -> list[Hit]:
     out = []
     for m in _CARD.finditer(view):
         digits = re.sub(r"\D", "", m.group())
+        context = _context(view, m.start(), _CARD_CONTEXT, 64)
         if card_ok(digits):
-            score = 1.0 if _context(view, m.start(), _CARD_CONTEXT, 64) else 0.9
-            out.append(Hit("CREDIT_CARD", m.start(), m.end(), score, "pii.credit_card.luhn"))
+            out.append(Hit("CREDIT_CARD", m.start(), m.end(), 1.0 if context else 0.9, "pii.credit_card.luhn"))
+        elif context and 13 <= len(digits) <= 19 and luhn_ok(digits):  # an issuer range we do not list
+            out.append(Hit("CREDIT_CARD", m.start(), m.end(), 0.8, "pii.credit_card.luhn_context"))
     return out
 
 
 # -- IBAN ----------------------------------------------------------------------------------------
-_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{1,4}){3,8}(?![A-Za-z0-9])")
+_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?)(?![A-Za-z0-9])")
 
 
 def ibans(view: str) -> list[Hit]:
@@ -136,7 +138,7 @@ def ips(view: str) -> list[Hit]:
 
 # -- phone numbers -------------------------------------------------------------------------------
 _PHONE_CONTEXT = re.compile(r"(?i)\b(?:phone|tel|telephone|mobile|cell|call|fax|text|sms|whatsapp|reach|dial|"
-                            r"contact|number|ph|mob)\b")
+                            r"contact|ph|mob)\b")
 _PHONE_FORMAT = re.compile(r"^\+|\(\d{2,5}\)|\d[ .-]\d")
 
 
@@ -155,10 +157,16 @@ def phones(view: str, regions: Sequence[str] = ("US",)) -> list[Hit]:
             key = (m.start, m.end)
             if key in seen:
                 continue
+            raw = m.raw_string
+            glued = (m.start > 0 and (view[m.start - 1].isalnum() or view[m.start - 1] in "-/#")) or (
+                m.end < len(view) and view[m.end].isalnum())
+            if glued or _DATE.fullmatch(raw) or _VERSION.search(view[max(0, m.start - 9):m.start]):
+                continue
+            digits = sum(ch.isdigit() for ch in raw)
             valid = phonenumbers.is_valid_number(m.number)
-            formatted = bool(_PHONE_FORMAT.search(m.raw_string))
+            formatted = bool(_PHONE_FORMAT.search(raw))
             context = _context(view, m.start, _PHONE_CONTEXT, 40)
-            if not (valid or formatted or context):
+            if not (valid or formatted or context) or (digits < 8 and not raw.startswith("+") and not context):
                 continue
             score = 0.95 if valid and (formatted or context) else 0.85 if (valid or context) else 0.7
             seen[key] = Hit("PHONE", m.start, m.end, score, "pii.phone.libphonenumber")
@@ -175,7 +183,7 @@ _DATE = re.compile(
     rf"|{_MONTHS}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}"                       # March 14, 1985
     rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTHS},?\s+\d{{4}}"             # 14th of March 1985
     rf")(?![\w/-]|\.\d)")
-_DOB_CONTEXT = re.compile(r"(?i)(?:\bborn\b|\bbirth|\bd\.?o\.?b\b|\bb\.d\b|\bbday\b|\bage\b|\bnée\b|\bnee\b|"
+_DOB_CONTEXT = re.compile(r"(?i)(?:\bborn\b|\bbirth|\bd\.?o\.?b\b|\bb\.d\b|\bbday\b|\bnée\b|\bnee\b|"
                           r"\bgeboren\b|\bnacid[oa]\b|\bné\b|\bnée\b)")
 
 
@@ -189,9 +197,16 @@ def _date_ok(m: re.Match[str]) -> bool:
 
 
 def dates_of_birth(view: str) -> list[Hit]:
+    """Dates with a birth word ("born", "DOB", "date of birth", ...) in the 40 characters before them (and no
+    other date in between), or right after them ("(DOB)")."""
     out = []
-    for m in _DATE.finditer(view):
-        if _date_ok(m) and _context(view, m.start(), _DOB_CONTEXT, 40, after=16, end=m.end()):
+    found = [m for m in _DATE.finditer(view) if _date_ok(m)]
+    for i, m in enumerate(found):
+        since = found[i - 1].end() if i else 0
+        before = _DOB_CONTEXT.search(view, max(since, m.start() - 40), m.start())
+        until = found[i + 1].start() if i + 1 < len(found) else len(view)
+        after = _DOB_CONTEXT.search(view, m.end(), min(until, m.end() + 16))
+        if before or after:
             out.append(Hit("DATE_OF_BIRTH", m.start(), m.end(), 0.9, "pii.date_of_birth.context"))
     return out
 
@@ -204,7 +219,8 @@ _MRN = re.compile(
 
 
 def mrns(view: str) -> list[Hit]:
-    return [Hit("MRN", m.start("id"), m.end("id"), 0.9, "pii.mrn.context") for m in _MRN.finditer(view)]
+    # the number right after its keyword: surer than a phone number of the same digits
+    return [Hit("MRN", m.start("id"), m.end("id"), 0.96, "pii.mrn.context") for m in _MRN.finditer(view)]
 
 
 # -- street addresses (US and UK forms) ----------------------------------------------------------
@@ -222,7 +238,7 @@ _SUFFIXES = (
     "tunnel|turnpike|underpass|unions?|valleys?|via|viaduct|views?|villages?|ville|vista|walks?|wall|ways?|"
     "wells?|wharf|wynd")
 """Street suffixes: the USPS list (Publication 28, appendix C1) with the common British ones."""
-_NAME = r"[A-Z][\w'’.-]{0,30}"
+_NAME = r"(?:[A-Z][\w'’-]{0,30}|[A-Z]\.)"
 _STREET = (rf"\b\d{{1,6}}[A-Za-z]?,?\s(?:{_NAME}\s){{0,4}}?(?i:{_SUFFIXES})\b\.?"
            r"(?:,?\s(?i:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|#)\.?\s?#?[\w-]{1,8})?")
 _ZIP = r"(?:\b[A-Z]{2}\s\d{5}(?:-\d{4})?|\b[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2})\b"
@@ -231,7 +247,7 @@ _ADDRESS = re.compile(
     rf"(?:(?:flat|apartment|apt|unit|suite)\.?\s\d{{1,5}}[A-Za-z]?,?\s)?{_STREET}"
     rf"(?:(?:,\s?|\s*\n\s*|\s)(?:{_PLACE},?\s?(?:\n\s*)?)?{_ZIP}"
     rf"|(?:,\s?|\s*\n\s*){_PLACE}(?=[,.;:)]|\s*$|\s*\n))?")
-_MILITARY = re.compile(r"\b(?:(?:PSC|Unit)\s\d{1,5},?\s(?:Box\s\d{1,5}\s?)|(?:USNS|USNV|USS|USCGC)\s[A-Z][a-z]{1,20}\s?)"
+_MILITARY = re.compile(r"\b(?:(?:PSC|Unit)\s\d{1,5},?\s(?:Box\s\d{1,5},?\s?)|(?:USNS|USNV|USS|USCGC)\s[A-Z][a-z]{1,20},?\s?)"
                        r"\n?\s*(?:APO|FPO|DPO)\s[A-Z]{2}\s\d{5}\b")
 
 

@@ -3,7 +3,8 @@
 One module per command group: :mod:`~agentladder.cli.train` (``train sft|dpo|kto|rl``),
 :mod:`~agentladder.cli.data` (``data make|check|pairs|distill``), :mod:`~agentladder.cli.eval`
 (``eval``), :mod:`~agentladder.cli.ladder` (``quickstart``, ``climb``, ``demo``, ``recommend``),
-:mod:`~agentladder.cli.models` (``models ...``) and :mod:`~agentladder.cli.traces` (``traces ...``).
+:mod:`~agentladder.cli.models` (``models ...``), :mod:`~agentladder.cli.traces` (``traces ...``) and
+:mod:`~agentladder.cli.guard` (``guard scan|eval|train``).
 The trainers' options come from their configs (:mod:`~agentladder.cli.options`); a failure the user
 can fix prints one ``error:`` line, anything else is a bug with its traceback
 (:mod:`~agentladder.cli.errors`).
@@ -18,6 +19,7 @@ import typer
 
 from agentladder.cli.data import data_app
 from agentladder.cli.eval import eval_command
+from agentladder.cli.guard import guard_app
 from agentladder.cli.ladder import (
     climb_command,
     demo_command,
@@ -35,6 +37,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 app.command("eval")(eval_command)
 app.add_typer(traces_app, name="traces")
+app.add_typer(guard_app, name="guard")
 app.command("climb")(climb_command)
 app.command("demo")(demo_command)
 app.command("recommend")(recommend_command)

@@ -246,9 +246,10 @@ class Guard:
         return self._count(result, account)
 
     def check_value(self, value: Any, where: str = "input", *, conversation_id: str | None = None,
-                    account: str | None = None) -> tuple[Any, list[GuardResult]]:
+                    account: str | None = None, raise_blocked: bool = True) -> tuple[Any, list[GuardResult]]:
         """Check every string inside ``value`` (dicts, lists, pydantic models); the value with them masked, and
-        the results that found something. A blocked string raises :class:`GuardBlocked`."""
+        the results that found something. A blocked string raises :class:`GuardBlocked` (with
+        ``raise_blocked=False`` the masked value comes back and the caller reads ``blocked`` in the results)."""
         results: list[GuardResult] = []
 
         def walk(v: Any) -> Any:
@@ -256,7 +257,7 @@ class Guard:
                 r = self.check(v, where, conversation_id=conversation_id, account=account)
                 if r.intervened:
                     results.append(r)
-                if r.blocked:
+                if r.blocked and raise_blocked:
                     raise GuardBlocked(r)
                 return r.text
             if isinstance(v, BaseModel):

@@ -7,12 +7,15 @@ OpenAI-compatible server, a script); ``ChatProvider``, ``OpenAIChat`` and
 ``ScriptedProvider``, and ``LocalChat`` is a local model from the shared pool. Every run is traced
 (OpenTelemetry GenAI spans), audited, and stored as a trajectory in the
 project's conversation schema, which ``agentladder traces export`` turns into
-SFT rows, preference pairs or RL prompts. See ``docs/agents.md``.
+SFT rows, preference pairs or RL prompts. See ``docs/agents.md``. A ``Guard``
+(:mod:`agentladder.agents.guard`) masks personal data and refuses denied topics and prompt
+injection in inputs, answers and tool results before anything is recorded (``docs/guardrails.md``).
 """
 
 from agentladder.agents.agent import Agent, AgentError, AgentResult, OutputValidationError
 from agentladder.agents.export import export_traces, parse_where
 from agentladder.agents.graph import END, Graph, GraphLimitError
+from agentladder.agents.guard import Guard, GuardBlocked, GuardResult
 from agentladder.agents.review import Escalate, Review, ReviewError, ReviewQueue
 from agentladder.agents.runtime import Runtime, Session, default_runtime, set_default_runtime
 from agentladder.agents.steps import RunResult, StepContext, StepError
@@ -42,6 +45,9 @@ __all__ = [
     "Escalate",
     "Graph",
     "GraphLimitError",
+    "Guard",
+    "GuardBlocked",
+    "GuardResult",
     "LocalChat",
     "ModelPool",
     "OpenAIChat",

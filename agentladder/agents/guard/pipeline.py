@@ -177,6 +177,15 @@ class Guard:
                 self._topics = load_topic_detector(self.policy.denied_topics, progress=self.progress)
             return self._topics
 
+    def warm(self) -> Guard:
+        """Build every detector the policy uses now (the NER model, the classifiers, the thresholds) rather
+        than on the first check: a server calls it before it takes requests."""
+        if self.pii is not None:
+            _ = self.pii.ner
+        for where in self.policy.apply_to:
+            self.scan("warm up", where)
+        return self
+
     # -- checking ------------------------------------------------------------------------------------
     def applies(self, where: str) -> bool:
         if where not in WHERE:

@@ -176,11 +176,13 @@ def refusal(blocked: GuardResult, body: dict[str, Any]) -> APIError:
 
 
 def write_audit(store: Store, call: GuardCall) -> None:
-    """A ``guard`` row per intervention and one ``guard_usage`` row for the call."""
+    """A ``guard`` row per intervention and one ``guard_usage`` row for a call that had something to check."""
     base = {"endpoint": call.endpoint, "model": call.model, "account": call.account, "team": call.team}
     for result in call.results:
         if result.intervened:
             store.audit("guard", session=call.conversation, data={**base, **result.audit_data()})
+    if not call.results:  # nothing to check (``/v1/models``): no cost to record
+        return
     store.audit("guard_usage", session=call.conversation, data={
         **base, "policy": call.guard.name, "checks": len(call.results), "blocked": call.blocked,
         "characters": sum(r.characters for r in call.results), "seconds": round(call.seconds, 6)})

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from agentladder.agents.guard.calibrate import STRENGTHS
 from agentladder.agents.guard.pipeline import Guard
@@ -49,7 +49,8 @@ class LabelledRow(BaseModel):
     text: str
     entities: list[Entity] = Field(default_factory=list)
     topic: str | None = None
-    injection: bool | None = None
+    injection: StrictBool | None = None
+    """true or false (strict: a string such as "yes" is an error, not a guess)."""
     where: Where = "input"
     metadata: dict[str, Any] = Field(default_factory=dict)
 

@@ -107,7 +107,7 @@ def test_bad_rows_name_file_line_and_field(tmp_path, row, message):
 
 def test_cli_data_make_scan_and_eval(tmp_path):
     policy = tmp_path / "guard.yaml"
-    policy.write_text("name: t\npii: {ner: none}\ninjection: {strength: medium}\n")
+    policy.write_text("name: t\npii: {ner: none}\n")  # injection would train its classifier first: minutes
     rows = tmp_path / "pii.jsonl"
     made = runner.invoke(app, ["data", "make", "guard-pii", "--split", "test", "--n", "40", "--out", str(rows)])
     assert made.exit_code == 0, made.output

@@ -21,6 +21,8 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import Sequence
 
+import phonenumbers
+
 _TITLES = {"mr", "mrs", "ms", "miss", "dr", "prof", "sir", "madam"}
 
 
@@ -28,7 +30,12 @@ def canonical(kind: str, value: str) -> str:
     """The form two mentions of one value share."""
     value = unicodedata.normalize("NFKC", value)
     value = "".join(ch for ch in value if unicodedata.category(ch) != "Cf")
-    if kind in ("PHONE", "CREDIT_CARD", "SSN", "IBAN", "MRN"):
+    if kind == "PHONE":  # +1 415 555 0132 and (415) 555-0132: one number (its national part)
+        try:
+            return str(phonenumbers.parse(value, "US").national_number)
+        except phonenumbers.NumberParseException:
+            return re.sub(r"[^0-9]", "", value)
+    if kind in ("CREDIT_CARD", "SSN", "IBAN", "MRN"):
         return re.sub(r"[^0-9A-Za-z]", "", value).upper()
     words = [w for w in re.split(r"[\s.,]+", value.casefold()) if w and w not in _TITLES]
     return " ".join(words)

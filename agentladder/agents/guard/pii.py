@@ -16,7 +16,9 @@ from agentladder.agents.guard.recognizers import PATTERN_RECOGNIZERS, Hit, phone
 from agentladder.agents.guard.tagger import MiniLMTagger
 
 AUTO_NER = "presidio"
-"""The back end ``ner: auto`` means: the one measured best on the validation split (docs/guardrails.md)."""
+"""The back end ``ner: auto`` means: Presidio (a maintained library with a packaged model, no training on first
+use), or the MiniLM tagger where no spaCy model is installed. The two are measured side by side by the
+commands in docs/guardrails.md; the choice stays open until both are measured at full size."""
 NER_TYPES = ("PERSON", "ADDRESS")
 
 _ner_cache: dict[str, NER] = {}

@@ -112,7 +112,7 @@ class GuardUsage:
     seconds: float = 0.0
     blocked: int = 0
     masked: int = 0
-    """Personal-data spans masked or replaced."""
+    """Personal-data spans masked or replaced (also in a blocked text: what is recorded of it is masked)."""
     findings: dict[str, int] = field(default_factory=dict)
     """Findings by kind (``pii``, ``topic``, ``injection``)."""
 
@@ -121,7 +121,7 @@ class GuardUsage:
         self.characters += result.characters
         self.seconds += result.seconds
         self.blocked += int(result.blocked)
-        self.masked += sum(f.action in ("mask", "replace") for f in result.findings)
+        self.masked += sum(f.kind == "pii" for f in result.findings)  # blocked ones too: masked where recorded
         for f in result.findings:
             self.findings[f.kind] = self.findings.get(f.kind, 0) + 1
 

@@ -58,8 +58,8 @@ class PiiPolicy(_Strict):
     """Findings scored below this are ignored."""
     ner: NerBackend = "auto"
     """What finds names and addresses: ``presidio`` (Presidio with a packaged spaCy model), ``minilm`` (a token
-    classifier on the packaged MiniLM, trained on first use), ``none`` (patterns only), ``auto`` (the one
-    measured best, see docs/guardrails.md)."""
+    classifier on the packaged MiniLM, trained on first use), ``none`` (patterns only), ``auto`` (Presidio
+    when a spaCy model is installed, else the tagger; see docs/guardrails.md)."""
     phone_regions: list[str] = Field(default_factory=lambda: ["US", "GB"])
     """Regions whose national phone formats are recognised (numbers with a ``+`` country code always are)."""
 

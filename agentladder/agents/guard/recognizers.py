@@ -46,7 +46,7 @@ def _context(view: str, start: int, words: re.Pattern[str], before: int = 48, af
 
 
 # -- e-mail --------------------------------------------------------------------------------------
-_EMAIL = re.compile(r"(?<![\w.+-])[\w.+%-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.){1,8}[A-Za-z]{2,24}(?![\w-])")
+_EMAIL = re.compile(r"(?<![\w.+\u0300-\u036f-])[\w.+%\u0300-\u036f-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.){1,8}[A-Za-z]{2,24}(?![\w-])")
 
 
 def emails(view: str) -> list[Hit]:
@@ -239,12 +239,12 @@ _SUFFIXES = (
     "wells?|wharf|wynd")
 """Street suffixes: the USPS list (Publication 28, appendix C1) with the common British ones."""
 _NAME = r"(?:[A-Z][\w'’-]{0,30}|[A-Z]\.)"
-_STREET = (rf"\b\d{{1,6}}[A-Za-z]?,?\s(?:{_NAME}\s){{0,4}}?(?i:{_SUFFIXES})\b\.?"
+_STREET = (rf"\b\d{{1,6}}[A-Za-z]?,?\s(?:{_NAME}\s){{1,4}}?(?i:{_SUFFIXES})\b\.?"
            r"(?:,?\s(?i:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|#)\.?\s?#?[\w-]{1,8})?")
 _ZIP = r"(?:\b[A-Z]{2}\s\d{5}(?:-\d{4})?|\b[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2})\b"
 _PLACE = rf"{_NAME}(?:\s{_NAME}){{0,3}}"
 _ADDRESS = re.compile(
-    rf"(?:(?:flat|apartment|apt|unit|suite)\.?\s\d{{1,5}}[A-Za-z]?,?\s)?{_STREET}"
+    rf"(?:(?i:flat|apartment|apt|unit|suite)\.?\s\d{{1,5}}[A-Za-z]?,?\s)?{_STREET}"
     rf"(?:(?:,\s?|\s*\n\s*|\s)(?:{_PLACE},?\s?(?:\n\s*)?)?{_ZIP}"
     rf"|(?:,\s?|\s*\n\s*){_PLACE}(?=[,.;:)]|\s*$|\s*\n))?")
 _MILITARY = re.compile(r"\b(?:(?:PSC|Unit)\s\d{1,5},?\s(?:Box\s\d{1,5},?\s?)|(?:USNS|USNV|USS|USCGC)\s[A-Z][a-z]{1,20},?\s?)"

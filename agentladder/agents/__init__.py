@@ -12,7 +12,9 @@ SFT rows, preference pairs or RL prompts. See ``docs/agents.md``.
 Tools also come from elsewhere and go elsewhere (``docs/tools.md``): MCP servers
 (``mcp_tools``, through the official SDK) and this project's tools served over MCP
 (``mcp_server``, ``serve_mcp``); signed stateless tool endpoints (``signed_tools``,
-``signed_app``); long-running calls as jobs (``JobQueue``) that a run can pause on.
+``signed_app``); long-running calls as jobs (``JobQueue``) that a run can pause on. A ``Guard``
+(:mod:`agentladder.agents.guard`) masks personal data and refuses denied topics and prompt
+injection in inputs, answers and tool results before anything is recorded (``docs/guardrails.md``).
 """
 
 from agentladder.agents.agent import Agent, AgentError, AgentResult, OutputValidationError
@@ -27,6 +29,7 @@ from agentladder.agents.faults import (
     ToolTimeout,
 )
 from agentladder.agents.graph import END, Graph, GraphLimitError
+from agentladder.agents.guard import Guard, GuardBlocked, GuardResult
 from agentladder.agents.jobqueue import JobQueue, JobTool
 from agentladder.agents.jobs import AwaitJob, JobError, JobHandle, JobState
 from agentladder.agents.loopback import LoopbackServer
@@ -72,6 +75,9 @@ __all__ = [
     "JobState",
     "JobTool",
     "KeyRing",
+    "Guard",
+    "GuardBlocked",
+    "GuardResult",
     "LocalChat",
     "LoopbackServer",
     "MCPConnection",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
@@ -12,6 +13,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from agentladder.agents import tracing as sc
 from agentladder.agents.agent import Agent
+from agentladder.agents.guard.pipeline import Guard, GuardBlocked
 from agentladder.agents.jobs import AwaitJob, check_job_reviews, job_reviews, settle_reviews
 from agentladder.agents.review import Escalate, Review, ReviewError, ReviewQueue
 from agentladder.agents.runtime import (
@@ -81,6 +83,49 @@ class StepContext:
     def audit(self, event: str, data: Any = None) -> None:
         """Add an entry of the step's own to the audit log."""
         self.runtime.store.audit(event, session=self.session.id, run_id=self.run_id, step=self.step, data=data)
+
+
+def guard_value(run: RunContext, step: str | None, value: Any, where: str) -> Any:
+    """``value`` with the run's guard applied (its strings masked; a blocked one raises
+    :class:`GuardBlocked`), each intervention audited; ``value`` itself when the run has no guard."""
+    masked, blocked = _guarded(run, step, value, where)
+    if blocked is not None:
+        raise blocked
+    return masked
+
+
+def _guarded(run: RunContext, step: str | None, value: Any, where: str) -> tuple[Any, GuardBlocked | None]:
+    guard = run.extra.get("guard")
+    if guard is None:
+        return value, None
+    masked, results = guard.check_value(value, where, conversation_id=run.session, raise_blocked=False)
+    for r in results:
+        run.runtime.store.audit("guard", session=run.session, run_id=run.run_id, step=step, data=r.audit_data())
+    blocked = next((r for r in results if r.blocked), None)
+    return masked, GuardBlocked(blocked) if blocked is not None else None
+
+
+def guard_extra(guard: Guard | None) -> dict[str, Any]:
+    """A run context's ``extra`` that carries ``guard`` to every step and agent of the run."""
+    return {"guard": guard} if guard is not None else {}
+
+
+def guarded_input(run: RunContext, value: Any) -> tuple[Any, GuardBlocked | None]:
+    """A run's input checked by its guard: ``(masked input, None)``, or ``(masked input, the block)``."""
+    return _guarded(run, None, value, "input")
+
+
+def masker(run: RunContext) -> Callable[[str], str] | None:
+    """The run's guard as a text-masking function (for error messages that get recorded), or ``None``."""
+    guard = run.extra.get("guard")
+    if guard is None:
+        return None
+    return lambda text: guard.check(text, "tool_result", conversation_id=run.session).text
+
+
+def mask_text(run: RunContext, text: str) -> str:
+    mask = masker(run)
+    return mask(text) if mask else text
 
 
 def resolve_runtime(runtime: Runtime | None) -> Runtime:
@@ -161,13 +206,15 @@ async def traced_step(runtime: Runtime, run: RunContext, name: str, kind: str, t
         start = time.perf_counter()
         try:
             out, trajectory = await call_target(target, value, StepContext(ctx, run_input, outputs))
+            if not isinstance(target, Agent):  # an agent checked its own answer
+                out = guard_value(ctx, name, out, "tool_result")
         except Escalate as esc:
             span.set_attribute("agentladder.escalated", esc.reason)
             raise
         except Exception as err:
-            sc.record_error(span, err)
+            sc.record_error(span, err, masker(run))
             store.audit("step_failed", session=run.session, run_id=run.run_id, step=name,
-                        data={"error": f"{type(err).__name__}: {err}"})
+                        data={"error": mask_text(run, f"{type(err).__name__}: {err}")})
             raise
         store.audit("step_finished", session=run.session, run_id=run.run_id, step=name,
                     data={"seconds": round(time.perf_counter() - start, 6), "output": out, "trajectory": trajectory})

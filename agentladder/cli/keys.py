@@ -6,11 +6,13 @@ import csv
 import datetime as dt
 import io
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from agentladder.agents.guard import load_policy
 from agentladder.agents.store import DEFAULT_DB_ENV, default_db
 from agentladder.cli.errors import friendly_errors, stderr, stdout
 from agentladder.errors import ConfigError
@@ -45,10 +47,13 @@ def create_cmd(
     token_budget: Annotated[int | None, typer.Option(help="Tokens in all \\[default: no budget].")] = None,
     record: Annotated[bool, typer.Option(help="Store each chat call as a trace (agentladder traces export).")] = False,
     admin: Annotated[bool, typer.Option(help="May load and unload adapters.")] = False,
-    guard: Annotated[str | None, typer.Option(help="A guard policy for this key's calls (a path).")] = None,
+    guard: Annotated[str | None, typer.Option(help="A guard policy for this key's calls (a path; docs/guardrails.md).")] = None,
     db: GatewayDbOption = None,
 ) -> None:
     """Create a key; its secret is printed once, on standard output, and only its hash is stored."""
+    if guard is not None:  # checked now (file:line:field), kept as an absolute path for the server
+        guard = str(Path(guard).resolve())
+        load_policy(guard)
     store = open_db(db or default_db())
     secret, rec = create_key(store, team, models=_models(models), name=name, rpm=rpm, tpm=tpm,
                              token_budget=token_budget, record=record, admin=admin, guard=guard)

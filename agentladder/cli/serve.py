@@ -1,7 +1,8 @@
 """``agentladder serve``: a thin shell over :func:`agentladder.serve.load_state` and :func:`agentladder.serve.run`.
 
 With ``--db`` the server is also a gateway (keys, limits, usage, recording:
-:mod:`agentladder.serve.gateway`); with ``--engine vllm`` (or ``--upstream URL``) the
+:mod:`agentladder.serve.gateway`); with ``--guard`` every call goes through a guard policy
+(:mod:`agentladder.serve.guard`; at the gateway a key's own policy comes first); with ``--engine vllm`` (or ``--upstream URL``) the
 gateway sits in front of vLLM's server (or any OpenAI-compatible one) instead of the
 in-process engine.
 """
@@ -12,19 +13,20 @@ from typing import Annotated
 
 import typer
 
-from agentladder.agents.store import default_db
+from agentladder.agents.store import Store, default_db
 from agentladder.cli.errors import friendly_errors, stderr
 from agentladder.errors import ConfigError
 from agentladder.serve import Gateway, load_state, run
 from agentladder.serve.gateway import (
     ProxyState,
     UpstreamProcess,
-    open_gateway,
+    open_db,
     run_proxy,
     vllm_command,
     vllm_env,
 )
 from agentladder.serve.gateway.db import redact
+from agentladder.serve.guard import GuardGateway, GuardHooks, load_guard
 
 
 def parse_adapters(specs: list[str]) -> dict[str, str]:
@@ -64,7 +66,7 @@ def serve_command(
     db: Annotated[str | None, typer.Option(help="Be a gateway: keys, limits and usage in this store (a SQLite "
                                                 "file or a postgresql:// URL); every /v1 call needs a key.")] = None,
     traces_db: Annotated[str | None, typer.Option(
-        help="The runtime's store for recorded calls and spans (with --db) \\[default: $AGENTLADDER_DB or "
+        help="The runtime's store for recorded calls and spans (with --db) and guard audit rows (with --guard) \\[default: $AGENTLADDER_DB or "
              "./agentladder.db].")] = None,
     otlp_endpoint: Annotated[str | None, typer.Option(help="Also send the gateway's spans to this OTLP/HTTP "
                                                            "collector.")] = None,
@@ -74,16 +76,24 @@ def serve_command(
         help="Put the gateway in front of this OpenAI-compatible server instead of loading a model.")] = None,
     vllm_port: Annotated[int, typer.Option(help="vLLM's own port, on the loopback (--engine vllm).")] = 8001,
     vllm_arg: Annotated[list[str] | None, typer.Option(help="An argument passed on to vLLM (repeat).")] = None,
+    guard: Annotated[str | None, typer.Option(
+        help="A guard policy (guard.yaml) for every call: personal data masked, denied topics and prompt "
+             "injection refused; audit rows in --traces-db (docs/guardrails.md).")] = None,
 ) -> None:
     """Serve a base model and its LoRA specialists over the OpenAI API (see docs/serve.md)."""
     adapters = parse_adapters(adapter or [])
     if engine not in ("local", "vllm"):
         raise ConfigError(f"--engine {engine!r}: choose local or vllm")
-    hooks = None
+    hooks: Gateway | None = None
+    policy = load_guard(guard, progress=lambda m: stderr.print(f"[dim]{m}[/]")) if guard else None
     if db is not None:
-        hooks = open_gateway(db, traces_db=traces_db or default_db(), otlp_endpoint=otlp_endpoint,
-                             provider_name="vllm" if engine == "vllm" else "agentladder")
+        hooks = GuardGateway(open_db(db), store=Store(traces_db or default_db()), otlp_endpoint=otlp_endpoint,
+                             provider_name="vllm" if engine == "vllm" else "agentladder", guard=policy)
         stderr.print(f"gateway: keys and usage in {redact(db)}, recorded calls and spans in {traces_db or default_db()}")
+    elif policy is not None:
+        hooks = GuardHooks(policy, audit=Store(traces_db or default_db()))
+    if policy is not None:
+        stderr.print(f"guard: policy {policy.name!r} on every call, audit rows in {traces_db or default_db()}")
     if engine == "vllm" or upstream:
         command = None if upstream else vllm_command(
             model, adapters, port=vllm_port, served_model_name=served_model_name, max_model_len=max_model_len,

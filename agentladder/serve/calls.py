@@ -101,6 +101,9 @@ async def serve_call(request: Request, endpoint: str,
         if unreadable is not None:
             raise unreadable
         result = await work(call, body)
+        respond = getattr(state.hooks, "respond", None)  # optional: a guard's check of the answer
+        if respond is not None and isinstance(result, dict):
+            result = await respond(admission, result)
     except APIError as err:
         await call.finish(err.status, err.body())
         return err.response()

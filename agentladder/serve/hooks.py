@@ -21,6 +21,10 @@ nothing. For every request to a ``/v1`` route:
 
 ``finish`` runs on the event loop: a hook that writes to a database should hand the
 write to a thread (``asyncio.to_thread``) or its own writer task.
+
+Optionally, ``response = await hooks.respond(admission, response)`` runs between the two for
+an answer that is not streamed, before it is sent: a guard masks or withholds it there
+(:mod:`agentladder.serve.guard`). Hooks without the method are not asked.
 """
 
 from __future__ import annotations

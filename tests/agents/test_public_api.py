@@ -9,7 +9,7 @@ import agentladder.agents
 def test_public_names():
     assert sorted(agentladder.agents.__all__) == sorted([
         "END", "Agent", "AgentError", "AgentResult", "ChatProvider", "ChatResponse", "Escalate", "Graph",
-        "GraphLimitError", "LocalChat", "ModelPool", "OpenAIChat", "OutputValidationError", "Review", "ReviewError",
+        "GraphLimitError", "Guard", "GuardBlocked", "GuardResult", "LocalChat", "ModelPool", "OpenAIChat", "OutputValidationError", "Review", "ReviewError",
         "ReviewQueue", "RunResult", "Runtime", "ScriptedChat", "Session", "StepContext", "StepError", "Store",
         "Supervisor", "SupervisorResult", "Tool", "ToolArgumentError", "Usage", "Workflow",
         "chat_provider", "default_runtime", "export_traces", "openai_compatible", "parse_where",

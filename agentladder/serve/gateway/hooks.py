@@ -64,6 +64,8 @@ class Admission:
     guard_checks: int = 0
     """How many guard checks ran on this call (a guard adds to it; it lands in the usage row)."""
     guard_blocked: int = 0
+    guard: Any = None
+    """What a guard keeps for this call between its checks (:class:`agentladder.serve.guard.GuardCall`)."""
 
 
 def bearer(request: Request) -> str | None:

@@ -37,6 +37,37 @@ JSON_OPTIONS = {"item_separator": ", ", "key_separator": ": ", "whitespace_flexi
 """The layout of generated JSON (llguidance's JSON compile options)."""
 
 
+def closed(schema: Any) -> Any:
+    """``schema`` with every object that lists its ``properties`` closed to others, unless it says otherwise.
+
+    JSON Schema leaves an object open by default, so a grammar built from it lets the model
+    add keys of its own, and a weak model can write one key forever. Tools and response
+    formats declare what their answers hold (OpenAI's strict mode requires
+    ``additionalProperties: false`` for the same reason; xgrammar's strict mode, vLLM's default,
+    closes them too), so the server generates only the declared keys. An object with an explicit
+    ``additionalProperties``, or with no ``properties`` (``json_object``), is left as it is.
+    """
+    if isinstance(schema, list):
+        return [closed(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in SCHEMA_MAPS and isinstance(value, dict):  # name -> schema: close each schema, not the map
+            out[key] = {name: closed(sub) for name, sub in value.items()}
+        elif key in ("enum", "const", "default", "examples", "required"):  # values, not schemas
+            out[key] = value
+        else:
+            out[key] = closed(value)
+    if isinstance(schema.get("properties"), dict) and "additionalProperties" not in schema:
+        out["additionalProperties"] = False
+    return out
+
+
+SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+"""Keywords whose value maps names to schemas."""
+
+
 class GrammarError(ValueError):
     """A schema (or other grammar) llguidance cannot compile; the message says why."""
 
@@ -70,7 +101,7 @@ class Structured:
         if not isinstance(schema, dict):
             raise GrammarError("a JSON schema is an object")
         try:
-            text = llguidance.LLMatcher.grammar_from_json_schema(json.dumps(schema), defaults=JSON_OPTIONS)
+            text = llguidance.LLMatcher.grammar_from_json_schema(json.dumps(closed(schema)), defaults=JSON_OPTIONS)
             error = llguidance.LLMatcher.validate_grammar(text, self.tokenizer)
         except Exception as err:  # llguidance's own errors: the schema is not one it can compile
             raise GrammarError(str(err).split("\n")[0]) from None

@@ -330,13 +330,12 @@ class Engine:
         logps: list[list[float]] = [[] for _ in range(rows)]
         finish = ["length"] * rows
         active = list(range(rows))  # the sequence in each batch row
-        live = [True] * rows  # whether the sequence still generates (a finished one may wait in the batch)
         for step in range(params.max_new_tokens):
             new, lp = sample_tokens(logits, params.temperature, params.top_p, generator, params.top_k)
             new_l, lp_l = new.tolist(), lp.tolist()
             keep = []
             for b, row in enumerate(active):
-                if not live[row]:
+                if finish[row] == "stop":  # finished, waiting in the batch for the next compaction
                     continue
                 tokens[row].append(new_l[b])
                 logps[row].append(lp_l[b])
@@ -344,7 +343,6 @@ class Engine:
                     on_token(row, new_l[b])
                 if stops.done(row, new_l[b], tokens[row]):
                     finish[row] = "stop"
-                    live[row] = False
                 else:
                     keep.append(b)
             if not keep or step == params.max_new_tokens - 1:

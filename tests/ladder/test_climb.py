@@ -12,6 +12,7 @@ import pytest
 
 from agentladder.evals import ScriptedProvider
 from agentladder.ladder import Registry, Trained, climb, parse_ladder
+from agentladder.ladder.climb import decided_accuracy
 from agentladder.tasks import get_task
 
 ROWS = 20
@@ -207,3 +208,24 @@ def test_a_tuning_climb_never_scores_the_test_split_and_a_later_one_reports_it(t
     final = climb(_ladder(tmp_path, target=0.95, min_gain=0.02), registry=tmp_path / "r.db", progress=False,
                   runners=scripted(acc, calls))
     assert calls == [] and [r.value("exact_match", "test") for r in final.rungs] == [0.1, 0.6, None, 0.8]
+
+
+def test_recommend_reads_the_champion_on_validation_never_test(tmp_path):
+    from typer.testing import CliRunner
+
+    from agentladder.cli import app
+
+    acc = {"baseline": 0.1, "sft": 0.6, "dpo": 0.55, "rl": 0.8}
+    climb(_ladder(tmp_path, target=0.95, min_gain=0.02), registry=tmp_path / "r.db", progress=False,
+          runners=scripted(acc, [], test="reversed"))  # the champion: 0.8 on validation, 0.2 on test
+    assert decided_accuracy(tmp_path / "climb") == (0.8, 0.95)
+    def advice(*args):
+        res = CliRunner().invoke(app, ["recommend", "--labeled", "600", "--checks", *args, "--json"])
+        assert res.exit_code == 0, res.output
+        return json.loads(res.output)
+
+    from_climb = advice("--climb", str(tmp_path / "climb"))
+    assert from_climb == advice("--accuracy", "0.8", "--target", "0.95")
+    assert from_climb != advice("--accuracy", "0.2", "--target", "0.95")
+    bad = CliRunner().invoke(app, ["recommend", "--pairs", "0"])
+    assert bad.exit_code == 1 and "--climb DIR" in bad.output

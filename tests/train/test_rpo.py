@@ -43,14 +43,14 @@ def test_two_pairs_with_unrelated_prompts_by_hand():
         (math.log1p(math.exp(-0.1 * w_other * 0.1)) + math.log1p(math.exp(-0.1 * w_same * -0.6))) / 2,
     ]
     torch.testing.assert_close(out.loss, torch.tensor(by_hand, dtype=torch.float64), rtol=0, atol=1e-7)
-    torch.testing.assert_close(out.loss, torch.tensor([0.6755435777, 0.7062357537], dtype=torch.float64),
-                               rtol=0, atol=1e-9)
+    torch.testing.assert_close(out.loss, torch.tensor([0.675543577722, 0.706235753709], dtype=torch.float64),
+                               rtol=0, atol=1e-8)  # the weights are computed in float32
     torch.testing.assert_close(out.chosen_reward, torch.tensor([0.05, -0.02], dtype=torch.float64))
     # d loss_0 / d pi_w,0 = -(1/2) sigma(-beta w h) beta w over both contrasts of row 0.
     out.loss[0].backward()
     sig = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731
     grad = -0.5 * (sig(-0.1 * w_same * 0.8) * 0.1 * w_same + sig(-0.1 * w_other * 0.1) * 0.1 * w_other)
-    assert lp.chosen.grad[0].item() == pytest.approx(grad, abs=1e-9) and lp.chosen.grad[1].item() == 0.0
+    assert lp.chosen.grad[0].item() == pytest.approx(grad, abs=1e-8) and lp.chosen.grad[1].item() == 0.0
 
 
 def test_against_a_plain_loop_on_random_inputs():

@@ -237,9 +237,9 @@ def run_agentladder(spec: dict, gate: Gate) -> dict:
     from agentladder.train import SFTConfig, sft
     from agentladder.train.loop import Trainer
 
-    sft_module = importlib.import_module("agentladder.train.sft")  # the package exports the function
+    run_module = importlib.import_module("agentladder.train.run")  # where a run attaches its adapters
     info: dict = {"cpu_time": []}
-    attach, train_step = sft_module.attach_lora, Trainer.train_step
+    attach, train_step = run_module.attach_lora, Trainer.train_step
 
     def attach_and_record(model, settings):
         model = attach(model, settings)
@@ -253,7 +253,7 @@ def run_agentladder(spec: dict, gate: Gate) -> dict:
         info["cpu_time"].append(time.process_time() - cpu)
         return out
 
-    sft_module.attach_lora = attach_and_record
+    run_module.attach_lora = attach_and_record
     Trainer.train_step = paced_step
     config = SFTConfig(
         model=MODEL, data=spec["data"], out_dir=spec["out_dir"], lora=True, lora_r=16, lora_alpha=32,

@@ -21,6 +21,7 @@ It prints the median seconds a step and the speed-up over fp32 side by side.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import statistics
 import subprocess
@@ -43,8 +44,8 @@ def one(setting: str, data: Path, out: Path, steps: int, rows: int) -> None:
     if setting == "bf16-autocast":
         attention.EXPLICIT_MAX_LEN = 0
     if setting in ("bf16-autocast", "bf16-explicit"):  # the base stays fp32
-        sft_module = sys.modules["agentladder.train.sft"]
-        sft_module.base_dtype = lambda *args: torch.float32
+        run_module = importlib.import_module("agentladder.train.run")  # where a run picks the base's dtype
+        run_module.base_dtype = lambda *args: torch.float32
     times: list[float] = []
     train_step = loop.Trainer.train_step
 

@@ -11,6 +11,7 @@ on the same 200 test rows; the table prints exact match and train time side by s
 from __future__ import annotations
 
 import argparse
+import importlib
 import subprocess
 import sys
 import time
@@ -31,7 +32,7 @@ def _top_layers_only(n: int) -> None:
     """Make the SFT trainer put its adapters on the top ``n`` decoder layers only (PEFT ``layers_to_transform``)."""
     from peft import LoraConfig, get_peft_model
 
-    sft_module = sys.modules["agentladder.train.sft"]
+    run_module = importlib.import_module("agentladder.train.run")  # where a run attaches its adapters
 
     def attach(model, s):
         layers = model.config.num_hidden_layers
@@ -40,7 +41,7 @@ def _top_layers_only(n: int) -> None:
                             layers_to_transform=list(range(layers - n, layers)))
         return get_peft_model(model, config)
 
-    sft_module.attach_lora = attach
+    run_module.attach_lora = attach
 
 
 def run(name: str, data: Path, rows: int, out: Path, lr: float) -> tuple[float, float]:

@@ -15,6 +15,14 @@ trainable (an answer that failed validation is not), the tokens used and
 where it ran. It is stored with the runtime, traced as an ``invoke_agent``
 span with a ``chat`` span per model call and an ``execute_tool`` span per
 tool call, and written to the audit log when it runs inside a workflow.
+
+With a ``guard`` (:class:`~agentladder.agents.guard.Guard`, or one inherited from the
+workflow or graph it runs in) the input, every answer of the model (its text and the
+arguments of its tool calls) and every tool result are checked before anything else
+sees them: personal data is masked before a message is kept, stored, traced, audited
+or exported; a blocked text raises :class:`~agentladder.agents.guard.GuardBlocked`
+(the trajectory is stored, masked, with status ``blocked``); every intervention is an
+audit row ``guard`` with the policy and the rule that fired.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from agentladder.agents import tracing as sc
 from agentladder.agents._sync import run_sync
+from agentladder.agents.guard.pipeline import Guard, GuardBlocked, GuardResult
 from agentladder.agents.review import Escalate
 from agentladder.agents.runtime import RunContext, Runtime, current, default_runtime, use_context
 from agentladder.agents.store import new_id, to_json
@@ -75,7 +84,7 @@ class Agent:
 
     ``examples`` are ``(input, output)`` pairs shown as earlier turns (few-shot); ``memory`` keeps the
     conversation per session; ``max_turns`` bounds the rounds of tool calls, ``max_retries`` the
-    corrections of an invalid output.
+    corrections of an invalid output; ``guard`` masks and blocks (see the module docstring).
     """
 
     def __init__(self, model: str | ChatProvider | Any, *, system: str | None = None,
@@ -84,8 +93,10 @@ class Agent:
                  max_turns: int = 8, max_new_tokens: int = 256, temperature: float = 0.0,
                  output_instructions: bool = True, escalate_invalid: bool = False,
                  review_if: Callable[[Any], str | None] | None = None, memory: bool = False,
-                 examples: Sequence[tuple[Any, Any]] = ()):
+                 examples: Sequence[tuple[Any, Any]] = (), guard: Guard | None = None):
         self.provider = chat_provider(model)
+        self.guard = guard
+        """Checks input, answers and tool results (see the module docstring); ``None``: the run's, if any."""
         self.system = system
         self.tools = [as_tool(t) for t in tools]
         names = [t.name for t in self.tools]
@@ -119,8 +130,14 @@ class Agent:
     async def arun(self, input: Any, *, session: str | None = None, runtime: Runtime | None = None) -> AgentResult:
         outer = current()
         if outer is not None and session in (None, outer.session) and runtime in (None, outer.runtime):
-            return await self._run(input, outer)
-        ctx = RunContext(runtime or default_runtime(), session or new_id("session"))
+            ctx = outer
+        else:
+            ctx = RunContext(runtime or default_runtime(), session or new_id("session"))
+        if self.guard is not None and ctx.extra.get("guard") is not self.guard:
+            # agents this one calls (as tools, or a supervisor's specialists) run under its guard too
+            ctx = RunContext(ctx.runtime, ctx.session, ctx.run_id, ctx.step, {**ctx.extra, "guard": self.guard})
+        if ctx is outer:
+            return await self._run(input, ctx)
         with use_context(ctx):
             return await self._run(input, ctx)
 
@@ -136,9 +153,16 @@ class Agent:
                                           record_exception=False, set_status_on_exception=False) as span:
             trajectory_id = new_id("traj")
             span.set_attribute(sc.TRAJECTORY_ID, trajectory_id)
-            state = _RunState(self._prompt(input, ctx))
+            checked = self._check(ctx, input_text(input), "input")
+            state = _RunState(self._prompt(checked.text if checked else input, ctx))
             try:
+                if checked is not None and checked.blocked:
+                    raise GuardBlocked(checked)
                 result = await self._loop(state, ctx)
+            except GuardBlocked as err:
+                sc.record_error(span, err)
+                self._record(ctx, state, trajectory_id, "blocked")
+                raise
             except Escalate:
                 self._record(ctx, state, trajectory_id, "escalated")
                 raise
@@ -176,13 +200,20 @@ class Agent:
         attempts = 0
         for _ in range(self.max_turns + self.max_retries):
             response = await self._call_model(state, specs, ctx)
-            msg = response.message
+            msg = self._check_answer(ctx, state, response.message)
             if msg.tool_calls:
                 state.messages.append(msg)
                 calls += msg.tool_calls
-                results = await asyncio.gather(*(self._call_tool(c, by_name, ctx) for c in msg.tool_calls))
-                for c, r in zip(msg.tool_calls, results, strict=True):
-                    state.messages.append(Message(role="tool", tool_call_id=c.id, name=c.name, content=r.text))
+                results = await asyncio.gather(*(self._call_tool(c, by_name, ctx) for c in msg.tool_calls),
+                                               return_exceptions=True)
+                failed = next((r for r in results if isinstance(r, BaseException)), None)
+                if failed is not None and not isinstance(failed, GuardBlocked):
+                    raise failed
+                for c, r in zip(msg.tool_calls, results, strict=True):  # kept masked, also when one was blocked
+                    text = r.result.text if isinstance(r, GuardBlocked) else r.text
+                    state.messages.append(Message(role="tool", tool_call_id=c.id, name=c.name, content=text))
+                if failed is not None:
+                    raise failed
                 state.tool_turns += 1
                 if state.tool_turns >= self.max_turns:
                     raise AgentError(f"agent {self.name!r} called tools {state.tool_turns} times without answering "
@@ -214,6 +245,58 @@ class Agent:
             return AgentResult(value, state.messages, state.usage, None, calls, attempts, state.model_seconds)
         raise AgentError(f"agent {self.name!r} made {self.max_turns + self.max_retries} model calls without a "
                          "final answer")
+
+    # -- the guard -------------------------------------------------------------------------------
+
+    def active_guard(self, ctx: RunContext) -> Guard | None:
+        """This agent's guard, or the one of the workflow or graph it runs in."""
+        return self.guard if self.guard is not None else ctx.extra.get("guard")
+
+    def _check(self, ctx: RunContext, text: str, where: str) -> GuardResult | None:
+        """``text`` checked by the guard (``None`` without one); each intervention is audited and traced."""
+        guard = self.active_guard(ctx)
+        if guard is None or not text:
+            return None
+        with ctx.runtime.tracer.start_as_current_span(f"guard {where}", attributes={
+                sc.AGENT_NAME: self.name, sc.CONVERSATION_ID: ctx.session, "agentladder.guard.policy": guard.name,
+                "agentladder.guard.where": where}) as span:
+            result = guard.check(text, where, conversation_id=ctx.session)
+            span.set_attribute("agentladder.guard.findings", len(result.findings))
+            span.set_attribute("agentladder.guard.blocked", result.blocked)
+            if result.rule:
+                span.set_attribute("agentladder.guard.rule", result.rule)
+        if result.intervened:
+            ctx.runtime.store.audit("guard", session=ctx.session, run_id=ctx.run_id, step=ctx.step,
+                                    data={"agent": self.name, **result.audit_data()})
+        return result
+
+    def _check_answer(self, ctx: RunContext, state: _RunState, msg: Message) -> Message:
+        """The model's answer with its text and its tool calls' arguments checked as ``output``."""
+        guard = self.active_guard(ctx)
+        if guard is None or not guard.applies("output"):
+            return msg
+        update: dict[str, Any] = {}
+        checked = self._check(ctx, msg.content or "", "output")
+        if checked is not None:
+            update["content"] = checked.text
+        blocked = checked if checked is not None and checked.blocked else None
+        if msg.tool_calls:
+            calls = []
+            for call in msg.tool_calls:
+                try:
+                    arguments, results = guard.check_value(call.arguments, "output", conversation_id=ctx.session)
+                except GuardBlocked as err:
+                    arguments, results, blocked = {}, [err.result], blocked or err.result
+                for r in results:
+                    ctx.runtime.store.audit("guard", session=ctx.session, run_id=ctx.run_id, step=ctx.step,
+                                            data={"agent": self.name, "tool": call.name, **r.audit_data()})
+                calls.append(call.model_copy(update={"arguments": arguments}))
+            update["tool_calls"] = calls
+        msg = msg.model_copy(update=update)
+        if blocked is not None:
+            state.messages.append(msg.model_copy(update={"trainable": False}))
+            raise GuardBlocked(blocked)
+        return msg
 
     def parse_output(self, text: str) -> Any:
         """The output type read from an answer's JSON object; ``ValueError`` saying why it does not fit."""
@@ -256,19 +339,24 @@ class Agent:
         return response
 
     async def _call_tool(self, call: ToolCall, by_name: dict[str, Tool], ctx: RunContext) -> ToolResult:
-        attrs = {sc.OPERATION: "execute_tool", sc.TOOL_NAME: call.name, sc.TOOL_TYPE: "function",
-                 sc.CONVERSATION_ID: ctx.session, sc.AGENT_NAME: self.name}
+        t = by_name.get(call.name)
+        attrs = {sc.OPERATION: "execute_tool", sc.TOOL_NAME: call.name,
+                 sc.TOOL_TYPE: t.tool_type if t is not None else "function",
+                 sc.CONVERSATION_ID: ctx.session, sc.AGENT_NAME: self.name, **(t.span_attributes if t else {})}
         if call.id:
             attrs[sc.TOOL_CALL_ID] = call.id
         with ctx.runtime.tracer.start_as_current_span(f"execute_tool {call.name}", attributes=attrs,
                                                       record_exception=False, set_status_on_exception=False) as span:
-            t = by_name.get(call.name)
             if t is None:
                 known = ", ".join(by_name) or "none"
                 result = ToolResult(None, f"error: no tool named {call.name!r} (tools: {known})",
                                     f"no tool {call.name!r}", "UnknownTool")
             else:
                 result = await t.call(call.arguments)
+            checked = self._check(ctx, result.text, "tool_result")
+            if checked is not None:
+                error = None if result.error is None else checked.text.removeprefix("error: ")
+                result = ToolResult(result.value, checked.text, error, result.error_type)
             if result.error is not None:
                 span.set_status(sc.Status(sc.StatusCode.ERROR, result.error[:500]))
                 span.set_attribute(sc.ERROR_TYPE, result.error_type or "ToolError")
@@ -276,6 +364,8 @@ class Agent:
             ctx.runtime.store.audit("tool_call", session=ctx.session, run_id=ctx.run_id, step=ctx.step,
                                     data={"agent": self.name, "tool": call.name, "arguments": call.arguments,
                                           "error": result.error})
+        if checked is not None and checked.blocked:
+            raise GuardBlocked(checked)
         return result
 
     def _record(self, ctx: RunContext, state: _RunState, trajectory_id: str, status: str, output: Any = None) -> str:

@@ -32,13 +32,18 @@ from typing import Any
 from agentladder.agents import tracing as sc
 from agentladder.agents._sync import run_sync
 from agentladder.agents.agent import Agent
+from agentladder.agents.guard.pipeline import Guard
 from agentladder.agents.review import Escalate
 from agentladder.agents.runtime import RunContext, Runtime, use_context
 from agentladder.agents.steps import (
     RunResult,
     StepError,
     decided_reviews,
+    guard_extra,
+    guarded_input,
     load_paused,
+    mask_text,
+    masker,
     open_reviews,
     resolve_runtime,
     traced_step,
@@ -56,9 +61,11 @@ class GraphLimitError(RuntimeError):
 class Graph:
     """Nodes, edges and conditional edges over a dict state. See the module docstring."""
 
-    def __init__(self, name: str = "graph", *, max_steps: int = 25):
+    def __init__(self, name: str = "graph", *, max_steps: int = 25, guard: Guard | None = None):
         self.name = name
         self.max_steps = max_steps
+        self.guard = guard
+        """Masks the initial state and every node's output before they are recorded; agents inside use it."""
         self.nodes: dict[str, Any] = {}
         self.edges: dict[str, str] = {}
         self.branches: dict[str, tuple[Callable[[dict], str], Mapping[str, str] | None]] = {}
@@ -123,10 +130,13 @@ class Graph:
                    runtime: Runtime | None = None) -> RunResult:
         self._check()
         rt = resolve_runtime(runtime)
-        run = RunContext(rt, session or new_id("session"), new_id("run"))
-        state = dict(state or {})
+        run = RunContext(rt, session or new_id("session"), new_id("run"), extra=guard_extra(self.guard))
+        state, blocked = guarded_input(run, dict(state or {}))
         rt.store.run_create(run.run_id, run.session, "graph", self.name, state)
         rt.store.audit("run_started", session=run.session, run_id=run.run_id, data={"graph": self.name})
+        if blocked is not None:
+            rt.store.run_update(run.run_id, status="failed", error=str(blocked))
+            raise blocked
         return await self._execute(rt, run, state, self.entry, 0, {})
 
     def resume(self, run_id: str, *, runtime: Runtime | None = None) -> RunResult:
@@ -144,7 +154,7 @@ class Graph:
                 state.update(review.decision)
             else:
                 state[node] = review.decision
-        run = RunContext(rt, row["session"], run_id)
+        run = RunContext(rt, row["session"], run_id, extra=guard_extra(self.guard))
         rt.store.run_update(run_id, status="running")
         rt.store.audit("run_resumed", session=run.session, run_id=run_id, step=node)
         return await self._execute(rt, run, state, self._next(node, state), saved["steps"],
@@ -179,8 +189,8 @@ class Graph:
                                    data={"reviews": [r.id for r in reviews]})
                     return RunResult(run.run_id, run.session, "paused", state, None, reviews, trajectories)
                 except Exception as err:
-                    rt.store.run_update(run.run_id, status="failed", error=f"{node}: {err}")
-                    sc.record_error(span, err)
+                    rt.store.run_update(run.run_id, status="failed", error=mask_text(run, f"{node}: {err}"))
+                    sc.record_error(span, err, masker(run))
                     raise StepError(run.run_id, node, err) from err
                 if trajectory:
                     trajectories[node] = trajectory

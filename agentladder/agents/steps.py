@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
@@ -12,6 +13,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from agentladder.agents import tracing as sc
 from agentladder.agents.agent import Agent
+from agentladder.agents.guard.pipeline import Guard, GuardBlocked
+from agentladder.agents.jobs import AwaitJob, check_job_reviews, job_reviews, settle_reviews
 from agentladder.agents.review import Escalate, Review, ReviewError, ReviewQueue
 from agentladder.agents.runtime import (
     RunContext,
@@ -82,6 +85,49 @@ class StepContext:
         self.runtime.store.audit(event, session=self.session.id, run_id=self.run_id, step=self.step, data=data)
 
 
+def guard_value(run: RunContext, step: str | None, value: Any, where: str) -> Any:
+    """``value`` with the run's guard applied (its strings masked; a blocked one raises
+    :class:`GuardBlocked`), each intervention audited; ``value`` itself when the run has no guard."""
+    masked, blocked = _guarded(run, step, value, where)
+    if blocked is not None:
+        raise blocked
+    return masked
+
+
+def _guarded(run: RunContext, step: str | None, value: Any, where: str) -> tuple[Any, GuardBlocked | None]:
+    guard = run.extra.get("guard")
+    if guard is None:
+        return value, None
+    masked, results = guard.check_value(value, where, conversation_id=run.session, raise_blocked=False)
+    for r in results:
+        run.runtime.store.audit("guard", session=run.session, run_id=run.run_id, step=step, data=r.audit_data())
+    blocked = next((r for r in results if r.blocked), None)
+    return masked, GuardBlocked(blocked) if blocked is not None else None
+
+
+def guard_extra(guard: Guard | None) -> dict[str, Any]:
+    """A run context's ``extra`` that carries ``guard`` to every step and agent of the run."""
+    return {"guard": guard} if guard is not None else {}
+
+
+def guarded_input(run: RunContext, value: Any) -> tuple[Any, GuardBlocked | None]:
+    """A run's input checked by its guard: ``(masked input, None)``, or ``(masked input, the block)``."""
+    return _guarded(run, None, value, "input")
+
+
+def masker(run: RunContext) -> Callable[[str], str] | None:
+    """The run's guard as a text-masking function (for error messages that get recorded), or ``None``."""
+    guard = run.extra.get("guard")
+    if guard is None:
+        return None
+    return lambda text: guard.check(text, "tool_result", conversation_id=run.session).text
+
+
+def mask_text(run: RunContext, text: str) -> str:
+    mask = masker(run)
+    return mask(text) if mask else text
+
+
 def resolve_runtime(runtime: Runtime | None) -> Runtime:
     if runtime is not None:
         return runtime
@@ -140,7 +186,7 @@ def tool_arguments(t: Tool, value: Any) -> dict[str, Any]:
     """A tool step's arguments: the fields of its input that the tool names (a lone argument takes the input)."""
     if isinstance(value, BaseModel):
         value = value.model_dump()
-    names = list(t.arguments_model.model_fields)
+    names = t.argument_names
     if isinstance(value, dict):
         return {k: v for k, v in value.items() if k in names}
     if len(names) == 1:
@@ -160,13 +206,15 @@ async def traced_step(runtime: Runtime, run: RunContext, name: str, kind: str, t
         start = time.perf_counter()
         try:
             out, trajectory = await call_target(target, value, StepContext(ctx, run_input, outputs))
+            if not isinstance(target, Agent):  # an agent checked its own answer
+                out = guard_value(ctx, name, out, "tool_result")
         except Escalate as esc:
             span.set_attribute("agentladder.escalated", esc.reason)
             raise
         except Exception as err:
-            sc.record_error(span, err)
+            sc.record_error(span, err, masker(run))
             store.audit("step_failed", session=run.session, run_id=run.run_id, step=name,
-                        data={"error": f"{type(err).__name__}: {err}"})
+                        data={"error": mask_text(run, f"{type(err).__name__}: {err}")})
             raise
         store.audit("step_finished", session=run.session, run_id=run.run_id, step=name,
                     data={"seconds": round(time.perf_counter() - start, 6), "output": out, "trajectory": trajectory})
@@ -174,9 +222,14 @@ async def traced_step(runtime: Runtime, run: RunContext, name: str, kind: str, t
 
 
 def open_reviews(runtime: Runtime, run: RunContext, escalations: list[tuple[str, Escalate]]) -> list[Review]:
+    """A review per escalation; one waiting on a job that has already finished is decided by it at once."""
     queue = ReviewQueue(runtime.store)
-    return [queue.open(session=run.session, run_id=run.run_id, step=name, reason=esc.reason, payload=esc.payload)
-            for name, esc in escalations]
+    reviews = [queue.open(session=run.session, run_id=run.run_id, step=name, reason=esc.reason,
+                          payload=esc.payload) for name, esc in escalations]
+    for _, esc in escalations:
+        if isinstance(esc, AwaitJob):
+            settle_reviews(runtime.store, esc.handle.job)
+    return [queue.get(r.id) for r in reviews]
 
 
 def decided_reviews(runtime: Runtime, run_id: str) -> dict[str, Review]:
@@ -184,9 +237,14 @@ def decided_reviews(runtime: Runtime, run_id: str) -> dict[str, Review]:
 
     reviews = ReviewQueue(runtime.store).for_run(run_id)
     pending = [r for r in reviews if r.status == "pending"]
+    jobs = {r.payload["job"] for r in job_reviews(runtime.store, run_id=run_id)}
+    if pending and jobs:
+        raise ReviewError(f"run {run_id} waits for job {', '.join(sorted(jobs))} "
+                          f"(step {', '.join(r.step for r in pending)}); resume it when the job finishes")
     if pending:
         raise ReviewError(f"run {run_id} waits for review {', '.join(r.id for r in pending)} "
                           f"(step {', '.join(r.step for r in pending)})")
+    check_job_reviews(runtime.store, reviews)
     return {r.step: r for r in reviews}
 
 

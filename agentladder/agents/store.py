@@ -1,4 +1,4 @@
-"""The runtime's SQLite store: session state, memory, runs, the review queue, the audit log, trajectories and spans.
+"""The runtime's SQLite store: session state, memory, runs, reviews, audit log, trajectories, spans, jobs, signing keys.
 
 One file holds everything a run leaves behind, so ``agentladder traces`` can
 read it and a paused run can resume in another process. Every write is one
@@ -51,7 +51,17 @@ CREATE TABLE IF NOT EXISTS trajectories (
 CREATE TABLE IF NOT EXISTS spans (
     span_id TEXT PRIMARY KEY, trace_id TEXT NOT NULL, parent_id TEXT, name TEXT NOT NULL, start_ns INTEGER,
     end_ns INTEGER, status TEXT, session TEXT, attributes TEXT);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, tool TEXT NOT NULL, arguments TEXT NOT NULL, status TEXT NOT NULL,
+    result TEXT, error TEXT, origin TEXT NOT NULL DEFAULT 'local', owner TEXT, heartbeat REAL,
+    deadline REAL, attempts INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS signing_keys (
+    key_id TEXT PRIMARY KEY, secret TEXT NOT NULL, created REAL NOT NULL, not_after REAL);
+CREATE TABLE IF NOT EXISTS signing_nonces (
+    nonce TEXT PRIMARY KEY, key_id TEXT NOT NULL, ts REAL NOT NULL, seen REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_run ON audit (run_id);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
+CREATE INDEX IF NOT EXISTS signing_nonces_seen ON signing_nonces (seen);
 CREATE INDEX IF NOT EXISTS spans_trace ON spans (trace_id);
 CREATE INDEX IF NOT EXISTS reviews_status ON reviews (status);
 """

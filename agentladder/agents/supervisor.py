@@ -9,7 +9,8 @@
 The supervisor is an :class:`~agentladder.agents.Agent` whose tools are the
 specialists (``agent.as_tool()``) plus any plain tools; the model decides
 whom to call, may call several in turn, and writes the final answer (or a
-typed ``output``). ``max_rounds`` bounds how many times it may call tools.
+typed ``output``). ``max_rounds`` bounds how many times it may call tools. A ``guard=``
+(passed on to its agent) also covers the specialists it calls, unless they have their own.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -104,7 +104,9 @@ def make_tracer_provider(store: Store, *, otlp_endpoint: str | None = None,
     return provider
 
 
-def record_error(span: Span, error: BaseException) -> None:
-    """Mark a span failed, the way the conventions ask (status ERROR, ``error.type``)."""
-    span.set_status(Status(StatusCode.ERROR, str(error)[:500]))
+def record_error(span: Span, error: BaseException, mask: Callable[[str], str] | None = None) -> None:
+    """Mark a span failed, the way the conventions ask (status ERROR, ``error.type``); ``mask`` (a guard's)
+    masks personal data in the message first."""
+    text = str(error)
+    span.set_status(Status(StatusCode.ERROR, (mask(text) if mask else text)[:500]))
     span.set_attribute(ERROR_TYPE, type(error).__qualname__)

@@ -36,13 +36,18 @@ from typing import Any
 
 from agentladder.agents import tracing as sc
 from agentladder.agents._sync import run_sync
+from agentladder.agents.guard.pipeline import Guard
 from agentladder.agents.review import Escalate
 from agentladder.agents.runtime import RunContext, Runtime, use_context
 from agentladder.agents.steps import (
     RunResult,
     StepError,
     decided_reviews,
+    guard_extra,
+    guarded_input,
     load_paused,
+    mask_text,
+    masker,
     open_reviews,
     output_type,
     resolve_runtime,
@@ -62,9 +67,11 @@ class Step:
 class Workflow:
     """A DAG of steps. See the module docstring."""
 
-    def __init__(self, name: str = "workflow"):
+    def __init__(self, name: str = "workflow", *, guard: Guard | None = None):
         self.name = name
         self.steps: dict[str, Step] = {}
+        self.guard = guard
+        """Masks the run's input and every step's output before they are recorded; agents inside use it."""
 
     def step(self, name: str, target: Any, *, after: str | Sequence[str] | None = None) -> Workflow:
         """Add a step that runs after the steps named in ``after`` (earlier steps only)."""
@@ -101,9 +108,13 @@ class Workflow:
         if not self.steps:
             raise ValueError(f"workflow {self.name} has no steps")
         rt = resolve_runtime(runtime)
-        run = RunContext(rt, session or new_id("session"), new_id("run"))
+        run = RunContext(rt, session or new_id("session"), new_id("run"), extra=guard_extra(self.guard))
+        input, blocked = guarded_input(run, input)
         rt.store.run_create(run.run_id, run.session, "workflow", self.name, input)
         rt.store.audit("run_started", session=run.session, run_id=run.run_id, data={"workflow": self.name})
+        if blocked is not None:
+            rt.store.run_update(run.run_id, status="failed", error=str(blocked))
+            raise blocked
         return await self._execute(rt, run, input, {}, {})
 
     def resume(self, run_id: str, *, runtime: Runtime | None = None) -> RunResult:
@@ -121,7 +132,7 @@ class Workflow:
         for step, review in decided.items():
             if step not in outputs and step in self.steps:
                 outputs[step] = restore(output_type(self.steps[step].target), review.decision)
-        run = RunContext(rt, row["session"], run_id)
+        run = RunContext(rt, row["session"], run_id, extra=guard_extra(self.guard))
         rt.store.run_update(run_id, status="running")
         rt.store.audit("run_resumed", session=run.session, run_id=run_id,
                        data={"reviews": [r.id for r in decided.values()]})
@@ -155,9 +166,10 @@ class Workflow:
                 state = {"outputs": outputs, "trajectories": trajectories}
                 if failure is not None:
                     name, err = failure
-                    rt.store.run_update(run.run_id, status="failed", state=state, error=f"{name}: {err}")
+                    rt.store.run_update(run.run_id, status="failed", state=state,
+                                        error=mask_text(run, f"{name}: {err}"))
                     rt.store.audit("run_failed", session=run.session, run_id=run.run_id, step=name)
-                    sc.record_error(span, err)
+                    sc.record_error(span, err, masker(run))
                     if isinstance(err, Exception):
                         raise StepError(run.run_id, name, err) from err
                     raise err

@@ -8,6 +8,8 @@ from typing import Annotated
 import torch
 import typer
 
+from agentladder.agents.guard.data import KINDS as GUARD_KINDS
+from agentladder.agents.guard.data import write_guard_rows
 from agentladder.cli.errors import friendly_errors, stderr, stdout
 from agentladder.data import io, schema
 from agentladder.data.distill import distill
@@ -27,7 +29,7 @@ KINDS = {"sft": schema.Conversation, "text": schema.TextRow, "pairs": schema.Pre
 @data_app.command("make")
 @friendly_errors
 def data_make(
-    task: Annotated[str, typer.Argument(help="Task with a data generator, e.g. medication-directions.")],
+    task: Annotated[str, typer.Argument(help="Task with a data generator (medication-directions), or guard-pii, guard-topics, guard-injection, guard-eval.")],
     split: Annotated[str, typer.Option(help="train, validation, test (they never share a row) or shifted (written in forms the others never use).")] = "train",
     n: Annotated[int, typer.Option(help="Number of rows.")] = 1000,
     out: Annotated[str | None, typer.Option(help="JSONL file to write \\[default: TASK-SPLIT.jsonl].")] = None,
@@ -37,8 +39,15 @@ def data_make(
     balance: Annotated[str | None, typer.Option(
         help="A target field whose values are drawn more evenly (square root of their counts): for training data.")] = None,
 ) -> None:
-    """Generate a task's data: evaluation rows, or SFT conversations that use the zero-shot eval prompt."""
+    """Generate a task's data: evaluation rows, or SFT conversations that use the zero-shot eval prompt.
+
+    ``guard-pii``, ``guard-topics``, ``guard-injection`` and ``guard-eval`` make the guard's labelled rows.
+    """
     path = out or f"{task}-{split}{'-sft' if format == 'sft' else ''}.jsonl"
+    if task in GUARD_KINDS:
+        count = write_guard_rows(task, split, n, path, seed=seed)
+        stderr.print(f"[green]done[/]: {count} {split} rows -> {path}")
+        return
     count = write_data(task, split, n, path, seed=seed, format=format, balance=balance)  # type: ignore[arg-type]
     stderr.print(f"[green]done[/]: {count} {split} rows ({format}) -> {path}")
 

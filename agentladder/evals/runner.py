@@ -124,35 +124,9 @@ def evaluate(
     kw = {"n_resamples": n_resamples, "seed": seed}
     references = [task.target_text(r) for r in rows]
     if similarity:
-
-        for result in results.values():
-            sims = semantic_similarity([rec["output"] for rec in result.records], references)
-            for rec, sim in zip(result.records, sims, strict=True):
-                rec["similarity"] = sim
-            result.extra["semantic_similarity"] = mean_metric(sims, **kw)
+        _add_similarity(results, references, kw)
     if judge is not None:
-        judge_provider = make_provider(judge, batch_size=batch_size)
-        grader = Judge(judge_provider, rubric or DEFAULT_RUBRIC)
-        requests = [r.input for r in rows]
-        for result in results.values():
-            graded = grader.grade(requests, [rec["output"] for rec in result.records], references, **kw)
-            for rec, verdict, raw in zip(result.records, graded.verdicts, graded.raw, strict=True):
-                rec["judge"] = {"score": verdict.score, "reason": verdict.reason} if verdict else {"unscored": raw}
-            result.extra["judge_score"] = graded.metric
-            result.notes["judge_unscored"] = graded.unscored
-        if baseline_label is not None:
-            base_outputs = [rec["output"] for rec in results[baseline_label].records]
-            for label, result in results.items():
-                if label == baseline_label:
-                    continue
-                pair = grader.win_rate(requests, [rec["output"] for rec in result.records], base_outputs, **kw)
-                for rec, win in zip(result.records, pair.per_row, strict=True):
-                    rec["win_vs_baseline"] = win
-                result.extra["win_rate"] = pair.metric
-                result.notes.update(win_rate_baseline=baseline_label, win_rate_unscored=pair.unscored,
-                                    position_consistency=pair.consistency)
-        if not isinstance(judge, Provider):
-            judge_provider.close()
+        _add_judgement(results, judge, rubric, [r.input for r in rows], references, baseline_label, batch_size, kw)
 
     report = EvalReport(
         task=task.name, description=task.description, note=getattr(task, "note", None), headline=task.headline,
@@ -163,6 +137,41 @@ def evaluate(
         store.finish([rec for result in results.values() for rec in result.records])
         report.write(out)
     return report
+
+
+def _add_similarity(results: dict[str, ModelResult], references: list[str], kw: dict[str, Any]) -> None:
+    """Each answer's semantic similarity to its reference, and each model's mean."""
+    for result in results.values():
+        sims = semantic_similarity([rec["output"] for rec in result.records], references)
+        for rec, sim in zip(result.records, sims, strict=True):
+            rec["similarity"] = sim
+        result.extra["semantic_similarity"] = mean_metric(sims, **kw)
+
+
+def _add_judgement(results: dict[str, ModelResult], judge: str | Provider, rubric: str | None, requests: list[str],
+                   references: list[str], baseline_label: str | None, batch_size: int, kw: dict[str, Any]) -> None:
+    """The judge's grade of every answer and, with a baseline, each model's win rate against it."""
+    judge_provider = make_provider(judge, batch_size=batch_size)
+    grader = Judge(judge_provider, rubric or DEFAULT_RUBRIC)
+    for result in results.values():
+        graded = grader.grade(requests, [rec["output"] for rec in result.records], references, **kw)
+        for rec, verdict, raw in zip(result.records, graded.verdicts, graded.raw, strict=True):
+            rec["judge"] = {"score": verdict.score, "reason": verdict.reason} if verdict else {"unscored": raw}
+        result.extra["judge_score"] = graded.metric
+        result.notes["judge_unscored"] = graded.unscored
+    if baseline_label is not None:
+        base_outputs = [rec["output"] for rec in results[baseline_label].records]
+        for label, result in results.items():
+            if label == baseline_label:
+                continue
+            pair = grader.win_rate(requests, [rec["output"] for rec in result.records], base_outputs, **kw)
+            for rec, win in zip(result.records, pair.per_row, strict=True):
+                rec["win_vs_baseline"] = win
+            result.extra["win_rate"] = pair.metric
+            result.notes.update(win_rate_baseline=baseline_label, win_rate_unscored=pair.unscored,
+                                position_consistency=pair.consistency)
+    if not isinstance(judge, Provider):
+        judge_provider.close()
 
 
 def _run_model(label: str, spec: str | Provider, task: Task, rows: list[Sample], prompts: list, keys: list[str],

@@ -3,7 +3,8 @@
 The similarity of two texts is the cosine of their mean-pooled, normalised
 sentence embeddings (Reimers and Gurevych, *Sentence-BERT*, 2019,
 arXiv:1908.10084), in [-1, 1]; paraphrases of a reference score near 1.
-Any other sentence-transformers model folder can be passed instead.
+Any other sentence-transformers model folder can be passed instead. The model is
+loaded by :mod:`agentladder.models.embedding` (``minilm_path`` is re-exported here).
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ import os
 from collections.abc import Sequence
 
 from agentladder.errors import ConfigError
-from agentladder.models.embeddings import embed, minilm_path
-
-__all__ = ["minilm_path", "semantic_similarity"]
+from agentladder.models.embedding import embed, minilm_path
 
 
 def semantic_similarity(predictions: Sequence[str], references: Sequence[str], *,
@@ -27,3 +26,6 @@ def semantic_similarity(predictions: Sequence[str], references: Sequence[str], *
     a = embed(predictions, model=model, batch_size=batch_size)
     b = embed(references, model=model, batch_size=batch_size)
     return [float(x) for x in (a * b).sum(dim=-1)]
+
+
+__all__ = ["minilm_path", "semantic_similarity"]

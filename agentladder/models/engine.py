@@ -21,9 +21,11 @@ every token's log-probability and why it ended. What makes it cheap:
   its cache repeated ``n`` times along the batch.
 - **A cache written in place** (:mod:`agentladder.models.kvcache`): no
   ``torch.cat`` of the whole cache per step.
-- **Finished rows leave the batch** and the cache at once (end of turn, a stop
+- **Finished rows leave the batch** and the cache (end of turn, a stop
   string, a closed JSON object: :mod:`agentladder.models.stops`), so short
-  answers stop costing compute.
+  answers stop costing compute. They leave in rounds, once a quarter of the
+  batch has finished, and the cache compacts in place: a round costs one copy
+  of the cache, so a batch of 64 pays a handful of copies, not 64.
 - **Adapters per row.** On a peft model ``adapters`` names each prompt's LoRA
   adapter (``None`` for the base with adapters disabled); one name for the whole
   batch switches the model to it, several run in one batch through peft's
@@ -55,6 +57,8 @@ from agentladder.models.stops import StopRules, brace_counts
 
 MIN_SHARED_PREFIX = 16
 """Shorter shared prefixes are not worth a cache copy per batch."""
+COMPACT_SHARE = 4
+"""Finished rows leave a batch once they are at least 1 / COMPACT_SHARE of it (see ``_decode``)."""
 BASE_ADAPTER = "__base__"
 """peft's name for "no adapter" in a mixed batch."""
 
@@ -331,6 +335,8 @@ class Engine:
             new_l, lp_l = new.tolist(), lp.tolist()
             keep = []
             for b, row in enumerate(active):
+                if finish[row] == "stop":  # finished, waiting in the batch for the next compaction
+                    continue
                 tokens[row].append(new_l[b])
                 logps[row].append(lp_l[b])
                 if on_token is not None:
@@ -341,7 +347,9 @@ class Engine:
                     keep.append(b)
             if not keep or step == params.max_new_tokens - 1:
                 break
-            if len(keep) < len(active):  # finished rows leave the batch and the cache
+            if len(active) - len(keep) >= max(1, len(active) // COMPACT_SHARE):
+                # Finished rows leave the batch and the cache once they are a quarter of it: each
+                # compaction copies the cache, so rows leave in a few rounds, not one copy per row.
                 idx = torch.tensor(keep, device=attn.device)
                 cache.batch_select_indices(idx)
                 attn, next_pos, new = attn[idx], next_pos[idx], new[idx]

@@ -1,4 +1,4 @@
-"""A key/value cache written in place, optionally starting from a shared prefix.
+"""Key/value caches written in place: from a shared prefix (:func:`in_place_cache`), or in slots (:class:`SlotLayer`).
 
 transformers' ``DynamicCache`` grows each layer by concatenation (``torch.cat``)
 at every decoding step, so a step copies the whole cache; at 64 rows of a
@@ -10,6 +10,11 @@ filled part, so everything that reads a ``DynamicLayer`` reads these.
 A batch may start from a prefix's keys and values computed once at batch 1
 (the instruction and few-shot examples every prompt of an evaluation shares):
 :func:`in_place_cache` broadcasts them into each row's buffer.
+
+A batch whose rows join and leave while it decodes (the server's continuous
+batching, :class:`~agentladder.models.batch.RunningBatch`) keeps its rows in the
+slots of one buffer per layer instead (:class:`SlotLayer`), so a row joining or
+leaving copies that row, not the cache.
 """
 
 from __future__ import annotations
@@ -67,6 +72,54 @@ class BufferedLayer(DynamicLayer):
         self._k[:, :, n : n + new] = key_states
         self._v[:, :, n : n + new] = value_states
         self.keys, self.values = self._k[:, :, : n + new], self._v[:, :, : n + new]
+        return self.keys, self.values
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Keep the rows ``indices`` (in that order), moved to the front of the same buffer.
+
+        ``DynamicLayer`` would make a new tensor of the kept rows, which the next ``update`` then
+        copies into a new buffer: two copies and an allocation each time rows finish. Here the kept
+        rows' filled positions are gathered once (``(K, H, n, D)``) and written back in place.
+        """
+        if not self.is_initialized or self.keys.data_ptr() != self._k.data_ptr():
+            super().batch_select_indices(indices)
+            return
+        n, m = self.keys.shape[-2], len(indices)
+        self._k[:m, :, :n] = self.keys[indices]
+        self._v[:m, :, :n] = self.values[indices]
+        self._k, self._v = self._k[:m], self._v[:m]
+        self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
+
+
+class SlotLayer(DynamicLayer):
+    """A layer whose rows live in the slots of a buffer allocated once, for a batch that rows join and leave.
+
+    The buffers are ``(slots, H, capacity, D)``; the batch's rows are slots ``[0, rows)`` and its
+    cached positions columns ``[start, end)``: :attr:`keys` and :attr:`values` are views of that
+    block. A decoding step writes its column in place; the caller moves rows between slots and
+    the window's ends (:class:`~agentladder.models.batch.RunningBatch`), so a row leaving copies
+    one row, not the cache. Buffers start zeroed: columns outside a row's own are masked, and
+    their stale values are finite.
+    """
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor):
+        super().__init__()
+        self.device, self.is_initialized = keys.device, True
+        self._k, self._v = keys, values
+        self.rows = self.start = self.end = 0
+        self.view()
+
+    def view(self) -> None:
+        self.keys = self._k[: self.rows, :, self.start : self.end]
+        self.values = self._v[: self.rows, :, self.start : self.end]
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
+               **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        new = key_states.shape[-2]
+        self._k[: self.rows, :, self.end : self.end + new] = key_states
+        self._v[: self.rows, :, self.end : self.end + new] = value_states
+        self.end += new
+        self.view()
         return self.keys, self.values
 
 

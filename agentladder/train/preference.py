@@ -44,7 +44,7 @@ from agentladder.data.io import DataError, iter_json_lines, load_rows
 from agentladder.data.schema import MarkedResponse, PreferencePair
 from agentladder.errors import ConfigError, MissingFileError
 from agentladder.models.chat import tokenize_conversation
-from agentladder.models.embeddings import embed
+from agentladder.models.embedding import embed
 from agentladder.models.lora import is_lora, reference_mode
 from agentladder.train.distributed import World
 from agentladder.train.loop import LossOutput, TrainConfig, Trainer, TrainResult, autocast_for

@@ -44,9 +44,12 @@ def _kinds(reasons: list[str]) -> set[str]:
 
 
 def evaluate(model: Any, orders: list[dict[str, Any]], *, runtime: Runtime, shots: int = 0,
-             max_new_tokens: int = 96) -> dict[str, Any]:
-    """Run every order through the workflow with ``model``; the figures of the module docstring, and per-order rows."""
-    flow = build_review(model, shots=shots, max_new_tokens=max_new_tokens)
+             max_new_tokens: int = 96, tools: list[Any] | None = None) -> dict[str, Any]:
+    """Run every order through the workflow with ``model``; the figures of the module docstring, and per-order rows.
+
+    ``tools``: the checks from elsewhere (``mcp_tools(...)``, ``signed_tools(...)``) instead of in process.
+    """
+    flow = build_review(model, shots=shots, max_new_tokens=max_new_tokens, tools=tools)
     model_name = model if isinstance(model, str) else getattr(model, "name", "model")
     queue = ReviewQueue(runtime.store)
     rows = []

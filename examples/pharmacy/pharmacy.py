@@ -24,9 +24,18 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+from tools import (
+    FLAG_SEVERITIES,
+    DoseCheck,
+    FormularyCheck,
+    Interaction,
+    batch_dose_audit,
+    check_dose,
+    check_formulary,
+    check_interactions,
+)
 
-from agentladder.agents import Agent, Tool, Workflow, tool
-from agentladder.tasks.medication.formulary import daily_dose_mg, formulary, interactions
+from agentladder.agents import Agent, Tool, Workflow
 from agentladder.tasks.medication.task import (
     SYSTEM_PROMPT,
     Directions,
@@ -37,7 +46,6 @@ from agentladder.tasks.medication.task import (
 MedicationDirection = Directions
 """The parse: drug, strength_mg, dose_units, doses_per_day, as_needed, duration_days (strictly typed)."""
 
-FLAG_SEVERITIES = ("contraindicated", "major", "moderate")
 NOTE = "The formulary limits are illustrative for a synthetic benchmark, not clinical guidance."
 
 
@@ -51,83 +59,9 @@ class Order(BaseModel):
     prescription: str
 
 
-class FormularyCheck(BaseModel):
-    drug: str
-    known: bool
-    listed_strength: bool
-    strengths_mg: list[float] = Field(default_factory=list)
-
-
-class DoseCheck(BaseModel):
-    daily_mg: float
-    max_daily_mg: float | None
-    over_limit: bool | None
-    """None when the drug is not in the formulary."""
-
-
-class Interaction(BaseModel):
-    drug: str
-    other: str
-    severity: str
-    effect: str
-
-
 class Decision(BaseModel):
     decision: Literal["approve", "flag", "escalate"]
     reasons: list[str] = Field(default_factory=list)
-
-
-@tool
-def check_formulary(drug: str, strength_mg: float) -> FormularyCheck:
-    """Look a drug up in the formulary and say whether the strength is one it lists.
-
-    Args:
-        drug: generic name, lower case
-        strength_mg: strength of one tablet or capsule in mg
-    """
-    entry = formulary().get(drug.strip().lower())
-    if entry is None:
-        return FormularyCheck(drug=drug, known=False, listed_strength=False)
-    listed = any(abs(s - strength_mg) <= 1e-6 * max(s, 1.0) for s in entry.strengths_mg)
-    return FormularyCheck(drug=entry.name, known=True, listed_strength=listed, strengths_mg=list(entry.strengths_mg))
-
-
-@tool
-def check_dose(drug: str, strength_mg: float, dose_units: float, doses_per_day: float) -> DoseCheck:
-    """Compute the most a direction allows in 24 hours and compare it with the formulary's daily limit.
-
-    Args:
-        drug: generic name, lower case
-        strength_mg: strength of one unit in mg
-        dose_units: units per dose
-        doses_per_day: the most doses in 24 hours
-    """
-    daily = daily_dose_mg(strength_mg, dose_units, doses_per_day)
-    entry = formulary().get(drug.strip().lower())
-    if entry is None:
-        return DoseCheck(daily_mg=daily, max_daily_mg=None, over_limit=None)
-    return DoseCheck(daily_mg=daily, max_daily_mg=entry.max_daily_mg,
-                     over_limit=daily > entry.max_daily_mg * (1 + 1e-9))
-
-
-@tool
-def check_interactions(drug: str, current_medications: list[str]) -> list[Interaction]:
-    """Interactions between a drug and the patient's current medications, from the interaction table.
-
-    Args:
-        drug: generic name of the new drug
-        current_medications: generic names the patient already takes
-    """
-    new = drug.strip().lower()
-    current = {m.strip().lower() for m in current_medications}
-    found = []
-    for row in interactions():
-        pair = {row.drug_a, row.drug_b}
-        if new in pair:
-            other = (pair - {new}).pop() if len(pair) == 2 else new
-            if other in current:
-                found.append(Interaction(drug=new, other=other, severity=row.severity, effect=row.effect))
-    return found
 
 
 def unsure(parse: Directions) -> str | None:
@@ -149,20 +83,42 @@ def make_parser(model: Any, *, shots: int = 0, max_new_tokens: int = 96) -> Agen
 
 
 def decide(checks: dict[str, Any]) -> Decision:
-    """Flag a dose over the limit and any interaction of moderate or greater severity; approve otherwise."""
+    """Flag a dose over the limit and any interaction of moderate or greater severity; approve otherwise.
+
+    The checks arrive as the tools' models (in process) or as their JSON (from an MCP or signed tool).
+    """
     reasons = []
-    dose: DoseCheck = checks["dose"]
+    dose = DoseCheck.model_validate(checks["dose"])
     if dose.over_limit:
         reasons.append(f"dose: {dose.daily_mg:g} mg/day exceeds the {dose.max_daily_mg:g} mg limit")
-    for found in checks["interactions"]:
+    for found in (Interaction.model_validate(f) for f in checks["interactions"]):
         if found.severity in FLAG_SEVERITIES:
             reasons.append(f"interaction: {found.drug} + {found.other} ({found.severity}): {found.effect}")
     return Decision(decision="flag" if reasons else "approve", reasons=reasons)
 
 
-def build_review(model: Any, *, shots: int = 0, max_new_tokens: int = 96) -> Workflow:
-    """The order-review workflow with ``model`` (a provider or a spec: alias, run folder, openai:...) as the parser."""
+TOOL_NAMES = ("check_formulary", "check_dose", "check_interactions")
+
+
+def pick_tools(tools: list[Tool] | None) -> dict[str, Tool]:
+    """The three checks by name: the in-process ones, or the same names from ``tools`` (MCP, signed)."""
+    local = {"check_formulary": check_formulary, "check_dose": check_dose, "check_interactions": check_interactions}
+    if tools is None:
+        return local
+    given = {t.name: t for t in tools}
+    missing = [n for n in TOOL_NAMES if n not in given]
+    if missing:
+        raise ValueError(f"the tools given lack {', '.join(missing)} (they have {', '.join(given)})")
+    return {n: given[n] for n in TOOL_NAMES}
+
+
+def build_review(model: Any, *, shots: int = 0, max_new_tokens: int = 96, tools: list[Tool] | None = None) -> Workflow:
+    """The order-review workflow with ``model`` (a provider or a spec: alias, run folder, openai:...) as the parser.
+
+    ``tools`` replaces the in-process checks with tools of the same names (``mcp_tools(...)``, ``signed_tools(...)``).
+    """
     parser = make_parser(model, shots=shots, max_new_tokens=max_new_tokens)
+    checks = pick_tools(tools)
 
     async def parse(order: Any) -> Directions:
         order = Order.model_validate(order)
@@ -170,15 +126,30 @@ def build_review(model: Any, *, shots: int = 0, max_new_tokens: int = 96) -> Wor
 
     async def interactions_step(parse: Directions, ctx) -> list[Interaction]:
         order = Order.model_validate(ctx.input)
-        return check_interactions(parse.drug, order.patient.current_medications)
+        result = await checks["check_interactions"].call(
+            {"drug": parse.drug, "current_medications": order.patient.current_medications})
+        if result.error is not None:
+            raise RuntimeError(f"check_interactions: {result.error}")
+        return [Interaction.model_validate(f) for f in result.value]
 
     return (Workflow("order-review")
             .step("parse", parse)
-            .step("formulary", check_formulary, after="parse")
-            .step("dose", check_dose, after="parse")
+            .step("formulary", checks["check_formulary"], after="parse")
+            .step("dose", checks["check_dose"], after="parse")
             .step("interactions", interactions_step, after="parse")
             .step("decide", decide, after=["formulary", "dose", "interactions"]))
 
 
+REVIEWER_PROMPT = ("You review pharmacy orders. Check the prescription's daily dose and its interactions with the "
+                   "patient's current medications with the tools, then answer with the decision.")
+
+
+def make_reviewer(model: Any, *, tools: list[Tool] | None = None, max_new_tokens: int = 256) -> Agent:
+    """The order-review agent: it calls the checks itself (in process, or the same tools over MCP) and decides."""
+    return Agent(model, system=REVIEWER_PROMPT, tools=list(pick_tools(tools).values()), output=Decision,
+                 name="order_reviewer", max_new_tokens=max_new_tokens)
+
+
 __all__ = ["Decision", "DoseCheck", "FormularyCheck", "Interaction", "MedicationDirection", "Order", "Patient",
-           "Tool", "build_review", "check_dose", "check_formulary", "check_interactions", "decide", "make_parser"]
+           "batch_dose_audit", "build_review", "check_dose", "check_formulary", "check_interactions", "decide",
+           "make_parser", "make_reviewer", "pick_tools"]

@@ -6,7 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from agentladder.agents import ReviewQueue, ScriptedChat
+from agentladder.agents import (
+    JobQueue,
+    LoopbackServer,
+    MCPConnection,
+    ReviewQueue,
+    Runtime,
+    ScriptedChat,
+    Workflow,
+    mcp_http_app,
+    mcp_tools,
+    resume_when_done,
+)
 from agentladder.data.io import read_jsonl
 from agentladder.data.schema import Conversation, RLPrompt
 
@@ -107,3 +118,40 @@ def test_command_line(pharmacy, tmp_path, capsys, monkeypatch):
     assert "accepted_unchanged" in out and "not clinical guidance" in out
     saved = json.loads((tmp_path / "r.json").read_text())
     assert saved["results"]["oracle"]["metrics"]["orders"] == 4
+
+
+def _comparable(report):
+    return [{k: r[k] for k in ("id", "escalated", "decision", "reasons", "parse", "parse_exact")}
+            for r in report["rows"]], {k: v for k, v in report["metrics"].items()
+                                        if k not in ("seconds_per_order", "model_share_of_time")}
+
+
+def test_the_checks_over_mcp_give_the_in_process_results(pharmacy, tmp_path):
+    """The order review with the formulary and interaction checks served over MCP, stdio and HTTP."""
+    ph, orders, ev = pharmacy
+    batch = orders.make_orders(12, 0)
+    local = ev.evaluate(_oracle(batch), batch, runtime=Runtime(":memory:"))
+    with MCPConnection("python -m formulary_server", cwd=EXAMPLE) as sdk_server:   # the official SDK's server
+        over_stdio = ev.evaluate(_oracle(batch), batch, runtime=Runtime(":memory:"), tools=sdk_server.tools())
+    served = [ph.check_formulary, ph.check_dose, ph.check_interactions]               # agentladder's server
+    with LoopbackServer(mcp_http_app(served, runtime=Runtime(":memory:"))) as server:
+        over_http = ev.evaluate(_oracle(batch), batch, runtime=Runtime(":memory:"), tools=mcp_tools(server.url + "/mcp"))
+    assert _comparable(over_stdio) == _comparable(local) == _comparable(over_http)
+    assert {r["decision"] for r in local["rows"]} == {"approve", "flag"}
+
+
+def test_the_batch_dose_audit_runs_as_a_job_over_mcp(pharmacy):
+    ph, orders, _ = pharmacy
+    doses = [dict(o["target"]) for o in orders.make_orders(8, 0)]
+    doses = [{k: d[k] for k in ("drug", "strength_mg", "dose_units", "doses_per_day")} for d in doses]
+    expected = ph.batch_dose_audit(doses).model_dump()
+    server_rt = Runtime(":memory:")
+    queue = JobQueue(server_rt, poll_seconds=0.05)
+    with queue, LoopbackServer(mcp_http_app([queue.add(ph.batch_dose_audit)], runtime=server_rt)) as server:
+        (audit,) = mcp_tools(server.url + "/mcp", job_wait=0.1)
+        runtime = Runtime(":memory:")
+        flow = Workflow("nightly-audit").step("audit", audit)
+        paused = flow.run({"orders": doses, "seconds_per_order": 0.1}, runtime=runtime)
+        assert paused.status == "paused"                           # the run waits on the job, like on a review
+        done = resume_when_done(flow, paused.run_id, tools=[audit], runtime=runtime, timeout=60, poll=0.05)
+    assert done.output == expected and expected["checked"] == 8 and expected["over_limit"]

@@ -9,11 +9,16 @@ import agentladder.agents
 def test_public_names():
     assert sorted(agentladder.agents.__all__) == sorted([
         "END", "Agent", "AgentError", "AgentResult", "ChatProvider", "ChatResponse", "Escalate", "Graph",
-        "GraphLimitError", "LocalChat", "ModelPool", "OpenAIChat", "OutputValidationError", "Review", "ReviewError",
+        "GraphLimitError", "Guard", "GuardBlocked", "GuardResult", "LocalChat", "ModelPool", "OpenAIChat", "OutputValidationError", "Review", "ReviewError",
         "ReviewQueue", "RunResult", "Runtime", "ScriptedChat", "Session", "StepContext", "StepError", "Store",
         "Supervisor", "SupervisorResult", "Tool", "ToolArgumentError", "Usage", "Workflow",
         "chat_provider", "default_runtime", "export_traces", "openai_compatible", "parse_where",
         "set_default_runtime", "tool",
+        # tools from elsewhere (docs/tools.md): MCP, signed calls, jobs, faults
+        "AwaitJob", "JobError", "JobFailed", "JobHandle", "JobQueue", "JobState", "JobTool", "KeyRing",
+        "LoopbackServer", "MCPConnection", "RemoteTool", "ToolConnectionError", "ToolError", "ToolFailed",
+        "ToolResultError", "ToolSchemaError", "ToolTimeout", "aresume_when_done", "mcp_http_app", "mcp_server",
+        "mcp_tools", "resume_when_done", "serve_mcp", "signed_app", "signed_tools",
     ])
     for name in agentladder.agents.__all__:
         assert hasattr(agentladder.agents, name), name

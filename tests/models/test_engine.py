@@ -76,12 +76,15 @@ def test_buffered_cache_layer_returns_what_concatenation_would():
     k, v = kv(3, 1)
     got, want = layer.update(k, v), ref.update(k, v)
     assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1]) and layer.get_seq_length() == 10
-    keep = torch.tensor([0, 2])  # finished rows leave: the next update moves the rest into a new buffer
+    keep = torch.tensor([2, 0])  # finished rows leave: the rest move to the front of the same buffer
+    buffer = layer._k.data_ptr()
     layer.batch_select_indices(keep)
     ref.batch_select_indices(keep)
+    assert torch.equal(layer.keys, ref.keys) and torch.equal(layer.values, ref.values)
     k, v = kv(2, 1)
     got, want = layer.update(k, v), ref.update(k, v)
-    assert torch.equal(got[0], want[0]) and got[0].shape[0] == 2
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1]) and got[0].shape[0] == 2
+    assert layer._k.data_ptr() == buffer  # compacted in place: no new buffer
     empty = BufferedLayer(4)  # no prefix: the first update allocates the buffer
     k, v = kv(2, 3)
     assert torch.equal(empty.update(k, v)[0], k) and empty._k.shape[-2] == 4

@@ -281,7 +281,7 @@ def test_the_trained_model_loads_and_generates(tmp_path, pairs_file):
 
 
 def test_rpo_weighs_contrasts_by_minilm_prompt_embeddings(tok, pairs_file):
-    from agentladder.models.embeddings import embed
+    from agentladder.models.embedding import embed
     from agentladder.train.preference import load_preference_rows, prompt_text
 
     pairs = _pairs()

@@ -15,6 +15,7 @@ of small models without tool calling, as the JSON fallback in the system turn
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -71,6 +72,7 @@ class OpenAIProvider(Provider):
         self.name = name or model
         self._client = client
         self._async: openai.AsyncOpenAI | None = None
+        self._async_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def client(self) -> openai.OpenAI:
@@ -108,14 +110,25 @@ class OpenAIProvider(Provider):
         if on_text is not None:  # streaming goes through the blocking client in a thread
             return await super().achat(messages, tools=tools, max_new_tokens=max_new_tokens,
                                        temperature=temperature, json_output=json_output, on_text=on_text)
-        if self._async is None:
-            self._async = openai.AsyncOpenAI(base_url=self.base_url, api_key=self.api_key or NO_KEY,
-                                             timeout=self.timeout, max_retries=self.retries)
         start = time.perf_counter()
         with self._errors():
-            reply = await self._async.chat.completions.create(**self._body(messages, tools, max_new_tokens,
-                                                                           temperature))
+            reply = await self._async_client().chat.completions.create(
+                **self._body(messages, tools, max_new_tokens, temperature))
         return self._response(reply.model_dump(), tools, time.perf_counter() - start)
+
+    def _async_client(self) -> openai.AsyncOpenAI:
+        """The async client of the running event loop.
+
+        Its pooled connections belong to the loop that opened them, and a synchronous caller
+        (``Workflow.run``) runs each call in a loop of its own, so a client is kept per loop: one
+        carried over would write to a closed loop's sockets.
+        """
+        loop = asyncio.get_running_loop()
+        if self._async is None or self._async_loop is not loop:
+            self._async = openai.AsyncOpenAI(base_url=self.base_url, api_key=self.api_key or NO_KEY,
+                                             timeout=self.timeout, max_retries=self.retries)
+            self._async_loop = loop
+        return self._async
 
     def complete(self, prompts: Sequence[Prompt], *, max_new_tokens: int = 128, temperature: float = 0.0,
                  stop_at_json: bool = False, progress: ProgressFn | None = None) -> list[str]:

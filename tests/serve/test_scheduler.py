@@ -1,0 +1,28 @@
+"""The worker without HTTP: greedy answers token for token the engine's, whoever shares the batch."""
+
+from agentladder.data import Message
+from agentladder.models.engine import SamplingParams
+from agentladder.serve import Served
+from agentladder.serve.sampling import Sampling
+from agentladder.serve.scheduler import Scheduler, run_to_end
+from tests.serve.conftest import make_adapter
+
+
+def test_concurrent_greedy_answers_equal_engine_generate(model, tok, tmp_path):
+    served = Served("tiny", model=model, tokenizer=tok)
+    served.attach("alpha", make_adapter(tmp_path / "alpha", 1))
+    engine = served.engine
+    texts = ["hi", "a longer question with more words", "ok", "what is the dose?", "x" * 40]
+    prompts = [engine.encode([Message(role="user", content=t)]) for t in texts]
+    adapters = [None, "s1", "s1", None, "s1"]
+    want = [engine.generate([p], SamplingParams(max_new_tokens=12, temperature=0), adapters=[a])[0][0].token_ids
+            for p, a in zip(prompts, adapters, strict=True)]
+    scheduler = Scheduler(engine, max_len=served.max_len, max_batch=3)  # room for three: the others wait and join
+    scheduler.start()
+    try:
+        got = run_to_end(scheduler, prompts, Sampling(max_tokens=12, temperature=0), adapters)
+    finally:
+        scheduler.stop()
+    assert got == want
+    assert scheduler.steps < sum(len(w) for w in want)
+    assert not scheduler.alive

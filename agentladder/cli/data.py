@@ -30,7 +30,7 @@ KINDS = {"sft": schema.Conversation, "text": schema.TextRow, "pairs": schema.Pre
 @friendly_errors
 def data_make(
     task: Annotated[str, typer.Argument(help="Task with a data generator (medication-directions), or guard-pii, guard-topics, guard-injection, guard-eval.")],
-    split: Annotated[str, typer.Option(help="train, validation or test (splits never share a row).")] = "train",
+    split: Annotated[str, typer.Option(help="train, validation, test (they never share a row) or shifted (written in forms the others never use).")] = "train",
     n: Annotated[int, typer.Option(help="Number of rows.")] = 1000,
     out: Annotated[str | None, typer.Option(help="JSONL file to write \\[default: TASK-SPLIT.jsonl].")] = None,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,

@@ -10,7 +10,8 @@ import typer
 
 from agentladder.cli.errors import friendly_errors, stderr, stdout
 from agentladder.cli.models import REGISTRY_HELP
-from agentladder.ladder.climb import ClimbResult, climb
+from agentladder.errors import ConfigError
+from agentladder.ladder.climb import ClimbResult, climb, decided_accuracy
 from agentladder.ladder.quickstart import quickstart
 from agentladder.ladder.recommend import recommend
 from agentladder.ladder.resources import demo_ladder
@@ -67,12 +68,16 @@ def climb_command(
 def demo_command(
     out: Annotated[str | None, typer.Option(help="Folder of the climb \\[default: runs/demo].")] = None,
     smoke: Annotated[bool, typer.Option(help="The same climb on the tiny random model, in seconds (wiring only).")] = False,
+    full: Annotated[bool, typer.Option(
+        help="The longer recipe whose preference and RL rungs each earn a significant gain (about an hour on 2 cores).")] = False,
     set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
     registry: Annotated[str | None, typer.Option(help=REGISTRY_HELP)] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bars (one line per rung still shows).")] = False,
 ) -> None:
     """The whole ladder on the embedded defaults: SmolLM2-135M on medication directions, baseline to RL."""
-    path = demo_ladder("smoke" if smoke else "medication")
+    if smoke and full:
+        raise ConfigError("choose --smoke or --full, not both")
+    path = demo_ladder("smoke" if smoke else "medication-full" if full else "medication")
     overrides = list(set_ or []) + ([f"out_dir={out}"] if out else [])
     stderr.print(f"climbing {path}" + (f" with {', '.join(overrides)}" if overrides else ""))
     _run_climb(str(path), overrides, registry, quiet)
@@ -80,8 +85,11 @@ def demo_command(
 
 @friendly_errors
 def recommend_command(
-    accuracy: Annotated[float, typer.Option(help="Current accuracy on your task, a share (0.78).")],
-    target: Annotated[float, typer.Option(help="The accuracy you need, a share (0.95).")],
+    accuracy: Annotated[float | None, typer.Option(
+        help="Current accuracy on your validation split (never the test split you report), a share (0.78).")] = None,
+    target: Annotated[float | None, typer.Option(help="The accuracy you need, a share (0.95).")] = None,
+    from_climb: Annotated[str | None, typer.Option(
+        "--climb", help="A climb's folder: its champion's accuracy on the validation split, and its target.")] = None,
     labeled: Annotated[int, typer.Option(help="Labelled examples (input with its right answer).")] = 0,
     pairs: Annotated[int, typer.Option(help="Preference pairs (chosen and rejected answers).")] = 0,
     trajectories: Annotated[int, typer.Option(help="Further prompts or reasoning trajectories for RL.")] = 0,
@@ -91,6 +99,12 @@ def recommend_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """The next rung and the data it needs, from your data, accuracy and target (the phased approach)."""
+    if from_climb:
+        decided, goal = decided_accuracy(from_climb)
+        accuracy = decided if accuracy is None else accuracy
+        target = goal if target is None else target
+    if accuracy is None or target is None:
+        raise ConfigError("give --accuracy and --target (shares, measured on a validation split), or --climb DIR")
     rec = recommend(accuracy=accuracy, target=target, labeled=labeled, pairs=pairs, trajectories=trajectories,
                     checks=checks, judge=judge, task=task)
     if as_json:

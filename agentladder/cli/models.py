@@ -88,13 +88,22 @@ def models_show(
                 "train_seconds"):
         stdout.print(f"{key}: {getattr(v, key)}", highlight=False)
     stdout.print(f"created: {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(v.created))}")
-    table = Table(title="metrics [95 % CI]", title_justify="left")
+    decided = v.decided_on.get("split")
+    table = Table(title="metrics [95 % CI]" + (f"; decided on {decided}" if decided else ""), title_justify="left")
     table.add_column("metric")
-    table.add_column("value", justify="right")
+    table.add_column(decided or "value", justify="right")
+    reported = {name: rec.get("metrics", {}) for name, rec in v.reported_on.items()}
+    for split in reported:
+        table.add_column(f"{split} (reported)", justify="right")
     for name, m in v.metrics.items():
         if isinstance(m, dict) and "value" in m:
-            table.add_row(name, _metric(m))
+            table.add_row(name, _metric(m), *[_metric(r[name]) if name in r else "-" for r in reported.values()])
     stdout.print(table)
+    for split, rec in v.reported_on.items():
+        if rec.get("paired"):
+            t = rec["paired"]
+            stdout.print(f"{split}: against its parent on the same {t['n']} rows, +{t['gained']} -{t['lost']}, "
+                         f"McNemar p {t['p']:.3g}", highlight=False)
     stdout.print("config: " + json.dumps(v.config, default=str), highlight=False, soft_wrap=True)
     if v.notes:
         stdout.print("notes: " + json.dumps(v.notes, default=str), highlight=False, soft_wrap=True)
@@ -115,6 +124,12 @@ def models_compare(
         table.add_column(v.id, justify="right", overflow="fold")
     for name in names:
         table.add_row(name, *[_metric(v.metrics[name]) if name in v.metrics else "-" for v in found])
+    splits = [s for v in found for s in v.reported_on]
+    for split in dict.fromkeys(splits):
+        for name in names:
+            table.add_row(f"{name} ({split})", *[_metric(v.reported_on[split]["metrics"][name])
+                                                 if name in v.reported_on.get(split, {}).get("metrics", {}) else "-"
+                                                 for v in found])
     for key in ("kind", "parent", "status", "examples", "tokens", "train_seconds"):
         table.add_row(key, *[_n(getattr(v, key)) for v in found])
     stdout.print(table)

@@ -28,7 +28,7 @@ from agentladder.cli.options import (
 )
 from agentladder.errors import ConfigError
 from agentladder.train.loop import TrainConfig, TrainResult
-from agentladder.train.preference import PreferenceConfig, preference
+from agentladder.train.preference import RENAMED, PreferenceConfig, preference
 from agentladder.train.rl import rl
 from agentladder.train.rl_config import RLConfig, load_rl_config
 from agentladder.train.sft import SFTConfig, sft
@@ -69,10 +69,14 @@ def _preference_done(result: TrainResult) -> None:
 
 @train_app.command("dpo")
 @friendly_errors
-@config_options(PreferenceConfig, *RUN, "loss", "beta", "label_smoothing", "rpo_alpha", "simpo_gamma", "reference",
-                *LORA, "max_length", "share_prompt", *LOOP)
-def train_dpo(resume: ResumeOption = None, quiet: QuietOption = False, **settings: Any) -> None:
-    """Preference optimisation on pairs: DPO (conservative with --label-smoothing), IPO, RPO, SimPO or ORPO."""
+@config_options(PreferenceConfig, *RUN, "loss", "beta", "label_smoothing", "nll_alpha", "rpo_temperature",
+                "simpo_gamma", "reference", *LORA, "max_length", "share_prompt", *LOOP)
+def train_dpo(resume: ResumeOption = None, quiet: QuietOption = False,
+              rpo_alpha: Annotated[float | None, typer.Option(hidden=True)] = None, **settings: Any) -> None:
+    """Preference optimisation on pairs: DPO (conservative with --label-smoothing), IPO, DPO+NLL, RPO (Relative
+    Preference Optimization), SimPO or ORPO."""
+    if rpo_alpha is not None:
+        raise ConfigError(f"--rpo-alpha: {RENAMED.replace('loss: dpo_nll', '--loss dpo_nll')} (--nll-alpha)")
     if settings["loss"] == "kto":
         raise ConfigError("KTO trains on marked responses: use `agentladder train kto`")
     _preference_done(_train(preference, PreferenceConfig, settings, resume, quiet))

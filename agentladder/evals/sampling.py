@@ -29,27 +29,36 @@ from agentladder.models.providers import Provider, make_provider
 from agentladder.tasks import Sample, Task, get_task
 
 
-def _answer(task: Task, provider: Provider, samples: Sequence[Sample], partial: Path, *, k: int,
-            temperature: float, budget: int, prompts_per_batch: int, progress: bool) -> dict[str, dict[str, Any]]:
-    """``{id: {"id", "answers", "rewards"}}`` for every sample: those in ``partial`` as stored, the others
-    sampled ``k`` times, graded and appended to ``partial`` one prompt batch at a time."""
+def graded_answers(task: Task, provider: Provider, samples: Sequence[Sample], partial: str | os.PathLike, *,
+                   k: int, temperature: float, budget: int, greedy: bool = False, prompts_per_batch: int = 8,
+                   progress: bool = True) -> dict[str, dict[str, Any]]:
+    """``{id: {"id", "answers", "rewards"[, "greedy", "greedy_reward"]}}`` for every sample: ``k`` answers
+    sampled at ``temperature`` and, with ``greedy``, the model's greedy answer, each graded by the task's
+    reward. Samples already in ``partial`` are read back; the others are answered and appended to it one
+    prompt batch at a time, so a killed run resumes where it stopped."""
+    partial = Path(partial)
     done: dict[str, dict[str, Any]] = {}
     if partial.exists():
         for _, obj in iter_json_lines(partial):
             done[obj["id"]] = obj
     todo = [s for s in samples if s.id not in done]
+    what = f"{k} answers" + (" and the greedy one" if greedy else "") if k else "the greedy answer"
     with Progress(disable=not progress) as bar:
-        job = bar.add_task(f"sampling {k} answers from {provider.name}", total=len(samples), completed=len(done))
+        job = bar.add_task(f"sampling {what} from {provider.name}", total=len(samples), completed=len(done))
         for b in range(0, len(todo), prompts_per_batch):
             chunk = todo[b : b + prompts_per_batch]
             prompts = [task.prompt(s) for s in chunk for _ in range(k)]
             texts = provider.complete(prompts, max_new_tokens=budget, temperature=temperature,
-                                      stop_at_json=task.stop_at_json)
+                                      stop_at_json=task.stop_at_json) if prompts else []
+            firsts = provider.complete([task.prompt(s) for s in chunk], max_new_tokens=budget, temperature=0.0,
+                                       stop_at_json=task.stop_at_json) if greedy else []
             with partial.open("a", encoding="utf-8") as fh:
                 for j, sample in enumerate(chunk):
                     answers = texts[j * k : (j + 1) * k]
-                    rewards = [task.reward(sample, task.parse(a)) for a in answers]
-                    record = {"id": sample.id, "answers": answers, "rewards": rewards}
+                    record: dict[str, Any] = {"id": sample.id, "answers": answers,
+                                              "rewards": [task.reward(sample, task.parse(a)) for a in answers]}
+                    if greedy:
+                        record.update(greedy=firsts[j], greedy_reward=task.reward(sample, task.parse(firsts[j])))
                     done[sample.id] = record
                     fh.write(json.dumps(record, ensure_ascii=False) + "\n")
                 fh.flush()
@@ -74,67 +83,108 @@ def _marked(sample: Sample, prompt: list[Message], answers: Sequence[str], rewar
 def sample_and_score(task: Task, provider: Provider, samples: Sequence[Sample], out: str | os.PathLike, *,
                      k: int = 4, temperature: float = 1.0, max_new_tokens: int | None = None,
                      prompts_per_batch: int = 8, format: Format = "pairs", threshold: float = 1.0,
-                     with_target: bool = False, progress: bool = True) -> dict[str, int]:
+                     with_target: bool = False, greedy: bool = False, max_rows: int | None = None,
+                     graded_out: str | os.PathLike | None = None, progress: bool = True) -> dict[str, int]:
     """Answer each sample ``k`` times, grade every answer, write pairs (or marked rows) to ``out``.
 
     The provider is asked through ``complete(prompts, max_new_tokens=, temperature=, stop_at_json=)``.
     ``with_target`` adds the task's reference answer (``task.target_text``), graded like the
     others, as one more candidate: every prompt with a wrong sampled answer then gives a pair.
+    ``greedy`` adds the model's own greedy answer as a candidate, the rejected side wherever it is wrong
+    (the model's actual error rather than an unlikely sample, even when a sample scored lower), and puts the prompts
+    it gets wrong first: with ``max_rows`` the rows kept are the model's errors first. ``graded_out``
+    keeps every graded answer (the record of what the rows were chosen from).
 
     Returns counts: ``prompts``, ``answers``, ``rows`` written, ``ties`` (prompts whose answers
-    all scored the same, which give no pair).
+    all scored the same, which give no pair), ``errors`` (prompts whose greedy answer fell short).
     """
     out = Path(out)
     partial = out.with_name(out.name + ".partial")
-    done = _answer(task, provider, samples, partial, k=k, temperature=temperature,
-                   budget=max_new_tokens or task.max_new_tokens, prompts_per_batch=prompts_per_batch,
-                   progress=progress)
-    rows: list[PreferencePair | MarkedResponse] = []
-    ties = 0
+    done = graded_answers(task, provider, samples, partial, k=k, temperature=temperature,
+                          budget=max_new_tokens or task.max_new_tokens, greedy=greedy,
+                          prompts_per_batch=prompts_per_batch, progress=progress)
+    rows: list[tuple[bool, PreferencePair | MarkedResponse]] = []
+    ties = errors = 0
     for sample in samples:
         record = done[sample.id]
         prompt = task.prompt(sample)
         answers, rewards = list(record["answers"]), list(record["rewards"])
+        wrong = greedy and record["greedy_reward"] < threshold
+        errors += wrong
+        if greedy:
+            answers.insert(0, record["greedy"])
+            rewards.insert(0, record["greedy_reward"])
         if with_target:
             target = task.target_text(sample)
             answers.append(target)
             rewards.append(task.reward(sample, task.parse(target)))
-        meta = {"task": task.name, "source": provider.name}
+        meta = {"task": task.name, "source": provider.name, **({"greedy_wrong": wrong} if greedy else {})}
         if format == "marked":
-            rows += _marked(sample, prompt, answers, rewards, threshold, meta)
+            rows += [(wrong, m) for m in _marked(sample, prompt, answers, rewards, threshold, meta)]
             continue
         pick = best_vs_worst(answers, rewards)
         if pick is None:
             ties += 1
             continue
         best, worst = pick
-        rows.append(PreferencePair(id=sample.id, prompt=prompt, chosen=[Message(role="assistant", content=answers[best])],
-                                   rejected=[Message(role="assistant", content=answers[worst])],
-                                   metadata={**meta, "chosen_reward": rewards[best],
-                                             "rejected_reward": rewards[worst]}))
-    write_jsonl(out, rows)
+        if wrong and rewards[best] > rewards[0]:
+            worst = 0  # the model's own greedy error, even where a sample scored lower
+        rows.append((wrong, PreferencePair(
+            id=sample.id, prompt=prompt, chosen=[Message(role="assistant", content=answers[best])],
+            rejected=[Message(role="assistant", content=answers[worst])],
+            metadata={**meta, "chosen_reward": rewards[best], "rejected_reward": rewards[worst]})))
+    if greedy:
+        rows.sort(key=lambda row: not row[0])  # stable: the model's errors first, each group in sample order
+    kept = [row for _, row in rows][:max_rows]
+    write_jsonl(out, kept)
+    if graded_out is not None:
+        write_jsonl(graded_out, [done[s.id] for s in samples])
     partial.unlink(missing_ok=True)
-    return {"prompts": len(samples), "answers": len(samples) * k, "rows": len(rows), "ties": ties}
+    return {"prompts": len(samples), "answers": len(samples) * (k + greedy), "rows": len(kept), "ties": ties,
+            "errors": errors}
 
 
 def pairs_from_task(model: str, task: str | Task, n: int, out: str | os.PathLike, *, data: str | None = None,
-                    split: str = "train", seed: int = 0, k: int = 4, temperature: float = 1.0,
-                    max_new_tokens: int | None = None, batch_size: int = 16, format: Format = "pairs",
-                    threshold: float = 1.0, with_target: bool = False, progress: bool = True) -> dict[str, int]:
+                    samples: Sequence[Sample] | None = None, split: str = "train", seed: int = 0, k: int = 4,
+                    temperature: float = 1.0, max_new_tokens: int | None = None, batch_size: int = 16,
+                    format: Format = "pairs", threshold: float = 1.0, with_target: bool = False,
+                    greedy: bool = False, max_rows: int | None = None, graded_out: str | os.PathLike | None = None,
+                    progress: bool = True) -> dict[str, int]:
     """:func:`sample_and_score` for a model spec and a task (or its name), on ``n`` rows of a generated split
-    (or of the task's data file ``data``). Sampling is seeded by ``seed``."""
+    (or of the task's data file ``data``, or the ``samples`` given). Sampling is seeded by ``seed``."""
     import torch  # heavy: only a run that samples needs it
 
     the_task = get_task(task)
-    samples = the_task.load(data)[:n] if data else the_task.make(split, n, seed)
+    if samples is None:
+        samples = the_task.load(data)[:n] if data else the_task.make(split, n, seed)
     torch.manual_seed(seed)
     provider = make_provider(model, batch_size=batch_size)
     try:
         return sample_and_score(the_task, provider, samples, out, k=k, temperature=temperature,
-                                max_new_tokens=max_new_tokens, prompts_per_batch=max(1, batch_size // k),
-                                format=format, threshold=threshold, with_target=with_target, progress=progress)
+                                max_new_tokens=max_new_tokens, prompts_per_batch=max(1, batch_size // max(k, 1)),
+                                format=format, threshold=threshold, with_target=with_target, greedy=greedy,
+                                max_rows=max_rows, graded_out=graded_out, progress=progress)
     finally:
         provider.close()
 
 
-__all__ = ["pairs_from_task", "sample_and_score"]
+def pass_rates(model: str, task: str | Task, samples: Sequence[Sample], partial: str | os.PathLike, *, k: int,
+               temperature: float = 1.0, max_new_tokens: int | None = None, batch_size: int = 16,
+               threshold: float = 1.0, seed: int = 0, progress: bool = True) -> dict[str, float]:
+    """``{id: share of k sampled answers whose reward reaches threshold}``: how often the model gets each
+    prompt right when it samples (resumable through ``partial``)."""
+    import torch  # heavy: only a run that samples needs it
+
+    the_task = get_task(task)
+    torch.manual_seed(seed)
+    provider = make_provider(model, batch_size=batch_size)
+    try:
+        done = graded_answers(the_task, provider, samples, partial, k=k, temperature=temperature,
+                              budget=max_new_tokens or the_task.max_new_tokens,
+                              prompts_per_batch=max(1, batch_size // k), progress=progress)
+    finally:
+        provider.close()
+    return {s.id: sum(r >= threshold for r in done[s.id]["rewards"]) / k for s in samples}
+
+
+__all__ = ["graded_answers", "pairs_from_task", "pass_rates", "sample_and_score"]

@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 
 from agentladder.errors import ConfigError
-from agentladder.models.embedding import load_embedder, minilm_path
+from agentladder.models.embedding import embed, minilm_path
 
 
 def semantic_similarity(predictions: Sequence[str], references: Sequence[str], *,
@@ -23,10 +23,8 @@ def semantic_similarity(predictions: Sequence[str], references: Sequence[str], *
         raise ConfigError(f"{len(predictions)} predictions for {len(references)} references")
     if not predictions:
         return []
-    encoder = load_embedder(model)
-    kw = {"batch_size": batch_size, "normalize_embeddings": True, "convert_to_tensor": True, "show_progress_bar": False}
-    a = encoder.encode(list(predictions), **kw)
-    b = encoder.encode(list(references), **kw)
+    a = embed(predictions, model=model, batch_size=batch_size)
+    b = embed(references, model=model, batch_size=batch_size)
     return [float(x) for x in (a * b).sum(dim=-1)]
 
 

@@ -1,13 +1,17 @@
-"""The climb: run the rungs in order, score each on the same held-out split, gate it, register it.
+"""The climb: run the rungs in order, decide on the validation split, report on the test split.
 
 For each rung, top to bottom:
 
 1. its starting model: the champion (the best rung kept so far), the base, or a named earlier rung;
-2. its data and training (:mod:`agentladder.ladder.rungs`);
-3. an evaluation on the ladder's held-out split (the same rows for every rung);
-4. the gate (:mod:`agentladder.ladder.gates`): kept or rejected, and whether the climb ends;
-5. a version in the registry, its parent the version it started from;
-6. the ladder's state file (``ladder_state.json``), written atomically.
+2. its data and training (:mod:`agentladder.ladder.rungs`), on prompts no earlier rung trained on and
+   no held-out split holds;
+3. an evaluation on the ladder's **validation** split (the same rows for every rung);
+4. the gate (:mod:`agentladder.ladder.gates`) on those figures: kept or rejected, and whether the climb ends;
+5. a kept rung only: one evaluation on each **reporting** split (test, and shifted when there is one),
+   and the paired test against the model it replaced on the same rows; nothing reads these to decide;
+6. a version in the registry, its parent the version it started from, with the split that decided it
+   and the splits it was reported on;
+7. the ladder's state file (``ladder_state.json``), written atomically.
 
 A killed climb, run again, reads the state file, skips the rungs it finished and resumes the one it
 was on (its data, its newest checkpoint, its stored evaluation outputs). Finished rungs are judged again
@@ -28,15 +32,18 @@ from typing import Any
 
 from agentladder.data.io import atomic_write_text
 from agentladder.errors import ConfigError, DataError, MissingFileError
-from agentladder.evals import evaluate
 from agentladder.ladder.config import LadderConfig, load_ladder
 from agentladder.ladder.gates import judge
 from agentladder.ladder.registry import ModelVersion, Registry, file_hash, version_id
 from agentladder.ladder.report import ladder_table, write_report
 from agentladder.ladder.rungs import RUNNERS, RungContext, Runner, Trained
-from agentladder.tasks import get_task, write_data
+from agentladder.ladder.scoring import paired, score
+from agentladder.ladder.splits import Split, prepare_splits, split_inputs
+from agentladder.tasks import get_task
 
 STATE_FILE = "ladder_state.json"
+INPUTS_FILE = "inputs.txt"
+"""In a rung's folder: the normalised inputs of every row the rung drew, one a line."""
 
 
 @dataclass
@@ -50,7 +57,7 @@ class RungResult:
     model: str
     artifact: str
     metrics: dict[str, dict[str, Any]]
-    """``{name: {value, ci, n}}`` on the held-out split."""
+    """``{name: {value, ci, n}}`` on the validation split: what the gate decided on."""
     verdict: dict[str, Any]
     examples: int | None = None
     tokens: int | None = None
@@ -58,12 +65,22 @@ class RungResult:
     data_seconds: float | None = None
     eval_seconds: float | None = None
     wall_seconds: float | None = None
-    """Wall time of the rung (data, training, evaluation) in the call that finished it."""
+    """Wall time of the rung (data, training, evaluations) in the call that finished it."""
     fingerprint: str = ""
     notes: dict[str, Any] = field(default_factory=dict)
+    reported: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    """``{split: metrics}`` on the reporting splits (test, shifted); a kept rung only."""
+    outcomes: dict[str, str] = field(default_factory=dict)
+    """``{split: "1101-..."}``: the headline metric per row (right, wrong, not scored) in the split's order."""
+    paired: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """``{split: {gained, lost, n, p, gain, gain_ci}}`` against ``compared_with`` on the same rows."""
+    compared_with: str | None = None
+    """The champion this rung was judged against (the rung before it on the kept path)."""
 
-    def value(self, metric: str) -> float | None:
-        m = self.metrics.get(metric)
+    def value(self, metric: str, split: str | None = None) -> float | None:
+        """``metric`` on the validation split, or on a reporting ``split``."""
+        metrics = self.metrics if split in (None, "validation") else self.reported.get(split, {})
+        m = metrics.get(metric)
         return None if m is None else m.get("value")
 
     @property
@@ -80,16 +97,37 @@ class ClimbResult:
     target_met: bool
     wall_seconds: float
     """Wall time of this call (a resumed climb counts only what it ran)."""
+    report_dir: Path
+    splits: list[Split] = field(default_factory=list)
+    """The validation split (decides), then the reporting splits."""
 
     @property
     def climb_seconds(self) -> float:
         """Wall time of the rungs, summed over the calls that ran them (a killed call's lost work left out)."""
         return sum(r.wall_seconds or 0.0 for r in self.rungs)
-    report_dir: Path
+
+    @property
+    def reporting(self) -> list[str]:
+        return [s.name for s in self.splits if not s.decides]
 
     def table(self):
-
         return ladder_table(self)
+
+
+@dataclass
+class _Climb:
+    """What every step of one climb call shares."""
+
+    config: LadderConfig
+    metric: str
+    out: Path
+    splits: list[Split]
+    reg: Registry
+    state: dict[str, Any]
+    progress: bool
+    task: str
+    providers: dict[str, Any] = field(default_factory=dict)
+    """Providers a runner handed back this call (recorded models in tests), by rung name."""
 
 
 def climb(ladder: LadderConfig | str | Path, *, overrides: list[str] | dict[str, Any] | None = None,
@@ -107,11 +145,13 @@ def climb(ladder: LadderConfig | str | Path, *, overrides: list[str] | dict[str,
     metric = config.gate.metric or task.headline
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    test_data = _test_split(config, out)
+    splits = prepare_splits(config, out)
     state = _read_state(out, config)
     reg = registry if isinstance(registry, Registry) else Registry(registry or config.registry)
     runners = {**RUNNERS, **(runners or {})}
     say = progress if log is None else log
+    run = _Climb(config, metric, out, splits, reg, state, progress, task.name)
+    used = set().union(*(split_inputs(task, s) for s in splits))
     try:
         # The state file keeps every version it registered: a resumed climb (or one pointed at another
         # registry file) registers them again, parents first, so the lineage is whole.
@@ -121,39 +161,21 @@ def climb(ladder: LadderConfig | str | Path, *, overrides: list[str] | dict[str,
         champion: RungResult | None = None
         for index, rung in enumerate(config.rungs):
             start_model, parent = _start(config, rung.start, results, champion)
+            ctx = RungContext(config, rung, index, out / rung_folder(index, rung.name), start_model, progress,
+                              exclude=frozenset(used))
             saved = state["rungs"].get(rung.name)
             if saved is not None:
-                result = _replay(config, index, RungResult(**saved), start_model, champion, metric, reg, state, out)
+                result = _replay(run, index, RungResult(**saved), start_model, champion)
                 _say(say, f"rung {index + 1}/{len(config.rungs)} {rung.name}: finished earlier, "
-                               f"{metric} {result.value(metric) or 0:.3f}, {_kept(result.verdict)}")
+                          f"{metric} {result.value(metric) or 0:.3f} on validation, {_kept(result.verdict)}")
             else:
                 _say(say, f"rung {index + 1}/{len(config.rungs)} {rung.name} ({rung.kind}) from {start_model}")
-                ctx = RungContext(config, rung, index, out / rung_folder(index, rung.name), start_model, progress)
-                ctx.dir.mkdir(parents=True, exist_ok=True)
-                t_rung = time.perf_counter()
-                trained = runners[rung.kind](ctx)
-                t0 = time.perf_counter()
-                metrics = _evaluate(config, trained, test_data, ctx, rung.shots)
-                eval_seconds = time.perf_counter() - t0
-                verdict = judge(config.gate, metric, _values(metrics), None if champion is None
-                                else _values(champion.metrics), min_gain=rung.min_gain)
-                if parent is None and trained.artifact != "base":
-                    parent = _register_base(reg, config, task.name, state)
-                result = RungResult(
-                    name=rung.name, kind=rung.kind, version=version_id(config.name, rung.name, ctx.dir),
-                    parent=parent, model=trained.model, artifact=trained.artifact, metrics=metrics,
-                    verdict=verdict.to_json(), examples=trained.examples, tokens=trained.tokens,
-                    train_seconds=trained.train_seconds, data_seconds=trained.data_seconds,
-                    eval_seconds=eval_seconds, wall_seconds=time.perf_counter() - t_rung,
-                    fingerprint=config.rung_fingerprint(index),
-                    notes={**trained.notes, "start_model": start_model, "shots": _shots(config, rung.shots),
-                           **({"instructions": rung.instructions} if rung.instructions else {})})
-                version = _version(config, task.name, metric, result, trained)
-                reg.register(version)
-                state["versions"][version.id] = version.to_json()
-                state["rungs"][rung.name] = result.__dict__
-                _write_state(out, state)
-                _say(say, f"rung {rung.name}: {_kept(result.verdict)}: {verdict.reason}")
+                result = _run_rung(run, ctx, runners[rung.kind], parent, champion)
+                _say(say, f"rung {rung.name}: {_kept(result.verdict)} on validation: {result.verdict['reason']}")
+            if result.kept and config.eval.report:
+                _report(run, ctx, result, champion)
+            _register(run, result)
+            used |= _inputs(ctx.dir)
             results.append(result)
             if result.kept:
                 champion = result
@@ -162,7 +184,7 @@ def climb(ladder: LadderConfig | str | Path, *, overrides: list[str] | dict[str,
         assert champion is not None  # the first rung is always kept
         outcome = ClimbResult(ladder=config, metric=metric, rungs=results, champion=champion,
                               target_met=bool(results[-1].verdict.get("target_met")),
-                              wall_seconds=time.perf_counter() - start, report_dir=out)
+                              wall_seconds=time.perf_counter() - start, report_dir=out, splits=splits)
         state["finished"] = len(results) == len(config.rungs) or bool(results[-1].verdict.get("stop"))
         state["champion"] = champion.version
         _write_state(out, state)
@@ -174,6 +196,74 @@ def climb(ladder: LadderConfig | str | Path, *, overrides: list[str] | dict[str,
     return outcome
 
 
+def _run_rung(run: _Climb, ctx: RungContext, runner: Runner, parent: str | None,
+              champion: RungResult | None) -> RungResult:
+    """Make the rung's data, train it, score it on the validation split and judge it."""
+    config, rung = run.config, ctx.rung
+    ctx.dir.mkdir(parents=True, exist_ok=True)
+    t_rung = time.perf_counter()
+    trained = runner(ctx)
+    if trained.inputs is not None:
+        atomic_write_text(ctx.dir / INPUTS_FILE, "".join(f"{k}\n" for k in trained.inputs))
+    decided = _score(run, ctx, trained.provider if trained.provider is not None else trained.model, run.splits[0])
+    verdict = judge(config.gate, run.metric, _values(decided.metrics),
+                    None if champion is None else _values(champion.metrics), min_gain=rung.min_gain)
+    if parent is None and trained.artifact != "base":
+        parent = _register_base(run.reg, config, run.task, run.state)
+    result = RungResult(
+        name=rung.name, kind=rung.kind, version=version_id(config.name, rung.name, ctx.dir),
+        parent=parent, model=trained.model, artifact=trained.artifact, metrics=decided.metrics,
+        verdict=verdict.to_json(), examples=trained.examples, tokens=trained.tokens,
+        train_seconds=trained.train_seconds, data_seconds=trained.data_seconds,
+        eval_seconds=decided.seconds, wall_seconds=time.perf_counter() - t_rung,
+        fingerprint=config.rung_fingerprint(ctx.index), outcomes={run.splits[0].name: decided.outcomes},
+        compared_with=None if champion is None else champion.name,
+        notes={**trained.notes, "start_model": ctx.start_model, "shots": _shots(config, rung.shots),
+               **({"instructions": rung.instructions} if rung.instructions else {})})
+    run.state["versions"][result.version] = _version(config, run.task, run.metric, result, trained).to_json()
+    run.state["rungs"][rung.name] = result.__dict__
+    _write_state(run.out, run.state)
+    if trained.provider is not None:
+        run.providers[rung.name] = trained.provider  # the reporting splits ask the same recorded model
+    return result
+
+
+def _report(run: _Climb, ctx: RungContext, result: RungResult, champion: RungResult | None) -> None:
+    """Score a kept rung once on each reporting split it has no figures for, and test it against the
+    champion it replaced on every split both were scored on. Nothing here changes a decision."""
+    spec = run.providers.get(result.name, result.model)
+    for split in run.splits[1:]:
+        if split.name not in result.reported or split.name not in result.outcomes:
+            t0 = time.perf_counter()
+            scored = _score(run, ctx, spec, split)
+            result.reported[split.name] = scored.metrics
+            result.outcomes[split.name] = scored.outcomes
+            spent = time.perf_counter() - t0
+            result.eval_seconds = (result.eval_seconds or 0.0) + spent
+            result.wall_seconds = (result.wall_seconds or 0.0) + spent
+    result.compared_with = None if champion is None else champion.name
+    result.paired = {}
+    if champion is not None:
+        for name, rows in result.outcomes.items():
+            test = paired(champion.outcomes.get(name, ""), rows)
+            if test is not None:
+                result.paired[name] = test
+    run.state["rungs"][result.name] = result.__dict__
+    _write_state(run.out, run.state)
+
+
+def _score(run: _Climb, ctx: RungContext, spec: Any, split: Split):
+    config = run.config
+    return score(spec, ctx.task, split, str(ctx.dir / "eval" / split.name), metric=run.metric,
+                 shots=_shots(config, ctx.rung.shots), batch_size=config.eval.batch_size, dtype=config.eval.dtype,
+                 max_new_tokens=config.eval.max_new_tokens, seed=config.seed, progress=ctx.progress)
+
+
+def _inputs(folder: Path) -> set[str]:
+    path = folder / INPUTS_FILE
+    return set(path.read_text().splitlines()) if path.exists() else set()
+
+
 def _values(metrics: dict[str, dict[str, Any]]) -> dict[str, float | None]:
     return {k: m.get("value") for k, m in metrics.items() if isinstance(m, dict)}
 
@@ -182,14 +272,14 @@ def _kept(verdict: dict[str, Any]) -> str:
     return "kept" if verdict.get("kept") else "rejected"
 
 
-def _replay(config: LadderConfig, index: int, result: RungResult, start_model: str, champion: RungResult | None,
-            metric: str, reg: Registry, state: dict[str, Any], out: Path) -> RungResult:
+def _replay(run: _Climb, index: int, result: RungResult, start_model: str, champion: RungResult | None) -> RungResult:
     """A rung finished by an earlier call: check it still fits the ladder, and judge it again under today's gate.
 
     Its settings (and those of the rungs before it) must be unchanged and it must have started from the
     model it would start from now; the gate may have changed (a higher target, say), so its verdict is
-    recomputed and the registry's status follows.
+    recomputed on its validation figures and the registry's status follows.
     """
+    config, out = run.config, run.out
     rung = config.rungs[index]
     folder = out / rung_folder(index, rung.name)
     if result.fingerprint != config.rung_fingerprint(index):
@@ -200,17 +290,26 @@ def _replay(config: LadderConfig, index: int, result: RungResult, start_model: s
         raise ConfigError(f"{out / STATE_FILE}: rung {rung.name!r} was trained from {result.notes.get('start_model')}, "
                           f"but under the ladder's gate it would now start from {start_model}; climb into another "
                           "out_dir")
-    verdict = judge(config.gate, metric, _values(result.metrics),
-                    None if champion is None else _values(champion.metrics), min_gain=rung.min_gain).to_json()
-    if verdict != result.verdict:
-        result.verdict = verdict
-        saved = state["versions"].get(result.version)
-        if saved is not None:
-            saved.update(status=_status(verdict), notes={**saved.get("notes", {}), "verdict": verdict["reason"]})
-            reg.register(ModelVersion(**saved))
-        state["rungs"][rung.name] = result.__dict__
-        _write_state(out, state)
+    result.verdict = judge(config.gate, run.metric, _values(result.metrics),
+                           None if champion is None else _values(champion.metrics), min_gain=rung.min_gain).to_json()
+    run.state["rungs"][rung.name] = result.__dict__
     return result
+
+
+def _register(run: _Climb, result: RungResult) -> None:
+    """The rung's version as it stands now (status, decision and reporting splits) into the registry and state."""
+    saved = run.state["versions"].get(result.version)
+    if saved is None:
+        return
+    by_name = {s.name: s for s in run.splits}
+    saved.update(status=_status(result.verdict), notes={**saved.get("notes", {}), "verdict": result.verdict["reason"],
+                                                        "gain": result.verdict.get("gain")},
+                 decided_on=by_name[run.splits[0].name].record(),
+                 reported_on={name: {**by_name[name].record(), "metrics": metrics,
+                                     **({"paired": result.paired[name]} if name in result.paired else {})}
+                              for name, metrics in result.reported.items() if name in by_name})
+    run.reg.register(ModelVersion(**saved))
+    _write_state(run.out, run.state)
 
 
 def _say(progress: bool, text: str) -> None:
@@ -225,18 +324,6 @@ def rung_folder(index: int, name: str) -> str:
 
 
 # -- steps ----------------------------------------------------------------------------------------
-def _test_split(config: LadderConfig, out: Path) -> str:
-    """The held-out rows every rung is scored on: the given file, or the task's test split written once."""
-    if config.eval.data:
-        if not Path(config.eval.data).exists():
-            raise MissingFileError(f"eval.data: {config.eval.data}: no such file")
-        return config.eval.data
-    path = out / "test.jsonl"
-    if not path.exists():
-        write_data(config.task, "test", config.eval.rows, path, seed=config.eval.seed)
-    return str(path)
-
-
 def _start(config: LadderConfig, start: str, results: list[RungResult],
            champion: RungResult | None) -> tuple[str, str | None]:
     """The model a rung starts from and its registry version (``None`` for the bare base)."""
@@ -249,18 +336,6 @@ def _start(config: LadderConfig, start: str, results: list[RungResult],
 
 def _shots(config: LadderConfig, shots: int | None) -> int:
     return config.eval.shots if shots is None else shots
-
-
-def _evaluate(config: LadderConfig, trained: Trained, test_data: str, ctx: RungContext,
-              shots: int | None) -> dict[str, dict[str, Any]]:
-
-    spec = trained.provider if trained.provider is not None else trained.model
-    report = evaluate([spec], ctx.task, data=test_data, shots=_shots(config, shots), out=str(ctx.dir / "eval"),
-                      batch_size=config.eval.batch_size, dtype=config.eval.dtype,
-                      max_new_tokens=config.eval.max_new_tokens,
-                      seed=config.seed, progress=ctx.progress)
-    result = next(iter(report.models.values()))
-    return {name: m.to_json() for name, m in result.metrics.items()}
 
 
 def _register_base(reg: Registry, config: LadderConfig, task: str, state: dict[str, Any]) -> str:
@@ -318,4 +393,19 @@ def read_climb(out_dir: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-__all__ = ["ClimbResult", "RungResult", "climb", "read_climb", "rung_folder"]
+def decided_accuracy(out_dir: str | Path) -> tuple[float, float]:
+    """The champion's headline on the split that decided the climb (validation) and the gate's target, from a
+    finished climb's ``ladder.json``: what :func:`~agentladder.ladder.recommend.recommend` should be given, never
+    a test figure."""
+    path = Path(out_dir) / "ladder.json"
+    if not path.exists():
+        raise MissingFileError(f"{out_dir} holds no finished climb (ladder.json is missing)")
+    report = json.loads(path.read_text())
+    champion = next(r for r in report["rungs"] if r["version"] == report["champion"])
+    value = (champion["metrics"].get(report["metric"]) or {}).get("value")
+    if value is None:
+        raise DataError(path, None, None, f"the champion has no {report['metric']} on its validation split")
+    return float(value), float(report["target"])
+
+
+__all__ = ["ClimbResult", "RungResult", "climb", "decided_accuracy", "read_climb", "rung_folder"]

@@ -43,7 +43,7 @@ from agentladder.data.io import yaml_line
 from agentladder.errors import ConfigError, DataError, MissingFileError, data_error, first_error
 from agentladder.models.loading import DEFAULT_MODEL
 from agentladder.tasks import get_task
-from agentladder.train.preference import PreferenceConfig
+from agentladder.train.preference import RENAMED, PreferenceConfig
 from agentladder.train.rl_config import RLConfig
 from agentladder.train.sft import SFTConfig
 
@@ -56,17 +56,31 @@ class _Strict(BaseModel):
 
 # -- where a rung's data comes from ---------------------------------------------------------------
 class GenerateData(_Strict):
-    """Rows of the task's own generated split: SFT conversations (the target as the answer) or RL prompts."""
+    """Rows of the task's own generated split: SFT conversations (the target as the answer) or RL prompts.
+
+    The rows are fresh: none an earlier rung drew or a held-out split holds (:mod:`agentladder.ladder.fresh`).
+    """
 
     source: Literal["generate"]
     rows: int = Field(ge=1)
+    """SFT: conversations; RL: prompts drawn (before the ``filter_k`` filter)."""
     split: str = "train"
     seed: int | None = None
-    """[default: the ladder's seed]"""
+    """[default: a stream of the rung's own, from the ladder's seed and the rung's name]"""
     balance: str | None = None
     """SFT only: a target field whose values are drawn more evenly (the square root of their counts), so rare
     cases (``doses_per_day`` of every 4 hours, a daily cap) are seen more often. The evaluation split keeps the
     task's own mix."""
+    filter_k: int | None = Field(None, ge=2)
+    """RL only: answer each prompt ``filter_k`` times with the rung's starting model and keep only those it
+    sometimes fails (a pass rate strictly between 0 and 1); the rest teach a group-relative advantage nothing.
+    The yield is reported with the rung."""
+    filter_temperature: float = Field(1.0, gt=0)
+    """RL only: the sampling temperature of the filter's answers."""
+    batch_size: int = Field(64, ge=1)
+    """RL only: answers the filter generates at a time."""
+    max_new_tokens: int | None = Field(None, ge=1)
+    """RL only: the filter's budget per answer [default: the task's]."""
 
 
 class FileData(_Strict):
@@ -94,21 +108,32 @@ class DistillData(_Strict):
 
 
 class PairsData(_Strict):
-    """Preference pairs (or KTO rows) from the rung's starting model: ``k`` sampled answers per prompt,
+    """Preference pairs (or KTO rows) from the rung's starting model: ``k`` sampled answers per fresh prompt,
     graded by the task's reward, best against worst (:func:`agentladder.evals.sampling.pairs_from_task`)."""
 
     source: Literal["pairs"]
     rows: int = Field(ge=1)
-    """Prompts to sample from."""
-    k: int = Field(4, ge=1)
+    """Fresh prompts to answer (none an earlier rung drew or a held-out split holds)."""
+    k: int = Field(4, ge=0)
     temperature: float = Field(1.0, ge=0)
     with_target: bool = True
     """Add the task's reference answer as one more graded candidate, so every wrong prompt gives a pair."""
+    greedy: bool = False
+    """Errors first: add the model's greedy answer as a candidate, the rejected side wherever it is wrong
+    (the model's actual mistake), and put the prompts it gets wrong first."""
+    pairs: int | None = Field(None, ge=1)
+    """Keep at most this many pairs (the model's errors first with ``greedy``) [default: all]."""
     split: str = "train"
     seed: int | None = None
     batch_size: int = Field(16, ge=1)
     max_new_tokens: int | None = Field(None, ge=1)
     """Generation budget per answer [default: the task's]."""
+
+    @model_validator(mode="after")
+    def _candidates(self) -> PairsData:
+        if self.k + self.greedy + self.with_target < 2:
+            raise ValueError("k: a pair needs two candidates: sample k >= 2, or add greedy or with_target")
+        return self
 
 
 DataSpec = Annotated[GenerateData | FileData | DistillData | PairsData, Field(discriminator="source")]
@@ -190,16 +215,37 @@ class Rung(_Strict):
                              f"use one of {', '.join(allowed)}")
         elif self.kind != "sft" and getattr(self.data, "balance", None):
             raise ValueError("data.balance applies to an sft rung's generated conversations only")
+        elif self.kind != "rl" and getattr(self.data, "filter_k", None):
+            raise ValueError("data.filter_k applies to an rl rung's generated prompts only")
         return self
 
 
 class EvalSettings(_Strict):
-    """The held-out split every rung is scored on, and how."""
+    """The held-out splits every rung is scored on, and how.
+
+    The *validation* split decides: the gate keeps or rejects each rung on it, so it also decides which model
+    the next rung starts from and when the climb ends. The *test* split only reports: a kept rung is scored
+    on it once, after its verdict, and nothing the climb does reads it. A task whose generator has a
+    ``shifted`` split (phrasings the training split never uses) is scored on it too, beside the test split.
+    """
 
     rows: int = Field(200, ge=1)
     """Rows of the task's generated test split (ignored when ``data`` is given)."""
     data: str | None = None
-    """A JSONL file of the task's rows instead of the generated split."""
+    """A JSONL file of the task's rows to report on instead of the generated test split."""
+    validation_rows: int = Field(200, ge=1)
+    """Rows of the task's generated validation split (ignored when ``validation`` is given)."""
+    validation: str | None = None
+    """A JSONL file of the task's rows to decide on instead of the generated validation split (needed for a
+    task without a generator); it may share no row with the test file."""
+    shifted_rows: int = Field(200, ge=0)
+    """Rows of the task's generated ``shifted`` split, when it has one (0: none)."""
+    shifted: str | None = None
+    """A JSONL file of the task's rows written unlike the training data, reported beside the test split."""
+    report: bool = True
+    """Score kept rungs on the reporting splits. ``false`` while a recipe is being tuned: the climb then reads
+    only the validation split, so no setting can be chosen by a test figure; a later climb into the same
+    folder with ``report: true`` scores the kept rungs it finished (it is left out of the rungs' settings)."""
     seed: int = 0
     shots: int = Field(0, ge=0)
     batch_size: int = Field(8, ge=1)
@@ -240,7 +286,8 @@ class LadderConfig(_Strict):
 
         The gate is left out: a resumed climb judges finished rungs again under the gate it is given.
         """
-        payload = {"task": self.task, "base": self.base_model, "eval": self.eval.model_dump(), "seed": self.seed,
+        payload = {"task": self.task, "base": self.base_model, "eval": self.eval.model_dump(exclude={"report"}),
+                   "seed": self.seed,
                    "rungs": [r.model_dump() for r in self.rungs[: index + 1]]}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -273,6 +320,8 @@ def _check_train(rung: Rung, index: int) -> None:
         raise _At(["rungs", index, "train", filled[0]], "the ladder sets this itself; leave it out")
     if rung.kind == "dpo" and rung.train.get("loss") == "kto":
         raise _At(["rungs", index, "train", "loss"], "KTO is its own rung kind: kind: kto")
+    if "rpo_alpha" in rung.train:
+        raise _At(["rungs", index, "train", "rpo_alpha"], RENAMED)
     placeholders: dict[str, Any] = {"out_dir": "-", "model": "-"}
     placeholders.update({"task": "-"} if rung.kind == "rl" else {"data": "-"})
     if rung.kind == "kto":
@@ -380,8 +429,9 @@ def _resolve_files(data: dict[str, Any], base: Path) -> None:
         if isinstance(spec, dict) and spec.get("source") == "file" and isinstance(spec.get("path"), str):
             spec["path"] = str(base / spec["path"])
     ev = data.get("eval")
-    if isinstance(ev, dict) and isinstance(ev.get("data"), str):
-        ev["data"] = str(base / ev["data"])
+    for key in ("data", "validation", "shifted"):
+        if isinstance(ev, dict) and isinstance(ev.get(key), str):
+            ev[key] = str(base / ev[key])
 
 
 __all__ = ["DistillData", "EvalSettings", "FileData", "Gate", "GenerateData", "Guard", "LadderConfig",

@@ -1,7 +1,9 @@
 """The model registry: every version a climb made, with its lineage, settings, data and scores, in SQLite.
 
 One row per version: its parent (the model it started from), the ladder and rung that made it,
-the trainer settings, a hash of its training data, its metrics on the ladder's held-out split,
+the trainer settings, a hash of its training data, its metrics on the split that decided it
+(``decided_on``: the validation split, with its size and hash) and on the splits it was only reported
+on (``reported_on``: test, shifted),
 training time and token counts, and the path of its weights (``full``), of its LoRA adapter
 (``adapter``) or the base model spec (``base``, for a baseline). The default file is the one the
 agents runtime uses (``$AGENTLADDER_DB``, else ``agentladder.db`` in the current folder), so one
@@ -36,7 +38,8 @@ CREATE TABLE IF NOT EXISTS model_versions (
     id TEXT PRIMARY KEY, ladder TEXT NOT NULL, rung TEXT NOT NULL, kind TEXT NOT NULL, parent TEXT,
     base_model TEXT, path TEXT NOT NULL, artifact TEXT NOT NULL, status TEXT NOT NULL, config TEXT,
     data_path TEXT, data_hash TEXT, examples INTEGER, tokens INTEGER, train_seconds REAL,
-    headline TEXT, score REAL, metrics TEXT, task TEXT, notes TEXT, created REAL NOT NULL);
+    headline TEXT, score REAL, metrics TEXT, task TEXT, notes TEXT, created REAL NOT NULL,
+    decided_on TEXT, reported_on TEXT);
 CREATE INDEX IF NOT EXISTS model_versions_ladder ON model_versions (ladder, rung);
 """
 
@@ -86,16 +89,23 @@ class ModelVersion:
     headline: str | None = None
     score: float | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
-    """Every metric of the evaluation: ``{name: {value, ci, n}}``."""
+    """Every metric on the split that decided the version's fate (``decided_on``): ``{name: {value, ci, n}}``."""
     task: str | None = None
     notes: dict[str, Any] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
+    decided_on: dict[str, Any] = field(default_factory=dict)
+    """The split the gate decided on: ``{split, rows, path, hash}`` (``validation`` in a climb)."""
+    reported_on: dict[str, Any] = field(default_factory=dict)
+    """``{split: {split, rows, path, hash, metrics, paired?}}``: the splits the version was only reported on
+    (``test``, ``shifted``), scored after its verdict; ``paired`` is the test against its parent's model."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
-_JSON_COLUMNS = ("config", "metrics", "notes")
+_JSON_COLUMNS = ("config", "metrics", "notes", "decided_on", "reported_on")
+_ADDED_COLUMNS = ("decided_on", "reported_on")
+"""Columns later than the first schema: a registry file written before them gets them on open."""
 _ADAPTER_FILES = ("adapter_", "tokenizer", "chat_template", "special_tokens", "agentladder.json", "README")
 """What an adapter export copies: the adapter, its tokenizer, and its run metadata (the base model)."""
 
@@ -112,6 +122,10 @@ class Registry:
         if self.path != ":memory:":
             self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.executescript(_SCHEMA)
+        have = {row[1] for row in self._conn.execute("PRAGMA table_info(model_versions)")}
+        for column in _ADDED_COLUMNS:
+            if column not in have:
+                self._conn.execute(f"ALTER TABLE model_versions ADD COLUMN {column} TEXT")
 
     def close(self) -> None:
         self._conn.close()

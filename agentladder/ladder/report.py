@@ -1,7 +1,9 @@
 """The ladder report: one table and one plot across the rungs.
 
-Per rung: the headline metric with its 95 % interval, the gain over the model it was compared with,
-the task's other metrics, training time, tokens, and the examples (or pairs, or prompts) it used,
+Per rung: the headline metric on the **validation** split with its 95 % interval and the gain the gate
+judged (the decision), then, for a kept rung, the headline on each **reporting** split (test, shifted)
+with the paired test against the model it replaced on the same rows (McNemar's exact p), the task's
+other metrics on the test split, training time, tokens, the examples (or pairs, or prompts) it used,
 and whether the gate kept it. Written as ``ladder.md``, ``ladder.json`` and ``ladder.png`` in the
 climb's folder.
 """
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
     from agentladder.ladder.climb import ClimbResult, RungResult
 
 EXAMPLE_UNIT = {"baseline": "shots", "sft": "rows", "dpo": "pairs", "kto": "rows", "rl": "prompts"}
+REPORTED = "test"
+"""The reporting split whose other metrics the table shows."""
 
 
 def _value(m: dict[str, Any] | None) -> str:
@@ -62,22 +66,40 @@ def _status(r: RungResult) -> str:
 def other_metrics(result: ClimbResult) -> list[str]:
     names: list[str] = []
     for r in result.rungs:
-        names += [n for n, m in r.metrics.items() if n != result.metric and n not in names and "value" in m]
+        metrics = r.reported.get(REPORTED) or r.metrics
+        names += [n for n, m in metrics.items() if n != result.metric and n not in names and "value" in m]
     return names
+
+
+def _p(r: RungResult, split: str) -> str:
+    test = r.paired.get(split)
+    if not test:
+        return "-"
+    return f"p {test['p']:.3g} (+{test['gained']} -{test['lost']})"
+
+
+def _examples(r: RungResult) -> str:
+    if r.examples is None:
+        return "-"
+    text = f"{r.examples} {EXAMPLE_UNIT.get(r.kind, '')}".strip()
+    kept = (r.notes.get("filter") or {}).get("yield")
+    return text + (f" ({kept:.0%} of the pool)" if kept is not None else "")
 
 
 def rows(result: ClimbResult) -> list[dict[str, str]]:
     """The table's cells, one dict per rung (columns in order)."""
     out = []
     for r in result.rungs:
-        row = {"rung": r.name, "kind": r.kind, f"{result.metric} [95 % CI]": _value(r.metrics.get(result.metric)),
-               "gain": _gain(r)}
+        row = {"rung": r.name, "kind": r.kind,
+               f"{result.metric} validation [95 % CI]": _value(r.metrics.get(result.metric)), "gain": _gain(r)}
+        for split in result.reporting:
+            row[f"{result.metric} {split} [95 % CI]"] = _value(r.reported.get(split, {}).get(result.metric))
+            row[f"{split} paired test"] = _p(r, split)
         for name in other_metrics(result):
-            m = r.metrics.get(name)
-            row[name] = "-" if not m or m.get("value") is None else f"{m['value']:.3f}"
+            m = (r.reported.get(REPORTED) or {}).get(name)
+            row[f"{name} ({REPORTED})"] = "-" if not m or m.get("value") is None else f"{m['value']:.3f}"
         row.update({"train time": _seconds(r.train_seconds), "tokens": _count(r.tokens),
-                    "examples": "-" if r.examples is None else f"{r.examples} {EXAMPLE_UNIT.get(r.kind, '')}".strip(),
-                    "gate": _status(r)})
+                    "examples": _examples(r), "gate": _status(r)})
         out.append(row)
     return out
 
@@ -89,7 +111,7 @@ def ladder_table(result: ClimbResult):
 
     gate = result.ladder.gate
     title = (f"ladder {result.ladder.name}: {result.ladder.task}, gate {result.metric} "
-             f"{'>=' if gate.higher_is_better else '<='} {gate.target:g}")
+             f"{'>=' if gate.higher_is_better else '<='} {gate.target:g} on validation")
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1))
     table.add_column("figure", style="bold", no_wrap=True)
     for r in result.rungs:
@@ -99,15 +121,21 @@ def ladder_table(result: ClimbResult):
         low, high = ((m or {}).get("ci") or [None, None])[:2]
         return "-" if low is None or high is None else f"[{low:.2f}, {high:.2f}]"
 
-    table.add_row(result.metric, *[_short(r.metrics.get(result.metric)) for r in result.rungs])
+    table.add_row(f"{result.metric} validation", *[_short(r.metrics.get(result.metric)) for r in result.rungs])
     table.add_row("  95 % CI", *[ci(r.metrics.get(result.metric)) for r in result.rungs])
-    table.add_row("  gain", *[_gain(r) for r in result.rungs])
+    table.add_row("  gain (decides)", *[_gain(r) for r in result.rungs])
+    for split in result.reporting:
+        table.add_row(f"{result.metric} {split}",
+                      *[_short(r.reported.get(split, {}).get(result.metric)) for r in result.rungs])
+        table.add_row("  95 % CI", *[ci(r.reported.get(split, {}).get(result.metric)) for r in result.rungs])
+        table.add_row("  McNemar p", *[f"{r.paired[split]['p']:.3g}" if split in r.paired else "-"
+                                       for r in result.rungs])
     for name in other_metrics(result):
-        table.add_row(name, *[_short(r.metrics.get(name)) for r in result.rungs])
+        table.add_row(f"{name} ({REPORTED})", *[_short((r.reported.get(REPORTED) or {}).get(name))
+                                                for r in result.rungs])
     table.add_row("train time", *[_seconds(r.train_seconds) for r in result.rungs])
     table.add_row("tokens", *[_count(r.tokens) for r in result.rungs])
-    table.add_row("examples", *["-" if r.examples is None else f"{r.examples} {EXAMPLE_UNIT.get(r.kind, '')}".strip()
-                                for r in result.rungs])
+    table.add_row("examples", *[_examples(r) for r in result.rungs])
     table.add_row("gate", *[_status(r).replace("kept, target met", "target met") for r in result.rungs])
     table.caption = summary_line(result)
     return table
@@ -120,9 +148,17 @@ def _short(m: dict[str, Any] | None) -> str:
 def summary_line(result: ClimbResult) -> str:
     champ = result.champion
     state = "target met" if result.target_met else "target not met"
-    return (f"{state}: champion {champ.name} ({champ.version}), {result.metric} "
-            f"{_value(champ.metrics.get(result.metric))}; rungs {_seconds(result.climb_seconds)} wall "
-            f"(this run {_seconds(result.wall_seconds)})")
+    reported = "; ".join(f"{split} {_value(champ.reported.get(split, {}).get(result.metric))}"
+                         for split in result.reporting)
+    return (f"{state} on validation: champion {champ.name} ({champ.version}), {result.metric} "
+            f"{_value(champ.metrics.get(result.metric))}" + (f" (reported: {reported})" if reported else "")
+            + f"; rungs {_seconds(result.climb_seconds)} wall (this run {_seconds(result.wall_seconds)})")
+
+
+def _splits_line(result: ClimbResult) -> str:
+    parts = [f"{s.name} ({s.rows} rows, {'decides' if s.decides else 'reported only'}, sha256 {s.hash})"
+             for s in result.splits]
+    return "- splits: " + "; ".join(parts)
 
 
 def markdown(result: ClimbResult) -> str:
@@ -130,12 +166,16 @@ def markdown(result: ClimbResult) -> str:
     cols = list(cells[0])
     lines = [f"# Ladder: {result.ladder.name}", "",
              f"- task: {result.ladder.task}; base model: {result.ladder.base_model}",
-             f"- gate: {result.metric} target {result.ladder.gate.target:g}, min gain {result.ladder.gate.min_gain:g}",
+             f"- gate: {result.metric} target {result.ladder.gate.target:g}, min gain {result.ladder.gate.min_gain:g}, "
+             "judged on the validation split; the test split is scored once per kept rung, after its verdict",
+             _splits_line(result),
              f"- {summary_line(result)}", "",
              "| " + " | ".join(cols) + " |",
              "| " + " | ".join("---" if i < 2 else "---:" for i in range(len(cols))) + " |"]
     lines += ["| " + " | ".join(row.values()) + " |" for row in cells]
-    lines += ["", "![ladder](ladder.png)", "", "## Gate decisions", ""]
+    lines += ["", "Paired test: McNemar's exact two-sided p between a kept rung and the model it replaced, on the "
+              "same rows (+ rows it gets right that the other got wrong, - the reverse).",
+              "", "![ladder](ladder.png)", "", "## Gate decisions (validation)", ""]
     lines += [f"- {r.name}: {r.verdict.get('reason')}" for r in result.rungs]
     note = _task_note(result.ladder.task)
     if note:
@@ -151,7 +191,7 @@ def to_json(result: ClimbResult) -> dict[str, Any]:
     return {"ladder": result.ladder.name, "task": result.ladder.task, "base_model": result.ladder.base_model,
             "metric": result.metric, "target": result.ladder.gate.target, "target_met": result.target_met,
             "champion": result.champion.version, "wall_seconds": result.wall_seconds,
-            "climb_seconds": result.climb_seconds,
+            "climb_seconds": result.climb_seconds, "splits": [s.record() | {"decides": s.decides} for s in result.splits],
             "rungs": [{k: v for k, v in r.__dict__.items() if k != "fingerprint"} for r in result.rungs]}
 
 
@@ -170,12 +210,16 @@ def plot(result: ClimbResult, path: str | Path) -> Path:
     yerr = [[(h - c[0]) if h is not None and c[0] is not None else 0 for h, c in zip(head, ci, strict=True)],
             [(c[1] - h) if h is not None and c[1] is not None else 0 for h, c in zip(head, ci, strict=True)]]
     ax.errorbar(x, [h if h is not None else float("nan") for h in head], yerr=yerr, marker="o", linewidth=2.5,
-                capsize=4, label=f"{result.metric} (95 % CI)")
+                capsize=4, label=f"{result.metric} validation (decides, 95 % CI)")
+    for split, style in zip(result.reporting, ("-", ":", "-."), strict=False):
+        ys = [r.value(result.metric, split) for r in result.rungs]
+        ax.plot(x, [y if y is not None else float("nan") for y in ys], marker="s", linestyle=style, linewidth=1.8,
+                label=f"{result.metric} {split} (reported)")
     for name in other_metrics(result):
-        ys = [r.value(name) for r in result.rungs]
+        ys = [r.value(name, REPORTED) for r in result.rungs]
         if any(y is not None for y in ys):
-            ax.plot(x, [y if y is not None else float("nan") for y in ys], marker=".", linewidth=1, alpha=0.8,
-                    label=name)
+            ax.plot(x, [y if y is not None else float("nan") for y in ys], marker=".", linewidth=0.8, alpha=0.6,
+                    label=f"{name} ({REPORTED})")
     ax.axhline(result.ladder.gate.target, color="grey", linestyle="--", linewidth=1, label="target")
     for i, r in enumerate(result.rungs):
         if not r.kept:

@@ -15,7 +15,8 @@ def shipped_ladders() -> dict[str, Path]:
 
 
 def demo_ladder(name: str = "medication") -> Path:
-    """The path of a shipped ladder: ``medication`` (the demo) or ``smoke`` (the same climb on the tiny model)."""
+    """The path of a shipped ladder: ``medication`` (the demo), ``medication-full`` (the longer recipe of
+    ``agentladder demo --full``) or ``smoke`` (the demo's climb on the tiny model)."""
     ladders = shipped_ladders()
     if name not in ladders:
         raise ConfigError(f"no shipped ladder {name!r}: choose one of {', '.join(ladders)}")

@@ -4,13 +4,17 @@ Every rung calls the project's own Python API (:func:`~agentladder.train.sft.sft
 :func:`~agentladder.train.preference.preference`, :func:`~agentladder.train.rl.rl`,
 :func:`~agentladder.evals.sampling.pairs_from_task`, :func:`~agentladder.data.distill.distill`)
 and keeps what it finished in its folder, so running it again after a kill reuses the data and
-resumes the training from its newest checkpoint:
+resumes the training from its newest checkpoint. Its data is fresh (:mod:`agentladder.ladder.fresh`):
+no prompt an earlier rung drew or a held-out split holds.
 
 ```
 <out_dir>/02-sft/
-  data.jsonl          the rung's training data (generated, distilled or pairs)
+  data.jsonl          the rung's training data (generated, distilled, or a file without excluded rows)
+  pairs.jsonl         a preference rung's pairs; graded.jsonl every graded answer they were chosen from
+  prompts.jsonl       an RL rung's prompts; filter.json the pass-rate filter's yield
+  inputs.txt          the normalised inputs of every row the rung drew (no later rung uses them)
   run/                the trainer's run folder (checkpoints, metrics.jsonl, the model)
-  eval/               the evaluation on the ladder's held-out split
+  eval/<split>/       the evaluation on each held-out split (validation; test and shifted if kept)
 ```
 """
 
@@ -34,11 +38,14 @@ from agentladder.data.io import (
     write_jsonl,
 )
 from agentladder.data.schema import Conversation
-from agentladder.evals.sampling import pairs_from_task
+from agentladder.evals.sampling import pairs_from_task, pass_rates
 from agentladder.ladder.config import LadderConfig, Rung, trainer_class
+from agentladder.ladder.fresh import file_inputs, rung_seed, without
 from agentladder.models.loading import RUN_META
 from agentladder.models.providers import make_provider
 from agentladder.tasks import get_task, write_data
+from agentladder.tasks.make import fresh_samples
+from agentladder.tasks.task import input_key
 from agentladder.train.preference import preference
 from agentladder.train.rl import rl
 from agentladder.train.sft import sft
@@ -56,6 +63,10 @@ class RungContext:
     start_model: str
     """Model spec it starts from: the base, or an earlier rung's output folder."""
     progress: bool = True
+    exclude: frozenset[str] = frozenset()
+    """Normalised inputs the rung may not train on: every held-out split's, and every earlier rung's."""
+    notes: dict[str, Any] = field(default_factory=dict)
+    """What the rung's data making found (rows dropped, the filter's yield, the prompts it drew)."""
 
     @property
     def task(self) -> str:
@@ -64,9 +75,11 @@ class RungContext:
 
     @property
     def seed(self) -> int:
+        """The seed of the rung's generated data: its own ``data.seed``, else a stream of its own
+        (:func:`~agentladder.ladder.fresh.rung_seed`)."""
         spec = self.rung.data
         own = getattr(spec, "seed", None)
-        return self.ladder.seed if own is None else own
+        return rung_seed(self.ladder.seed, self.rung.name) if own is None else own
 
 
 @dataclass
@@ -88,6 +101,9 @@ class Trained:
     settings: dict[str, Any] = field(default_factory=dict)
     """The trainer settings as run."""
     notes: dict[str, Any] = field(default_factory=dict)
+    inputs: list[str] | None = None
+    """Normalised inputs of every row the rung drew (its training rows, and the prompts it sampled to
+    choose them); no later rung trains on these."""
 
 
 Runner = Callable[[RungContext], Trained]
@@ -99,10 +115,14 @@ def count_rows(path: str | os.PathLike) -> int:
 
 
 def _file(ctx: RungContext) -> str:
+    """The rung's data file without the rows whose input an earlier rung or a held-out split used."""
     path = Path(ctx.rung.data.path)  # type: ignore[union-attr]
     if not path.exists():
         raise DataError(path, None, None, f"rung {ctx.rung.name!r}: no such data file")
-    return str(path)
+    kept, dropped = without(path, ctx.exclude, ctx.dir / f"fresh-{path.name}")
+    if dropped:
+        ctx.notes["dropped_seen_rows"] = dropped
+    return kept
 
 
 def sft_data(ctx: RungContext) -> str:
@@ -115,7 +135,7 @@ def sft_data(ctx: RungContext) -> str:
         return str(out)
     if spec.source == "generate":  # type: ignore[union-attr]
         write_data(ctx.task, spec.split, spec.rows, out, seed=ctx.seed, format="sft",  # type: ignore[union-attr]
-                   balance=spec.balance)  # type: ignore[union-attr]
+                   balance=spec.balance, exclude=ctx.exclude)  # type: ignore[union-attr]
         return str(out)
     return _distilled(ctx, out)
 
@@ -125,10 +145,11 @@ def _distilled(ctx: RungContext, out: Path) -> str:
     marks (for the built-in tasks: exact match)."""
     spec = ctx.rung.data
     task = get_task(ctx.task)
-    samples = task.make(spec.split, spec.rows, ctx.seed)  # type: ignore[union-attr]
+    samples = fresh_samples(task, spec.split, spec.rows, seed=ctx.seed, exclude=ctx.exclude)  # type: ignore[union-attr]
     prompts = ctx.dir / "prompts.jsonl"
     if not prompts.exists():
         write_jsonl(prompts, [task.to_sft(s) for s in samples])
+    ctx.notes["drawn"] = [input_key(s.input) for s in samples]
     answered = ctx.dir / "distilled.jsonl"
     if not answered.exists():
         teacher = make_provider(spec.teacher, batch_size=spec.batch_size)  # type: ignore[union-attr]
@@ -154,21 +175,58 @@ def _distilled(ctx: RungContext, out: Path) -> str:
 
 
 def preference_data(ctx: RungContext) -> str:
-    """Pairs (DPO) or marked rows (KTO) sampled from the starting model and graded by the task's reward, or a file."""
+    """Pairs (DPO) or marked rows (KTO) from the starting model's own graded answers on fresh prompts (the
+    model's errors first with ``greedy``), or a file."""
     spec = ctx.rung.data
     if spec.source == "file":  # type: ignore[union-attr]
         return _file(ctx)
     out = ctx.dir / "pairs.jsonl"
+    samples = fresh_samples(ctx.task, spec.split, spec.rows, seed=ctx.seed, exclude=ctx.exclude)  # type: ignore[union-attr]
+    ctx.notes["drawn"] = [input_key(s.input) for s in samples]
     if not out.exists():
-        counts = pairs_from_task(ctx.start_model, ctx.task, spec.rows, out, split=spec.split, seed=ctx.seed,  # type: ignore[union-attr]
+        counts = pairs_from_task(ctx.start_model, ctx.task, spec.rows, out, samples=samples, seed=ctx.seed,  # type: ignore[union-attr]
                                  k=spec.k, temperature=spec.temperature, batch_size=spec.batch_size,  # type: ignore[union-attr]
                                  format="marked" if ctx.rung.kind == "kto" else "pairs",
                                  with_target=spec.with_target, max_new_tokens=spec.max_new_tokens,  # type: ignore[union-attr]
-                                 progress=ctx.progress)
+                                 greedy=spec.greedy, max_rows=spec.pairs,  # type: ignore[union-attr]
+                                 graded_out=ctx.dir / "graded.jsonl", progress=ctx.progress)
         atomic_write_text(ctx.dir / "pairs_counts.json", json.dumps(counts) + "\n")
     if count_rows(out) == 0:
         raise DataError(out, None, None, f"no pairs: every answer of {ctx.start_model} scored alike on each prompt; "
                         "set data.with_target: true or sample more rows")
+    return str(out)
+
+
+def rl_prompts(ctx: RungContext) -> str:
+    """The RL rung's prompts as task rows: fresh prompts of the generated split, kept (with ``filter_k``)
+    only where the starting model sometimes fails: a pass rate over ``filter_k`` samples strictly between
+    0 and 1. The filter's yield goes to ``filter.json`` and the rung's notes."""
+    spec = ctx.rung.data
+    task = get_task(ctx.task)
+    out = ctx.dir / "prompts.jsonl"
+    samples = fresh_samples(task, spec.split, spec.rows, seed=ctx.seed, exclude=ctx.exclude)  # type: ignore[union-attr]
+    ctx.notes["drawn"] = [input_key(s.input) for s in samples]
+    if out.exists():
+        if (ctx.dir / "filter.json").exists():
+            ctx.notes["filter"] = json.loads((ctx.dir / "filter.json").read_text())
+        return str(out)
+    if spec.filter_k:  # type: ignore[union-attr]
+        rates = pass_rates(ctx.start_model, task, samples, ctx.dir / "filter-samples.jsonl", k=spec.filter_k,  # type: ignore[union-attr]
+                           temperature=spec.filter_temperature, max_new_tokens=spec.max_new_tokens,  # type: ignore[union-attr]
+                           batch_size=spec.batch_size, seed=ctx.seed, progress=ctx.progress)  # type: ignore[union-attr]
+        kept = [s for s in samples if 0.0 < rates[s.id] < 1.0]
+        stats = {"k": spec.filter_k, "pool": len(samples), "kept": len(kept),  # type: ignore[union-attr]
+                 "always_right": sum(rates[s.id] == 1.0 for s in samples),
+                 "always_wrong": sum(rates[s.id] == 0.0 for s in samples), "yield": len(kept) / len(samples)}
+        if not kept:
+            raise DataError(ctx.dir / "filter-samples.jsonl", None, None,
+                            f"no prompt of {len(samples)} is one {ctx.start_model} sometimes fails "
+                            f"({stats['always_right']} always right, {stats['always_wrong']} always wrong in "
+                            f"{spec.filter_k} samples): draw more rows or sample more answers")  # type: ignore[union-attr]
+        atomic_write_text(ctx.dir / "filter.json", json.dumps(stats) + "\n")
+        ctx.notes["filter"] = stats
+        samples = kept
+    write_jsonl(out, [task.to_row(s) for s in samples])
     return str(out)
 
 
@@ -227,11 +285,18 @@ def _settings(ctx: RungContext, **filled: Any):
     return trainer_class(ctx.rung.kind)(**{**train, **filled})
 
 
+def _drawn(ctx: RungContext, data: str | None) -> list[str]:
+    """Every input the rung drew: the prompts it sampled or generated, and its training file's rows."""
+    drawn = list(ctx.notes.pop("drawn", []))
+    return list(dict.fromkeys(drawn + (file_inputs(data) if data else [])))
+
+
 def run_baseline(ctx: RungContext) -> Trained:
     """Nothing to train: the starting model, evaluated with the rung's prompt (``shots``)."""
     shots = ctx.ladder.eval.shots if ctx.rung.shots is None else ctx.rung.shots
+    shown = get_task(ctx.task).select_shots(shots)
     return Trained(model=ctx.start_model, artifact="base", settings={"shots": shots}, train_seconds=0.0, tokens=0,
-                   examples=shots)
+                   examples=shots, inputs=[input_key(s.input) for s in shown])
 
 
 def run_sft(ctx: RungContext) -> Trained:
@@ -242,7 +307,10 @@ def run_sft(ctx: RungContext) -> Trained:
     run = ctx.dir / "run"
     config = _settings(ctx, model=ctx.start_model, data=data, out_dir=str(run))
     _train(sft, config, run, ctx.progress)
-    return _trained(run, config, data, count_rows(data), data_seconds)
+    out = _trained(run, config, data, count_rows(data), data_seconds)
+    out.inputs = _drawn(ctx, data)
+    out.notes.update(ctx.notes)
+    return out
 
 
 def run_preference(ctx: RungContext) -> Trained:
@@ -254,7 +322,11 @@ def run_preference(ctx: RungContext) -> Trained:
     loss = "kto" if ctx.rung.kind == "kto" else ctx.rung.train.get("loss", "dpo")
     config = _settings(ctx, model=ctx.start_model, data=data, out_dir=str(run), loss=loss)
     _train(preference, config, run, ctx.progress)
-    return _trained(run, config, data, count_rows(data), data_seconds)
+    out = _trained(run, config, data, count_rows(data), data_seconds)
+    out.inputs = _drawn(ctx, data)
+    counts = ctx.dir / "pairs_counts.json"
+    out.notes.update(ctx.notes, **({"pairs": json.loads(counts.read_text())} if counts.exists() else {}))
+    return out
 
 
 def run_rl(ctx: RungContext) -> Trained:
@@ -262,20 +334,17 @@ def run_rl(ctx: RungContext) -> Trained:
 
     spec = ctx.rung.data
     run = ctx.dir / "run"
-    if spec.source == "file":  # type: ignore[union-attr]
-        filled: dict[str, Any] = {"data": _file(ctx)}
-        prompts = count_rows(filled["data"])
-    else:
-        filled = {"split": spec.split, "n_prompts": spec.rows}  # type: ignore[union-attr]
-        prompts = spec.rows  # type: ignore[union-attr]
-        if spec.seed is not None and "seed" not in ctx.rung.train:  # type: ignore[union-attr]
-            filled["seed"] = spec.seed  # type: ignore[union-attr]
-    config = _settings(ctx, model=ctx.start_model, task=ctx.task, out_dir=str(run), **filled)
+    t0 = time.perf_counter()
+    data = _file(ctx) if spec.source == "file" else rl_prompts(ctx)  # type: ignore[union-attr]
+    data_seconds = time.perf_counter() - t0
+    prompts = count_rows(data)
+    config = _settings(ctx, model=ctx.start_model, task=ctx.task, out_dir=str(run), data=data)
     _train(rl, config, run, ctx.progress)
-    out = _trained(run, config, filled.get("data"), None, 0.0)
+    out = _trained(run, config, data, None, data_seconds)
     steps = out.notes.get("steps") or 0
     out.examples = min(prompts, steps * config.batch_size)  # prompts seen
-    out.notes["responses"] = steps * config.batch_size * config.group_size
+    out.inputs = _drawn(ctx, data)
+    out.notes.update(ctx.notes, responses=steps * config.batch_size * config.group_size, data_rows=prompts)
     return out
 
 

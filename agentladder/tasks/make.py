@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Literal
 
 from agentladder.data.io import write_jsonl
 from agentladder.data.schema import Conversation
 from agentladder.errors import ConfigError
 from agentladder.tasks.registry import get_task
-from agentladder.tasks.task import Sample, Task
+from agentladder.tasks.task import Sample, Task, input_key
 
 Format = Literal["rows", "sft"]
 
@@ -52,18 +52,40 @@ def rebalance(samples: Sequence[Sample], key: str, n: int, *, seed: int = 0, pow
     return out
 
 
+def fresh_samples(task: str | Task, split: str, n: int, *, seed: int = 0,
+                  exclude: Collection[str] = ()) -> list[Sample]:
+    """``n`` generated rows of ``split`` whose inputs (:func:`~agentladder.tasks.task.input_key`) are not in
+    ``exclude``: the first ``n`` such rows of the seeded stream, drawn in growing batches.
+
+    A generator's stream starts with the same rows at any size, so two callers with the same seed get the
+    same rows; this is what keeps one rung's data off every row an earlier rung or a held-out split used.
+    """
+    task = get_task(task)
+    if not exclude:
+        return task.make(split, n, seed)
+    want = n
+    while True:
+        drawn = task.make(split, want, seed)
+        fresh = [s for s in drawn if input_key(s.input) not in exclude]
+        if len(fresh) >= n:
+            return fresh[:n]
+        want = max(2 * want, want + (n - len(fresh)) * 2)
+
+
 def make_data(task: str | Task, split: str, n: int, *, seed: int = 0, format: Format = "rows",
-              balance: str | None = None) -> list[dict[str, Any]]:
+              balance: str | None = None, exclude: Collection[str] = ()) -> list[dict[str, Any]]:
     """``n`` generated rows of ``split`` as task rows (``rows``) or SFT conversations (``sft``).
 
     ``balance`` names a target field whose values are drawn more evenly (:func:`rebalance`, from
     ``BALANCE_POOL`` times as many generated rows): for training data, never for an evaluation split.
+    ``exclude``: normalised inputs the rows may not have (:func:`fresh_samples`).
     """
     task = get_task(task)
     if balance:
-        samples = rebalance(task.make(split, BALANCE_POOL * n, seed), balance, n, seed=seed)
+        pool = fresh_samples(task, split, BALANCE_POOL * n, seed=seed, exclude=exclude)
+        samples = rebalance(pool, balance, n, seed=seed)
     else:
-        samples = task.make(split, n, seed)
+        samples = fresh_samples(task, split, n, seed=seed, exclude=exclude)
     if format == "rows":
         return [task.to_row(s) for s in samples]
     if format == "sft":
@@ -72,6 +94,6 @@ def make_data(task: str | Task, split: str, n: int, *, seed: int = 0, format: Fo
 
 
 def write_data(task: str | Task, split: str, n: int, out: str | os.PathLike, *, seed: int = 0,
-               format: Format = "rows", balance: str | None = None) -> int:
+               format: Format = "rows", balance: str | None = None, exclude: Collection[str] = ()) -> int:
     """:func:`make_data` written atomically to a JSONL file; returns the number of rows."""
-    return write_jsonl(out, make_data(task, split, n, seed=seed, format=format, balance=balance))
+    return write_jsonl(out, make_data(task, split, n, seed=seed, format=format, balance=balance, exclude=exclude))

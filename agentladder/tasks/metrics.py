@@ -8,6 +8,7 @@ for a recall) are passed as ``None`` and left out, never counted as wrong.
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from collections import Counter
@@ -156,3 +157,61 @@ def mean_metric(values: Sequence[float | bool | None], *, n_resamples: int = 100
         return Metric(None, None, None, 0)
     low, high = bootstrap_ci(kept, n_resamples=n_resamples, seed=seed)
     return Metric(sum(kept) / len(kept), low, high, len(kept))
+
+
+# -- paired comparisons: two models on the same rows --------------------------------------------------
+@dataclass(frozen=True)
+class PairedTest:
+    """Two models scored right or wrong on the same rows, and how sure the difference is."""
+
+    gained: int
+    """``b``: rows the second model gets right and the first wrong."""
+    lost: int
+    """``c``: rows the first model gets right and the second wrong."""
+    n: int
+    """Rows both models were scored on."""
+    p: float
+    """Two-sided exact McNemar p of ``gained`` against ``lost``."""
+    gain: float
+    """``(b - c) / n``: the second model's accuracy minus the first's."""
+    gain_ci: tuple[float | None, float | None]
+    """95 % paired-bootstrap interval of ``gain`` (the rows resampled together)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"gained": self.gained, "lost": self.lost, "n": self.n, "p": self.p, "gain": self.gain,
+                "gain_ci": list(self.gain_ci)}
+
+
+def mcnemar_exact(gained: int, lost: int) -> float:
+    """Two-sided exact McNemar test: ``min(1, 2 P(X <= min(b, c)))`` with ``X ~ Binomial(b + c, 1/2)``.
+
+    ``b`` and ``c`` are the discordant rows (right only after, right only before); the rows both models get
+    right or both wrong say nothing about which is better. 1.0 when there is no discordant row.
+    McNemar, *Psychometrika* 12 (1947); the exact (binomial) form as in Fagerland et al., *BMC Medical
+    Research Methodology* 13:91 (2013), equal to ``scipy.stats.binomtest(min(b, c), b + c, 0.5)``.
+    """
+    if gained < 0 or lost < 0:
+        raise ValueError("counts of discordant rows cannot be negative")
+    n = gained + lost
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(gained, lost) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def paired_test(before: Sequence[bool | None], after: Sequence[bool | None], *, n_resamples: int = 2000,
+                seed: int = 0) -> PairedTest:
+    """McNemar's exact test and a paired-bootstrap interval of the gain, over rows both sides score.
+
+    ``before[i]`` and ``after[i]`` are the same row under two models (right, wrong, or ``None`` where it
+    does not apply, which leaves the row out).
+    """
+    if len(before) != len(after):
+        raise ValueError(f"{len(before)} rows before, {len(after)} after: a paired test needs the same rows")
+    rows = [(bool(a), bool(b)) for a, b in zip(before, after, strict=True) if a is not None and b is not None]
+    gained = sum(b and not a for a, b in rows)
+    lost = sum(a and not b for a, b in rows)
+    diffs = [float(b) - float(a) for a, b in rows]
+    low, high = bootstrap_ci(diffs, n_resamples=n_resamples, seed=seed)
+    return PairedTest(gained, lost, len(rows), mcnemar_exact(gained, lost),
+                      (gained - lost) / len(rows) if rows else 0.0, (low, high))

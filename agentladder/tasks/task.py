@@ -77,6 +77,11 @@ class Summary:
     """Binary-flag confusion counts (``tp``, ``fn``, ``fp``, ``tn``); plotted as 2x2 grids."""
 
 
+def input_key(text: str) -> str:
+    """A row's input as rows are compared across splits and rungs: lower case, single spaces."""
+    return " ".join(text.lower().split())
+
+
 class Task(ABC):
     """Dataset + prompt + parser + scorers + reward. See the module docstring."""
 
@@ -92,6 +97,11 @@ class Task(ABC):
     """Split and size generated when no data file is given (tasks with a generator)."""
     styles: ClassVar[Mapping[str, PromptStyle]] = {}
     """The task's named prompt styles, chosen as ``NAME@STYLE`` wherever a task is named."""
+    splits: ClassVar[tuple[str, ...]] = ()
+    """The splits :meth:`make` can generate (``train``, ``validation``, ``test``, ...); empty without a generator."""
+    row_scores: ClassVar[Mapping[str, str]] = {}
+    """For a summary metric that is a mean over rows, the key of :meth:`score` it averages
+    (``{"exact_match": "exact"}``): what a paired test between two models on the same rows compares."""
     style: PromptStyle = PromptStyle()
     """The style this task object shows (the default: its own :meth:`system_prompt` and answers)."""
 
@@ -174,6 +184,13 @@ class Task(ABC):
     @abstractmethod
     def score(self, sample: Sample, parsed: Parsed) -> dict[str, Any]:
         """Per-row scores (JSON values), kept in the samples file."""
+
+    def row_outcome(self, scores: dict[str, Any], metric: str) -> bool | None:
+        """Whether one row counts toward ``metric`` (a :attr:`row_scores` metric), or ``None`` when the task
+        keeps no per-row value for it or the row does not apply."""
+        key = self.row_scores.get(metric)
+        value = None if key is None else scores.get(key)
+        return None if value is None else bool(value)
 
     def reward(self, sample: Sample, parsed: Parsed, metric: str | None = None) -> float:
         """The one number a scored answer earns: what pair building, RL's ``task`` reward and the ladder use.

@@ -42,6 +42,7 @@ class TextTask(Task):
     name: ClassVar[str] = "text"
     description: ClassVar[str] = "Any {input, target} JSONL scored as short answers (exact match, token F1, macro-F1)."
     headline: ClassVar[str] = "exact_match"
+    row_scores: ClassVar[dict[str, str]] = {"exact_match": "exact"}
 
     def load(self, path: str | os.PathLike) -> list[Sample]:
         samples = []

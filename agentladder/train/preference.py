@@ -1,11 +1,13 @@
-"""Preference optimisation on the shared loop: DPO, conservative DPO, IPO, RPO, SimPO, ORPO and KTO.
+"""Preference optimisation on the shared loop: DPO, conservative DPO, IPO, DPO+NLL, RPO, SimPO, ORPO and KTO.
 
 One trainer; the loss is the ``loss`` field. Paired losses read rows of
 ``{prompt, chosen, rejected}`` (:class:`~agentladder.data.PreferencePair`),
 KTO reads ``{prompt, completion, label}`` (:class:`~agentladder.data.MarkedResponse`)
 or pairs, split into a desirable and an undesirable row each. The maths lives in
 :mod:`agentladder.train.preference_losses`; this module turns rows into
-sequence log-probabilities and hands them over.
+sequence log-probabilities and hands them over. RPO (Relative Preference
+Optimization) also needs an embedding of each pair's prompt: its user turns
+through the packaged all-MiniLM-L6-v2, computed once when the rows are read.
 
 Each row is one sequence ``prompt | chosen | rejected`` whose prompt goes
 through the model once (:mod:`agentladder.train.shared_prompt`); for KTO the
@@ -42,6 +44,7 @@ from agentladder.data.io import DataError, iter_json_lines, load_rows
 from agentladder.data.schema import MarkedResponse, PreferencePair
 from agentladder.errors import ConfigError, MissingFileError
 from agentladder.models.chat import tokenize_conversation
+from agentladder.models.embedding import embed
 from agentladder.models.lora import is_lora, reference_mode
 from agentladder.train.distributed import World
 from agentladder.train.loop import LossOutput, TrainConfig, Trainer, TrainResult, autocast_for
@@ -56,6 +59,7 @@ from agentladder.train.preference_losses import (
     kto_loss,
 )
 from agentladder.train.run import (
+    RUN_CONFIG,
     LoraFields,
     Run,
     finish_run,
@@ -73,7 +77,10 @@ from agentladder.train.shared_prompt import (
     use_shared_prompt_attention,
 )
 
-LossName = Literal["dpo", "ipo", "rpo", "simpo", "orpo", "kto"]
+LossName = Literal["dpo", "ipo", "dpo_nll", "rpo", "simpo", "orpo", "kto"]
+RENAMED = ("DPO plus NLL (Pang et al. 2024) is now loss: dpo_nll, its NLL weight nll_alpha; loss: rpo is Relative "
+           "Preference Optimization (Yin et al. 2024). Write loss: dpo_nll and nll_alpha instead of rpo_alpha")
+"""Why a config that sets ``rpo_alpha`` (the old name of the DPO+NLL weight) is refused."""
 ReferenceMode = Literal["auto", "adapters", "precompute", "copy"]
 REFERENCE_FILE = "reference_logps.pt"
 
@@ -92,13 +99,19 @@ class PreferenceConfig(LoraFields, TrainConfig):
     data: str
     """JSONL of preference pairs (``prompt``, ``chosen``, ``rejected``); for KTO, marked responses or pairs."""
     loss: LossName = "dpo"
-    """``dpo`` (``label_smoothing > 0``: conservative DPO), ``ipo``, ``rpo``, ``simpo``, ``orpo`` or ``kto``."""
+    """``dpo`` (``label_smoothing > 0``: conservative DPO), ``ipo``, ``dpo_nll`` (DPO plus the chosen answer's
+    NLL), ``rpo`` (Relative Preference Optimization), ``simpo``, ``orpo`` or ``kto``."""
     beta: float | None = Field(None, gt=0)
-    """DPO/RPO/KTO beta, IPO tau, SimPO beta, ORPO lambda [default: 0.1; SimPO 2.0]."""
+    """DPO/DPO+NLL/RPO/KTO beta, IPO tau, SimPO beta, ORPO lambda [default: 0.1; SimPO 2.0]."""
     label_smoothing: float = Field(0.0, ge=0, lt=0.5)
     """Conservative DPO (and SimPO): assumed share of flipped labels."""
-    rpo_alpha: float = Field(1.0, ge=0)
-    """RPO: weight of the NLL term on the chosen response."""
+    nll_alpha: float = Field(1.0, ge=0)
+    """DPO+NLL: weight of the NLL term on the chosen response."""
+    rpo_temperature: float = Field(0.5, gt=0)
+    """RPO: temperature of the prompt-similarity weights (the paper's 0.5; smaller: only near prompts count)."""
+    rpo_embedder: str | None = None
+    """RPO: a sentence-transformers model folder for the prompt embeddings [default: the packaged
+    all-MiniLM-L6-v2, the paper's choice]."""
     simpo_gamma: float = 0.5
     """SimPO: target reward margin."""
     kto_desirable_weight: float = Field(1.0, gt=0)
@@ -116,6 +129,18 @@ class PreferenceConfig(LoraFields, TrainConfig):
     share_prompt: bool = True
     """Run each prompt once for both responses (needs ``sdpa`` attention; else padded rows)."""
 
+    def __init__(self, **data: Any):
+        if "rpo_alpha" in data:
+            raise ConfigError(f"rpo_alpha: {RENAMED}")
+        super().__init__(**data)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "rpo_alpha" in data:  # a saved config, or one validated from a mapping
+            raise ValueError(RENAMED)
+        return data
+
     @model_validator(mode="after")
     def _fill_defaults(self) -> PreferenceConfig:
         if self.beta is None:
@@ -128,20 +153,25 @@ class PreferenceConfig(LoraFields, TrainConfig):
 
     def params(self) -> LossParams:
         return LossParams(beta=float(self.beta or DEFAULT_BETA[self.loss]), label_smoothing=self.label_smoothing,
-                          rpo_alpha=self.rpo_alpha, simpo_gamma=self.simpo_gamma,
+                          nll_alpha=self.nll_alpha, rpo_temperature=self.rpo_temperature, simpo_gamma=self.simpo_gamma,
                           desirable_weight=self.kto_desirable_weight, undesirable_weight=self.kto_undesirable_weight)
 
 
 # -- rows -----------------------------------------------------------------------------------------
-def encode_pairs(tokenizer, pairs: Sequence[PreferencePair], max_length: int,
-                 source: str = "data") -> tuple[list[EncodedTriple], int]:
-    """Tokenise pairs into ``prompt | chosen | rejected`` triples; return them and how many were dropped."""
+def encode_pairs(tokenizer, pairs: Sequence[PreferencePair], max_length: int, source: str = "data",
+                 embeddings: Sequence[Sequence[float]] | None = None) -> tuple[list[EncodedTriple], int]:
+    """Tokenise pairs into ``prompt | chosen | rejected`` triples; return them and how many were dropped.
+
+    ``embeddings`` (one per pair, in order) go with the triples, for RPO's prompt weights.
+    """
     out = []
-    for pair in pairs:
+    for i, pair in enumerate(pairs):
         chosen = tokenize_conversation(tokenizer, [*pair.prompt, *pair.chosen])
         rejected = tokenize_conversation(tokenizer, [*pair.prompt, *pair.rejected])
         triple = split_shared_prompt(chosen, rejected, max_length)
         if triple is not None:
+            if embeddings is not None:
+                triple.embedding = list(embeddings[i])
             out.append(triple)
     if not out:
         raise DataError(source, None, None, f"no pair has a scored response token within max_length={max_length}")
@@ -190,10 +220,21 @@ def _holds_pairs(path: str) -> bool:
     return False
 
 
+def prompt_text(pair: PreferencePair) -> str:
+    """What RPO embeds of a pair's prompt: its user turns (a system prompt shared by every row would only
+    blur the similarities, and push the part that differs past the embedder's length limit)."""
+    users = [m.content or "" for m in pair.prompt if m.role == "user"]
+    return "\n".join(users) if users else "\n".join(m.content or "" for m in pair.prompt)
+
+
 def load_preference_rows(tokenizer, config: PreferenceConfig) -> tuple[list[EncodedTriple], int]:
-    """The run's data, tokenised for its loss."""
+    """The run's data, tokenised for its loss (with each prompt's embedding for RPO)."""
     if config.loss != "kto":
-        return encode_pairs(tokenizer, load_rows(config.data, PreferencePair), config.max_length, config.data)
+        pairs = load_rows(config.data, PreferencePair)
+        vectors = None
+        if config.loss == "rpo":
+            vectors = embed([prompt_text(p) for p in pairs], model=config.rpo_embedder).tolist()
+        return encode_pairs(tokenizer, pairs, config.max_length, config.data, vectors)
     if _holds_pairs(config.data):
         marked = marked_from_pairs(load_rows(config.data, PreferencePair))
     else:
@@ -312,7 +353,8 @@ def make_loss_fn(config: PreferenceConfig, live_reference: Callable[[dict], torc
         if config.loss == "kto":
             return _kto(logps, counts, ref, batch["label"].to(logps.device), params)
         lp = PairLogps(logps[:, 0], logps[:, 1], counts[:, 0], counts[:, 1],
-                       None if ref is None else ref[:, 0], None if ref is None else ref[:, 1])
+                       None if ref is None else ref[:, 0], None if ref is None else ref[:, 1],
+                       batch.get("prompt_embeddings"))
         out = PAIR_LOSSES[config.loss](lp, params)
         margin = out.chosen_reward - out.rejected_reward
         metrics = {
@@ -352,6 +394,7 @@ def preference(config: PreferenceConfig | None = None, /, *, resume: bool = Fals
     works as well as passing a config. With ``resume=True`` an interrupted run in
     ``out_dir`` continues from its newest checkpoint with the settings it was started with.
     """
+    _refuse_renamed(config, kwargs, resume)
     run = start_run(PreferenceConfig, config, kwargs, resume)
     config, model = run.config, run.model
     mode = resolve_reference(config, lora=is_lora(model), continued_adapter=run.from_adapter)
@@ -373,6 +416,14 @@ def preference(config: PreferenceConfig | None = None, /, *, resume: bool = Fals
                 "beta": config.beta, "reference": mode, "final_loss": result.final_loss}
 
     return finish_run(run, trainer, result, metadata, restore_attention=shared)
+
+
+def _refuse_renamed(config: PreferenceConfig | None, kwargs: dict[str, Any], resume: bool) -> None:
+    """A run saved before DPO+NLL was renamed (its config has ``rpo_alpha``) is refused by name."""
+    saved = Path(config.out_dir if config else kwargs.get("out_dir", ".")) / RUN_CONFIG
+    if resume and saved.exists() and '"rpo_alpha"' in saved.read_text():
+        raise ConfigError(f"{saved}: this run was saved before the rename: {RENAMED}; resume it with an older "
+                          "agentladder, or start it again")
 
 
 def reference_policy(run: Run[PreferenceConfig], mode: str, rows: Sequence[EncodedTriple],

@@ -43,6 +43,8 @@ class PairLogps:
     """``(B,)`` ``ref_w`` (no grad); ``None`` for the reference-free losses."""
     ref_rejected: torch.Tensor | None = None
     """``(B,)`` ``ref_l``."""
+    prompt_embeddings: torch.Tensor | None = None
+    """``(B, D)`` an embedding of each pair's prompt (RPO's prompt-similarity weights); ``None`` otherwise."""
 
     def logratios(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(pi_w - ref_w, pi_l - ref_l)``."""
@@ -80,12 +82,14 @@ class LossParams:
     """Hyperparameters of the preference losses (each loss reads the ones it uses)."""
 
     beta: float = 0.1
-    """DPO/RPO/KTO: ``beta``, the strength of the implicit KL penalty; IPO: ``tau``;
+    """DPO/DPO+NLL/RPO/KTO: ``beta``, the strength of the implicit KL penalty; IPO: ``tau``;
     SimPO: the reward scale ``beta``; ORPO: the odds-ratio weight ``lambda``."""
     label_smoothing: float = 0.0
     """Conservative DPO / SimPO: ``epsilon``, the assumed share of flipped labels."""
-    rpo_alpha: float = 1.0
-    """RPO: weight ``alpha`` of the NLL term on the chosen response."""
+    nll_alpha: float = 1.0
+    """DPO+NLL: weight ``alpha`` of the NLL term on the chosen response."""
+    rpo_temperature: float = 0.5
+    """RPO: ``tau``, the temperature of the prompt-similarity weights (smaller: only near prompts count)."""
     simpo_gamma: float = 0.5
     """SimPO: target reward margin ``gamma``."""
     desirable_weight: float = 1.0
@@ -130,19 +134,54 @@ def ipo_loss(lp: PairLogps, p: LossParams) -> PairLoss:
     return PairLoss(loss, p.beta * chosen.detach(), p.beta * rejected.detach())
 
 
-def rpo_loss(lp: PairLogps, p: LossParams) -> PairLoss:
-    """RPO: DPO plus a negative log-likelihood term on the chosen response.
+def dpo_nll_loss(lp: PairLogps, p: LossParams) -> PairLoss:
+    """DPO plus a negative log-likelihood term on the chosen response.
 
     ``loss = dpo_loss - alpha * pi_w / n_w``.
 
     Pang et al., *Iterative Reasoning Preference Optimization*, 2024, arXiv:2404.19733
     (eq. 1: the NLL is length-normalised per response). TRL averages the NLL over all
     chosen tokens of the batch instead; the two agree when the chosen responses have
-    equal lengths.
+    equal lengths. (TRL and the paper call this "RPO"; here ``rpo`` is Relative
+    Preference Optimization, :func:`rpo_loss`.)
     """
     out = dpo_loss(lp, p)
     nll = -lp.chosen / lp.chosen_tokens.clamp(min=1)
-    return PairLoss(out.loss + p.rpo_alpha * nll, out.chosen_reward, out.rejected_reward)
+    return PairLoss(out.loss + p.nll_alpha * nll, out.chosen_reward, out.rejected_reward)
+
+
+def prompt_weights(embeddings: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``(B, B)`` RPO's contrast weights: ``w_ij = softmax_j(-(1 - cos(e_i, e_j)) / tau)``.
+
+    Each row sums to 1; a pair's own prompt (cosine 1) and prompts like it weigh most.
+    """
+    e = F.normalize(embeddings.float(), p=2, dim=-1)
+    distance = 1 - e @ e.T  # (B, B) cosine distance
+    return torch.softmax(-distance / temperature, dim=-1)
+
+
+def rpo_loss(lp: PairLogps, p: LossParams) -> PairLoss:
+    """Relative Preference Optimization: every chosen answer against every rejected answer of the batch,
+    each contrast weighted by how alike the two prompts are.
+
+    With ``r_w,i = pi_w,i - ref_w,i`` and ``r_l,j = pi_l,j - ref_l,j`` (pair ``i``'s chosen and pair ``j``'s
+    rejected log-ratio), ``h_ij = r_w,i - r_l,j`` (the contrast matrix; its diagonal is DPO's),
+    ``w_ij = softmax_j(-(1 - cos(e_i, e_j)) / tau)`` over the prompts' embeddings ``e``:
+    ``loss_i = mean_j -log sigma(beta w_ij h_ij)``; rewards ``beta r`` as in DPO.
+
+    Yin et al., *Relative Preference Optimization: Enhancing LLM Alignment through Contrasting
+    Responses across Identical and Diverse Prompts*, 2024, arXiv:2402.10958 (section 4, the paired
+    variant), as the authors' code computes it (the weight scales the contrast inside the sigmoid;
+    ``tau = 0.5`` and all-MiniLM-L6-v2 prompt embeddings in their runs). The contrasts span one
+    micro-batch (the paper: one device's batch). Shapes: ``(B,)`` in, ``(B,)`` out.
+    """
+    if lp.prompt_embeddings is None:
+        raise ValueError("loss rpo needs an embedding of each pair's prompt (PairLogps.prompt_embeddings)")
+    chosen, rejected = lp.logratios()
+    contrast = chosen[:, None] - rejected[None, :]  # (B, B): h_ij
+    weights = prompt_weights(lp.prompt_embeddings.to(contrast.device), p.rpo_temperature).to(contrast.dtype)
+    loss = -F.logsigmoid(p.beta * weights * contrast).mean(dim=-1)
+    return PairLoss(loss, p.beta * chosen.detach(), p.beta * rejected.detach())
 
 
 def simpo_loss(lp: PairLogps, p: LossParams) -> PairLoss:
@@ -189,6 +228,7 @@ PairLossFn = Callable[[PairLogps, LossParams], PairLoss]
 PAIR_LOSSES: dict[str, PairLossFn] = {
     "dpo": dpo_loss,
     "ipo": ipo_loss,
+    "dpo_nll": dpo_nll_loss,
     "rpo": rpo_loss,
     "simpo": simpo_loss,
     "orpo": orpo_loss,
@@ -198,7 +238,7 @@ PAIR_LOSSES: dict[str, PairLossFn] = {
 REFERENCE_FREE = frozenset({"simpo", "orpo"})
 """Losses that never look at a reference policy."""
 
-DEFAULT_BETA = {"dpo": 0.1, "ipo": 0.1, "rpo": 0.1, "simpo": 2.0, "orpo": 0.1, "kto": 0.1}
+DEFAULT_BETA = {"dpo": 0.1, "ipo": 0.1, "dpo_nll": 0.1, "rpo": 0.1, "simpo": 2.0, "orpo": 0.1, "kto": 0.1}
 """Each loss's ``beta`` when none is given (the papers' and TRL's defaults)."""
 
 
@@ -241,11 +281,13 @@ __all__ = [
     "PairLoss",
     "REFERENCE_FREE",
     "dpo_loss",
+    "dpo_nll_loss",
     "ipo_loss",
     "kto_kl_estimate",
     "kto_loss",
     "log1mexp",
     "orpo_loss",
+    "prompt_weights",
     "rpo_loss",
     "simpo_loss",
 ]

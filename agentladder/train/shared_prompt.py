@@ -264,6 +264,8 @@ class EncodedTriple:
     ref_a: float | None = None
     """Precomputed reference log-probability of tail ``a`` (filled before training)."""
     ref_b: float | None = None
+    embedding: list[float] | None = None
+    """An embedding of the prompt (RPO's prompt-similarity weights); ``None`` for other losses."""
 
     def __len__(self) -> int:
         return len(self.prompt) + len(self.a_ids) + len(self.b_ids)
@@ -316,6 +318,8 @@ def _pair_fields(rows: Sequence[EncodedTriple]) -> dict:
         out["ref_b"] = torch.tensor([r.ref_b if r.ref_b is not None else 0.0 for r in rows], dtype=torch.float64)
     if rows[0].label is not None:
         out["label"] = torch.tensor([bool(r.label) for r in rows])  # (R,)
+    if rows[0].embedding is not None:
+        out["prompt_embeddings"] = torch.tensor([r.embedding for r in rows], dtype=torch.float32)  # (R, D)
     return out
 
 

@@ -41,6 +41,18 @@ def test_data_make_rows_and_sft(tmp_path):
     assert bad_field.exit_code == 1 and "cannot balance on 'dose'" in bad_field.output
 
 
+def test_data_make_the_shifted_split(tmp_path):
+    from agentladder.tasks.medication.shifted import RESERVED
+
+    out = tmp_path / "shifted.jsonl"
+    result = runner.invoke(app, ["data", "make", "medication-directions", "--split", "shifted", "--n", "20",
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = get_task("medication-directions").load(out)  # the task reads and scores them like any split
+    assert len(rows) == 20 and all(r.id.startswith("rx-shifted-") for r in rows)
+    assert all(any(form in r.input.lower() for form in RESERVED) for r in rows)
+
+
 def test_data_make_errors_are_one_line(tmp_path):
     bad_split = runner.invoke(app, ["data", "make", "medication-directions", "--split", "dev", "--out", str(tmp_path / "x")])
     assert bad_split.exit_code == 1 and "unknown split 'dev'" in bad_split.output

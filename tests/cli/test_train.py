@@ -120,3 +120,10 @@ def test_errors_are_one_line(tmp_path):
     assert result.exit_code == 1 and "train kto" in result.output
     result = runner.invoke(app, ["data", "pairs", "--out", str(tmp_path / "p.jsonl")])
     assert result.exit_code == 1 and "--feedback" in result.output
+
+
+def test_the_old_rpo_alpha_option_names_the_new_loss(tmp_path):
+    res = runner.invoke(app, ["train", "dpo", "--data", "p.jsonl", "--out", str(tmp_path / "o"), "--loss", "rpo",
+                              "--rpo-alpha", "1.0"])
+    assert res.exit_code == 1 and "DPO plus NLL" in res.output and "--loss dpo_nll" in res.output
+    assert "--nll-alpha" in res.output

@@ -65,7 +65,7 @@ def _provider():
 def test_sampled_answers_become_best_vs_worst_pairs(tmp_path):
     out = tmp_path / "pairs.jsonl"
     counts = sample_and_score(_AdditionTask(), _provider(), SAMPLES, out, k=4, prompts_per_batch=2, progress=False)
-    assert counts == {"prompts": 3, "answers": 12, "rows": 2, "ties": 1}
+    assert counts == {"prompts": 3, "answers": 12, "rows": 2, "ties": 1, "errors": 0}
     pairs = read_jsonl(out, PreferencePair)
     assert [(p.id, p.chosen[0].content, p.rejected[0].content) for p in pairs] == [("a", "2", "two"), ("c", "6", "x")]
     assert pairs[0].prompt[0].content == "1+1" and pairs[0].metadata["chosen_reward"] == 1.0
@@ -82,6 +82,25 @@ def test_the_reference_answer_can_join_the_candidates(tmp_path):
     assert counts["ties"] == 0  # "2+2" answered 5 four times now pairs 4 against 5
     pairs = read_jsonl(out, PreferencePair)
     assert [(p.chosen[0].content, p.rejected[0].content) for p in pairs] == [("2", "two"), ("4", "5"), ("6", "x")]
+
+
+def test_greedy_errors_are_the_rejected_side_and_come_first(tmp_path):
+    class WithTarget(_AdditionTask):
+        def target_text(self, sample):
+            return str(sample.target)
+
+    # One sampled answer, then the greedy one, for each prompt: "1+1" and "3+3" greedy-wrong, "2+2" right.
+    provider = _Scripted({"1+1": ["x", "3"], "2+2": ["5", "4"], "3+3": ["6", "7"]})
+    out, graded = tmp_path / "pairs.jsonl", tmp_path / "graded.jsonl"
+    counts = sample_and_score(WithTarget(), provider, SAMPLES, out, k=1, with_target=True, greedy=True, max_rows=2,
+                              graded_out=graded, progress=False)
+    assert counts == {"prompts": 3, "answers": 6, "rows": 2, "ties": 0, "errors": 2}
+    pairs = read_jsonl(out, PreferencePair)
+    # The model's own greedy mistakes are rejected, against the reference ("1+1") or a right sample ("3+3");
+    # the prompt it got right ("2+2": a sampled 5 against its greedy 4) comes after them and is cut by max_rows.
+    assert [(p.id, p.chosen[0].content, p.rejected[0].content) for p in pairs] == [("a", "2", "3"), ("c", "6", "7")]
+    assert all(p.metadata["greedy_wrong"] for p in pairs)
+    assert [json.loads(line)["greedy"] for line in graded.read_text().splitlines()] == ["3", "4", "7"]
 
 
 def test_marked_rows_label_each_distinct_answer(tmp_path):

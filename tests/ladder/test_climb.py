@@ -1,7 +1,9 @@
-"""The climb with recorded models: gates end it, rejected rungs leave the champion, a killed climb resumes.
+"""The climb with recorded models: gates end it, rejected rungs leave the champion, a killed climb resumes,
+and no decision ever reads the test split.
 
-Each rung's "model" answers the held-out rows from a script: the first ``accuracy x rows`` rows
-with the reference answer, the rest with nothing, so the exact match of every rung is known.
+Each rung's "model" answers the held-out rows from a script: the first ``accuracy x rows`` rows of the
+validation split (and, unless told otherwise, of the test split) with the reference answer, the rest with
+nothing, so the exact match of every rung is known.
 """
 
 import json
@@ -10,6 +12,7 @@ import pytest
 
 from agentladder.evals import ScriptedProvider
 from agentladder.ladder import Registry, Trained, climb, parse_ladder
+from agentladder.ladder.climb import decided_accuracy
 from agentladder.tasks import get_task
 
 ROWS = 20
@@ -18,7 +21,7 @@ ROWS = 20
 def _ladder(tmp_path, target=0.9, min_gain=0.0, **gate):
     return parse_ladder({
         "name": "med", "task": "medication-directions", "base_model": "tiny", "out_dir": str(tmp_path / "climb"),
-        "eval": {"rows": ROWS},
+        "eval": {"rows": ROWS, "validation_rows": ROWS, "shifted_rows": 0},
         "gate": {"target": target, "min_gain": min_gain, **gate},
         "rungs": [
             {"name": "baseline", "kind": "baseline", "shots": 3},
@@ -29,16 +32,22 @@ def _ladder(tmp_path, target=0.9, min_gain=0.0, **gate):
     })
 
 
-def _answers(accuracy: float):
+def _answers(accuracy: float, test_accuracy: float | None):
     task = get_task("medication-directions")
-    rows = task.make("test", ROWS, 0)
-    assert len({r.input for r in rows}) == ROWS
-    right = {r.input: task.target_text(r) for r in rows[: round(accuracy * ROWS)]}
+    validation, test = task.make("validation", ROWS, 0), task.make("test", ROWS, 0)
+    assert len({r.input for r in validation + test}) == 2 * ROWS
+    right = {r.input: task.target_text(r) for r in validation[: round(accuracy * ROWS)]}
+    if test_accuracy is not None:
+        right.update({r.input: task.target_text(r) for r in test[: round(test_accuracy * ROWS)]})
     return lambda prompt: right.get(prompt[-1].content, "I cannot tell.")
 
 
-def scripted(accuracies: dict[str, float], calls: list, fail_once: set | None = None):
-    """Runners that record (rung, start model) and hand back a scripted model of the given accuracy."""
+def scripted(accuracies: dict[str, float], calls: list, fail_once: set | None = None, test: str = "same"):
+    """Runners that record (rung, start model) and hand back a scripted model of the given accuracy.
+
+    ``test``: ``same`` answers the test split as well as the validation split, ``none`` answers no test row
+    (every test output unparseable), ``reversed`` the best validation model is the worst on test.
+    """
     fail_once = fail_once if fail_once is not None else set()
 
     def runner(ctx):
@@ -48,10 +57,15 @@ def scripted(accuracies: dict[str, float], calls: list, fail_once: set | None = 
             raise KeyboardInterrupt
         name = f"model-{ctx.rung.name}"
         return Trained(model=name, artifact="base" if ctx.rung.kind == "baseline" else "full",
-                       provider=ScriptedProvider(_answers(accuracies[ctx.rung.name]), name=name),
+                       provider=ScriptedProvider(_answers(accuracies[ctx.rung.name],
+                                                          _test_accuracy(accuracies[ctx.rung.name], test)), name=name),
                        examples=10, tokens=1000, train_seconds=1.5)
 
     return {k: runner for k in ("baseline", "sft", "dpo", "rl")}
+
+
+def _test_accuracy(accuracy: float, test: str) -> float | None:
+    return {"same": accuracy, "none": None, "reversed": 1.0 - accuracy}[test]
 
 
 def test_the_climb_stops_at_the_first_rung_that_meets_the_target(tmp_path):
@@ -61,9 +75,13 @@ def test_the_climb_stops_at_the_first_rung_that_meets_the_target(tmp_path):
     assert [c[0] for c in calls] == ["baseline", "sft", "dpo"]  # rl never runs
     assert result.target_met and result.champion.name == "dpo"
     assert [r.value("exact_match") for r in result.rungs] == [0.1, 0.5, 0.9]
+    assert [r.value("exact_match", "test") for r in result.rungs] == [0.1, 0.5, 0.9]
     assert calls[1][1] == "model-baseline" and calls[2][1] == "model-sft"  # each rung starts from the champion
     md = (tmp_path / "climb" / "ladder.md").read_text()
     assert "| dpo | dpo | 0.900 [" in md and "+0.400" in md and "kept, target met" in md
+    # sft -> dpo on the same 20 test rows: 8 rows gained, none lost, exact McNemar p = 2 / 2^8
+    assert result.rungs[2].paired["test"]["gained"] == 8 and result.rungs[2].paired["test"]["lost"] == 0
+    assert result.rungs[2].paired["test"]["p"] == 2 / 2 ** 8 and "p 0.00781 (+8 -0)" in md
     assert (tmp_path / "climb" / "ladder.png").stat().st_size > 0
     report = json.loads((tmp_path / "climb" / "ladder.json").read_text())
     assert report["champion"] == result.champion.version and report["target_met"] is True
@@ -82,6 +100,12 @@ def test_a_worse_rung_is_rejected_and_the_next_starts_from_the_champion(tmp_path
         assert [v.rung for v in reg.lineage("med/rl")] == ["baseline", "sft", "rl"]
         assert reg.get("med/dpo").status == "rejected" and reg.get("med/dpo").parent == reg.get("med/sft").id
         assert reg.get("med/baseline").notes["shots"] == 3 and reg.get("med/sft").notes["shots"] == 0
+        # Every version records the split that decided it; only kept ones were reported on the test split.
+        sft, dpo = reg.get("med/sft"), reg.get("med/dpo")
+        assert sft.decided_on["split"] == "validation" and sft.decided_on["rows"] == ROWS and sft.decided_on["hash"]
+        assert sft.reported_on["test"]["metrics"]["exact_match"]["value"] == 0.6
+        assert dpo.decided_on["split"] == "validation" and dpo.reported_on == {}
+    assert result.rungs[2].reported == {}  # a rejected rung is never scored on the test split
 
 
 def test_stop_on_stall_ends_the_climb_at_the_first_rejected_rung(tmp_path):
@@ -144,3 +168,64 @@ def test_a_gate_that_would_change_where_a_finished_rung_started_is_refused(tmp_p
     # With min_gain 0.6 the sft rung is rejected, so dpo would start from the baseline, not from sft.
     with pytest.raises(ValueError, match="rung 'dpo' was trained from model-sft, but under the ladder's gate"):
         climb(_ladder(tmp_path, min_gain=0.6), registry=tmp_path / "r.db", progress=False, runners=scripted(acc, []))
+
+
+@pytest.mark.parametrize("test", ["none", "reversed"])
+def test_no_decision_reads_the_test_split(tmp_path, test):
+    """The same validation figures with a test split the models answer perfectly, not at all (every output
+    unparseable) or in reverse order make exactly the same climb: same rungs run, from the same models,
+    same verdicts, same champion. Only the reported figures differ."""
+    acc = {"baseline": 0.1, "sft": 0.6, "dpo": 0.55, "rl": 0.8}
+    runs = {}
+    for name in ("same", test):
+        calls = []
+        result = climb(_ladder(tmp_path / name, target=0.95, min_gain=0.02), registry=tmp_path / f"{name}.db",
+                       progress=False, runners=scripted(acc, calls, test=name))
+        runs[name] = (calls, [(r.name, r.verdict) for r in result.rungs], result.champion.name,
+                      [r.value("exact_match", "test") for r in result.rungs])
+    assert runs["same"][0] == runs[test][0] and [c[0] for c in runs[test][0]] == ["baseline", "sft", "dpo", "rl"]
+    assert runs["same"][1] == runs[test][1] and runs["same"][2] == runs[test][2] == "rl"
+    assert runs["same"][3] == [0.1, 0.6, None, 0.8]  # dpo was rejected: never scored on test
+    assert runs[test][3] == ([0.0, 0.0, None, 0.0] if test == "none" else [0.9, 0.4, None, 0.2])
+
+
+def test_a_tuning_climb_never_scores_the_test_split_and_a_later_one_reports_it(tmp_path, monkeypatch):
+    import agentladder.evals.runner as runner_module
+
+    acc = {"baseline": 0.1, "sft": 0.6, "dpo": 0.55, "rl": 0.8}
+    real = runner_module.make_provider
+    # The later climb runs no rung again: it asks each kept rung's model, by name, for the test split.
+    monkeypatch.setattr(runner_module, "make_provider", lambda spec, **kw: ScriptedProvider(
+        _answers(acc[spec.removeprefix("model-")], acc[spec.removeprefix("model-")]), name=spec)
+        if isinstance(spec, str) and spec.startswith("model-") else real(spec, **kw))
+    calls = []
+    tuning = _ladder(tmp_path, target=0.95, min_gain=0.02).model_copy(deep=True)
+    tuning.eval.report = False
+    first = climb(tuning, registry=tmp_path / "r.db", progress=False, runners=scripted(acc, calls))
+    assert all(r.reported == {} for r in first.rungs)
+    assert not list((tmp_path / "climb").glob("*/eval/test"))  # the test split was never answered
+    calls.clear()
+    final = climb(_ladder(tmp_path, target=0.95, min_gain=0.02), registry=tmp_path / "r.db", progress=False,
+                  runners=scripted(acc, calls))
+    assert calls == [] and [r.value("exact_match", "test") for r in final.rungs] == [0.1, 0.6, None, 0.8]
+
+
+def test_recommend_reads_the_champion_on_validation_never_test(tmp_path):
+    from typer.testing import CliRunner
+
+    from agentladder.cli import app
+
+    acc = {"baseline": 0.1, "sft": 0.6, "dpo": 0.55, "rl": 0.8}
+    climb(_ladder(tmp_path, target=0.95, min_gain=0.02), registry=tmp_path / "r.db", progress=False,
+          runners=scripted(acc, [], test="reversed"))  # the champion: 0.8 on validation, 0.2 on test
+    assert decided_accuracy(tmp_path / "climb") == (0.8, 0.95)
+    def advice(*args):
+        res = CliRunner().invoke(app, ["recommend", "--labeled", "600", "--checks", *args, "--json"])
+        assert res.exit_code == 0, res.output
+        return json.loads(res.output)
+
+    from_climb = advice("--climb", str(tmp_path / "climb"))
+    assert from_climb == advice("--accuracy", "0.8", "--target", "0.95")
+    assert from_climb != advice("--accuracy", "0.2", "--target", "0.95")
+    bad = CliRunner().invoke(app, ["recommend", "--pairs", "0"])
+    assert bad.exit_code == 1 and "--climb DIR" in bad.output

@@ -16,6 +16,11 @@ from agentladder.train.loop import Trainer
 runner = CliRunner()
 
 
+def test_the_demo_runs_smoke_or_full_not_both():
+    res = runner.invoke(app, ["demo", "--smoke", "--full"])
+    assert res.exit_code != 0 and "choose --smoke or --full, not both" in res.output
+
+
 def test_the_smoke_demo_climbs_every_rung_and_registers_each_version(tmp_path):
     reg = str(tmp_path / "r.db")
     out = tmp_path / "demo"
@@ -33,10 +38,12 @@ def test_the_smoke_demo_climbs_every_rung_and_registers_each_version(tmp_path):
     data = [json.loads(line) for line in (out / "02-sft" / "data.jsonl").read_text().splitlines()]
     assert data[0]["messages"][0] == {"role": "system", "content": BRIEF_PROMPT}
     assert all(row["messages"][1]["content"] == row["messages"][1]["content"].lower() for row in data)
-    assert json.loads((out / "01-baseline" / "eval" / "report.json").read_text())["task"] == "medication-directions"
-    for rung in ("02-sft", "03-dpo", "04-rl"):
-        report_json = json.loads((out / rung / "eval" / "report.json").read_text())
-        assert report_json["task"] == "medication-directions@brief-lower"
+    for split in ("validation", "test", "shifted"):  # every rung is kept (all score 0): each reported too
+        report_json = json.loads((out / "01-baseline" / "eval" / split / "report.json").read_text())
+        assert report_json["task"] == "medication-directions"
+        for rung in ("02-sft", "03-dpo", "04-rl"):
+            report_json = json.loads((out / rung / "eval" / split / "report.json").read_text())
+            assert report_json["task"] == "medication-directions@brief-lower"
     assert sft["notes"]["instructions"] == "brief-lower"
 
     with Registry(reg) as registry:
@@ -68,7 +75,8 @@ def test_the_smoke_demo_climbs_every_rung_and_registers_each_version(tmp_path):
 def _short_ladder(tmp_path, rungs):
     return parse_ladder({
         "name": "t", "task": "medication-directions", "base_model": "tiny", "out_dir": str(tmp_path / "climb"),
-        "eval": {"rows": 2, "batch_size": 2, "max_new_tokens": 4}, "gate": {"target": 0.9},
+        "eval": {"rows": 2, "validation_rows": 2, "shifted_rows": 2, "batch_size": 2, "max_new_tokens": 4},
+        "gate": {"target": 0.9},
         "rungs": [{"name": "baseline", "kind": "baseline"}, *rungs],
     })
 

@@ -26,8 +26,8 @@ def _write(tmp_path, text):
 
 
 def test_the_shipped_ladders_load_and_climb_baseline_to_rl():
-    assert set(shipped_ladders()) >= {"medication", "smoke"}
-    for name in ("medication", "smoke"):
+    assert set(shipped_ladders()) >= {"medication", "medication-full", "smoke"}
+    for name in ("medication", "medication-full", "smoke"):
         config = load_ladder(demo_ladder(name))
         assert [r.kind for r in config.rungs] == ["baseline", "sft", "dpo", "rl"]
     assert load_ladder(demo_ladder("medication")).base_model == "smollm2-135m"
@@ -112,3 +112,28 @@ def test_balance_is_for_generated_sft_data(tmp_path):
                                                        "train: {max_steps: 2, preset: dapo}")
     with pytest.raises(ValueError, match=r"ladder.yaml:7: rungs\[1\]: data.balance applies to an sft rung"):
         load_ladder(_write(tmp_path, rl.replace("rows: 8}", "rows: 8, balance: doses_per_day}")))
+
+
+DPO = """\
+  - name: dpo
+    kind: dpo
+    data: {source: pairs, rows: 4}
+    train: {loss: rpo, rpo_alpha: 1.0, max_steps: 2}
+"""
+
+
+def test_the_old_meaning_of_rpo_is_refused_with_the_new_name(tmp_path):
+    """``rpo`` is Relative Preference Optimization now; a config that sets ``rpo_alpha`` meant DPO plus NLL."""
+    with pytest.raises(ValueError, match=r"ladder.yaml:14: rungs\[2\].train.rpo_alpha: DPO plus NLL .* is now "
+                                         r"loss: dpo_nll, its NLL weight nll_alpha"):
+        load_ladder(_write(tmp_path, GOOD + DPO))
+    config = load_ladder(_write(tmp_path, GOOD + DPO.replace("loss: rpo, rpo_alpha", "loss: dpo_nll, nll_alpha")))
+    assert config.rungs[2].train["loss"] == "dpo_nll"
+    assert load_ladder(_write(tmp_path, GOOD + DPO.replace(", rpo_alpha: 1.0", ""))).rungs[2].train["loss"] == "rpo"
+
+
+def test_rung_data_options_fit_their_rung(tmp_path):
+    with pytest.raises(ValueError, match=r"data.filter_k applies to an rl rung"):
+        load_ladder(_write(tmp_path, GOOD.replace("rows: 8}", "rows: 8, filter_k: 4}")))
+    with pytest.raises(ValueError, match=r"a pair needs two candidates"):
+        load_ladder(_write(tmp_path, GOOD + DPO.replace("rows: 4}", "rows: 4, k: 0, with_target: false}")))

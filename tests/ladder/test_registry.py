@@ -68,3 +68,23 @@ def test_ids_and_data_hashes_are_stable(tmp_path):
     assert version_id("med", "sft", tmp_path / "a") != version_id("med", "sft", tmp_path / "b")
     (tmp_path / "d.jsonl").write_text("{}\n")
     assert file_hash(tmp_path / "d.jsonl") == file_hash(tmp_path / "d.jsonl") and file_hash(None) is None
+
+
+def test_a_registry_written_before_the_split_records_gains_them(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:  # the first schema, without decided_on / reported_on
+        db.execute("CREATE TABLE model_versions (id TEXT PRIMARY KEY, ladder TEXT NOT NULL, rung TEXT NOT NULL, "
+                   "kind TEXT NOT NULL, parent TEXT, base_model TEXT, path TEXT NOT NULL, artifact TEXT NOT NULL, "
+                   "status TEXT NOT NULL, config TEXT, data_path TEXT, data_hash TEXT, examples INTEGER, "
+                   "tokens INTEGER, train_seconds REAL, headline TEXT, score REAL, metrics TEXT, task TEXT, "
+                   "notes TEXT, created REAL NOT NULL)")
+        db.execute("INSERT INTO model_versions (id, ladder, rung, kind, path, artifact, status, created) "
+                   "VALUES ('m/sft/aaaaaa', 'm', 'sft', 'sft', '/x', 'full', 'kept', 1.0)")
+    with Registry(path) as reg:
+        assert reg.get("m/sft").decided_on == {} and reg.get("m/sft").reported_on == {}
+        reg.register(_v("m/dpo/bbbbbb", "m/sft/aaaaaa", decided_on={"split": "validation", "rows": 200},
+                        reported_on={"test": {"split": "test", "rows": 200, "metrics": {"exact_match": {"value": 0.9}}}}))
+        back = reg.get("m/dpo")
+        assert back.decided_on["split"] == "validation" and back.reported_on["test"]["metrics"]["exact_match"]["value"] == 0.9

@@ -6,7 +6,13 @@ import pytest
 
 from agentladder.tasks import get_task
 from agentladder.tasks.medication import formulary, generate_rows, is_dangerous, split_of
-from agentladder.tasks.medication.generator import ABBREVIATIONS, BRANDS, normalise_text
+from agentladder.tasks.medication.generator import (
+    ABBREVIATIONS,
+    BRANDS,
+    FREQUENCIES,
+    normalise_text,
+)
+from agentladder.tasks.medication.shifted import DRUG_NAMES, FREQUENCY_PHRASES, RESERVED
 
 TASK = get_task("medication-directions")
 
@@ -32,6 +38,18 @@ def test_splits_never_share_a_row():
     assert not other & keys["test"]
 
 
+FREQUENCY_DOSES = {f.doses for f in FREQUENCIES.values()}
+DOSES_PER_DAY = FREQUENCY_DOSES | set(range(2, max(FREQUENCY_DOSES)))
+"""Every value the generator can give: a frequency's own doses, or a daily cap below one (2 up to its doses - 1,
+so "every 3 hours" (8) capped gives anything from 2 to 7)."""
+
+
+def test_the_doses_a_cap_can_give_are_all_allowed():
+    assert set(range(1, 9)) == DOSES_PER_DAY
+    # 7 is rare (a cap on "every 3 hours") but real: far enough into the stream it comes up.
+    assert any(r["target"]["doses_per_day"] == 7 for r in generate_rows("train", 20000, seed=0))
+
+
 def test_targets_follow_the_formulary_and_the_spec():
     rows = generate_rows("train", 1500, seed=0)
     table = formulary()
@@ -41,7 +59,7 @@ def test_targets_follow_the_formulary_and_the_spec():
         drug = table[t["drug"]]
         assert t["strength_mg"] in drug.strengths_mg
         assert t["dose_units"] in (0.5, 1, 1.5, 2, 3)
-        assert t["doses_per_day"] in (1, 2, 3, 4, 5, 6, 8) and isinstance(t["doses_per_day"], int)
+        assert t["doses_per_day"] in DOSES_PER_DAY and isinstance(t["doses_per_day"], int)
         assert t["duration_days"] is None or isinstance(t["duration_days"], int)
         text = row["text"].lower()
         names = [t["drug"], BRANDS.get(t["drug"], "").lower(), ABBREVIATIONS.get(t["drug"], "").lower()]
@@ -104,3 +122,47 @@ def test_rebalanced_training_data_sees_rare_values_more_often():
     assert len(rows) == 50 and rows[0]["messages"][-1]["role"] == "assistant"
     with pytest.raises(ValueError, match="cannot balance on 'dose': row rx-train-000001 has no target field 'dose'"):
         rebalance(pool, "dose", 10)
+
+
+def _reserved_in(text: str) -> list[str]:
+    low = " ".join(text.lower().split())
+    return [form for form in RESERVED if re.search(rf"(?<![\w.]){re.escape(form)}(?![\w])", low)]
+
+
+def test_no_other_split_ever_uses_a_form_reserved_for_the_shifted_split():
+    for split, n in (("train", 6000), ("validation", 1500), ("test", 1500)):
+        for row in generate_rows(split, n, seed=3):
+            assert not _reserved_in(row["text"]), (split, row["text"], _reserved_in(row["text"]))
+
+
+def test_shifted_rows_use_reserved_forms_and_keep_the_task_rules():
+    rows = generate_rows("shifted", 1500, seed=0)
+    assert generate_rows("shifted", 50, seed=0) == rows[:50] and len({normalise_text(r["text"]) for r in rows}) == 1500
+    phrases = {p for ps in FREQUENCY_PHRASES.values() for p in ps}
+    table = formulary()
+    for row in rows:
+        t, low = row["target"], row["text"].lower()
+        assert any(re.search(rf"(?<![\w.]){re.escape(p)}(?![\w])", low) for p in phrases), row["text"]
+        drug = table[t["drug"]]  # targets are drawn exactly as in the other splits
+        assert t["strength_mg"] in drug.strengths_mg and t["doses_per_day"] in DOSES_PER_DAY
+        names = [t["drug"], *(n.lower() for n in DRUG_NAMES.get(t["drug"], ()))]
+        assert any(n in low for n in names), row["text"]
+    # The task's own loader and scorer read them like any other row.
+    assert TASK.make("shifted", 5, 0)[0].target == rows[0]["target"]
+    assert sum(bool(is_dangerous(*(r["target"][f] for f in ("drug", "strength_mg", "dose_units", "doses_per_day"))))
+               for r in rows) / len(rows) > 0.15
+    # Reserved names and layouts actually occur.
+    joined = " ".join(r["text"].lower() for r in rows)
+    for form in ("paracetamol", "advil", "medication:", "=>", "as required", "/7", "tbl", "up to"):
+        assert form in joined, form
+
+
+def test_shifted_frequencies_mean_what_the_train_ones_do():
+    """A reserved phrasing states the same doses per day as its frequency (caps aside)."""
+    for row in generate_rows("shifted", 800, seed=1):
+        low = row["text"].lower()
+        if re.search(r"up to|not more than|maximum of", low):
+            continue
+        for key, phrases in FREQUENCY_PHRASES.items():
+            if any(re.search(rf"(?<![\w.-]){re.escape(p)}(?![\w-])", low) for p in phrases):
+                assert row["target"]["doses_per_day"] == FREQUENCIES[key].doses, (row["text"], key)

@@ -9,10 +9,12 @@ from agentladder.tasks.metrics import (
     bootstrap_ci,
     confusion,
     macro_f1,
+    mcnemar_exact,
     mean,
     mean_metric,
     normalise_answer,
     numbers_equal,
+    paired_test,
     precision_recall_f1,
     token_f1,
 )
@@ -86,3 +88,32 @@ def test_bootstrap_ci_with_a_statistic_over_pairs():
     pairs = [("a", "a"), ("b", "b"), ("a", "b"), ("b", "b")]
     low, high = bootstrap_ci(pairs, lambda rows: macro_f1([p for p, _ in rows], [t for _, t in rows]), n_resamples=200)
     assert 0 <= low <= high <= 1
+
+
+def test_mcnemar_exact_by_hand():
+    # b = 6 gained, c = 0 lost: 2 * P(X <= 0), X ~ Bin(6, 1/2) = 2 / 64
+    assert mcnemar_exact(6, 0) == 2 / 64 == mcnemar_exact(0, 6)
+    # b = 8, c = 1: 2 * (C(9,0) + C(9,1)) / 2^9 = 2 * 10 / 512
+    assert mcnemar_exact(8, 1) == pytest.approx(20 / 512)
+    # b = 7, c = 1: 2 * 9 / 256 = 0.0703 (not below 0.05); balanced counts give 1
+    assert mcnemar_exact(7, 1) == pytest.approx(18 / 256) and mcnemar_exact(5, 5) == 1.0 and mcnemar_exact(0, 0) == 1.0
+    with pytest.raises(ValueError):
+        mcnemar_exact(-1, 2)
+
+
+def test_mcnemar_matches_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    for b, c in [(6, 0), (8, 1), (12, 3), (11, 3), (40, 25), (3, 9), (1, 1)]:
+        assert mcnemar_exact(b, c) == pytest.approx(stats.binomtest(min(b, c), b + c, 0.5).pvalue, rel=1e-12)
+
+
+def test_paired_test_counts_only_rows_both_sides_score():
+    before = [True, True, False, False, False, None, True]
+    after = [True, False, True, True, False, True, None]
+    t = paired_test(before, after, n_resamples=500)
+    assert (t.gained, t.lost, t.n) == (2, 1, 5) and t.gain == pytest.approx(1 / 5)
+    assert t.p == mcnemar_exact(2, 1) == 1.0
+    low, high = t.gain_ci
+    assert low <= t.gain <= high
+    with pytest.raises(ValueError, match="same rows"):
+        paired_test([True], [True, False])

@@ -169,7 +169,8 @@ def _records(run: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize(("loss", "extra"), [
-    ("dpo", {}), ("dpo", {"label_smoothing": 0.1}), ("ipo", {}), ("rpo", {}), ("simpo", {}), ("orpo", {}),
+    ("dpo", {}), ("dpo", {"label_smoothing": 0.1}), ("ipo", {}), ("dpo_nll", {}), ("rpo", {}), ("simpo", {}),
+    ("orpo", {}),
 ])
 def test_every_pair_loss_trains_and_reports_preference_metrics(tmp_path, pairs_file, loss, extra):
     result = _run(tmp_path, pairs_file, loss=loss, **extra)
@@ -177,9 +178,9 @@ def test_every_pair_loss_trains_and_reports_preference_metrics(tmp_path, pairs_f
     for key in ("reward_accuracy", "margin", "reward_chosen", "reward_rejected", "logp_chosen", "logp_rejected"):
         assert key in first and math.isfinite(first[key])
     assert first["units"] == 2
-    if loss in ("dpo", "rpo"):  # the policy starts as the reference: every log-ratio is 0
+    if loss in ("dpo", "dpo_nll", "rpo"):  # the policy starts as the reference: every log-ratio is 0
         assert first["margin"] == pytest.approx(0.0, abs=1e-5)
-        if loss == "dpo" and not extra:
+        if loss in ("dpo", "rpo") and not extra:  # every contrast, weighted or not, is -log sigma(0)
             assert first["loss"] == pytest.approx(math.log(2), abs=1e-5)
     meta = json.loads((tmp_path / "run" / "agentladder.json").read_text())
     assert meta["method"] == loss and meta["steps"] == 3
@@ -277,3 +278,35 @@ def test_the_trained_model_loads_and_generates(tmp_path, pairs_file):
     model, tok = load_model(str(tmp_path / "run"))
     ids = torch.tensor([prompt_ids(tok, [Message(role="user", content="hi")])])
     assert model.generate(ids, max_new_tokens=2, do_sample=False).shape[1] == ids.shape[1] + 2
+
+
+def test_rpo_weighs_contrasts_by_minilm_prompt_embeddings(tok, pairs_file):
+    from agentladder.models.embedding import embed
+    from agentladder.train.preference import load_preference_rows, prompt_text
+
+    pairs = _pairs()
+    assert prompt_text(pairs[1]) == "Capital of France?"  # the user turns, not the shared system prompt
+    config = PreferenceConfig(model="tiny", data=str(pairs_file), out_dir="-", loss="rpo")
+    assert config.rpo_temperature == 0.5  # the paper's temperature by default
+    rows, _ = load_preference_rows(tok, config)
+    vectors = torch.tensor([t.embedding for t in rows])
+    assert vectors.shape == (len(pairs), 384)  # all-MiniLM-L6-v2, one per pair, in order
+    torch.testing.assert_close(vectors, embed([prompt_text(p) for p in pairs]))
+    cos = vectors @ vectors.T  # normalised: the France and Paris prompts are nearer than France and 2+2
+    assert cos[1, 2] > cos[1, 0]
+    assert all(t.embedding is None for t in load_preference_rows(tok, config.model_copy(update={"loss": "dpo"}))[0])
+
+
+def test_the_old_dpo_plus_nll_name_is_refused(tmp_path, pairs_file):
+    with pytest.raises(ValueError, match="DPO plus NLL .* is now loss: dpo_nll, its NLL weight nll_alpha") as err:
+        PreferenceConfig(model="tiny", data="d", out_dir="o", loss="rpo", rpo_alpha=1.0)
+    from agentladder.errors import ConfigError
+
+    assert isinstance(err.value, ConfigError)
+    _run(tmp_path, pairs_file, max_steps=1, loss="dpo_nll", nll_alpha=0.5)
+    saved = tmp_path / "run" / "train_config.json"
+    old = json.loads(saved.read_text())
+    old.pop("nll_alpha")
+    saved.write_text(json.dumps({**old, "loss": "rpo", "rpo_alpha": 0.5}))
+    with pytest.raises(ConfigError, match="saved before the rename: DPO plus NLL"):
+        preference(out_dir=str(tmp_path / "run"), resume=True)

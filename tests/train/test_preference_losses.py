@@ -3,8 +3,8 @@
 TRL computes its losses inside its trainers from a model's per-token log-probabilities.
 A stand-in model hands TRL fixed per-token log-probabilities ``(2B, T-1)`` (a leaf
 tensor); ours sums the same tensor per response. Both gradients are taken with
-respect to that leaf. TRL's DPO trainer gives DPO, IPO and RPO (``sigmoid`` +
-``sft``), its CPO trainer conservative DPO and SimPO, its ORPO trainer the odds
+respect to that leaf. TRL's DPO trainer gives DPO, IPO and DPO+NLL (``sigmoid`` +
+``sft``, which TRL calls RPO), its CPO trainer conservative DPO and SimPO, its ORPO trainer the odds
 ratio, its KTO trainer KTO.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -123,11 +124,11 @@ def test_ipo_matches_trl(beta):
              lambda x: _trl_dpo(x, mask, ref, loss_types=["ipo"], beta=beta))
 
 
-def test_rpo_matches_trl_sigmoid_plus_sft():
+def test_dpo_nll_matches_trl_sigmoid_plus_sft():
     # TRL's NLL is a token mean over the batch, ours a mean of per-pair means: equal for equal chosen lengths.
     mask, ref = _masks(equal_chosen=True), _ref()
-    p = LossParams(beta=0.1, rpo_alpha=0.7)
-    _compare(lambda x: PAIR_LOSSES["rpo"](_ours(x, mask, ref), p).loss.mean(),
+    p = LossParams(beta=0.1, nll_alpha=0.7)
+    _compare(lambda x: PAIR_LOSSES["dpo_nll"](_ours(x, mask, ref), p).loss.mean(),
              lambda x: _trl_dpo(x, mask, ref, loss_types=["sigmoid", "sft"], loss_weights=[1.0, 0.7]))
 
 
@@ -274,6 +275,6 @@ def test_reference_free_losses_need_no_reference_and_others_do():
     lp = PairLogps(torch.tensor([-1.0]), torch.tensor([-2.0]), torch.tensor([1.0]), torch.tensor([1.0]))
     for name in ("simpo", "orpo"):
         PAIR_LOSSES[name](lp, LossParams())
-    for name in ("dpo", "ipo", "rpo"):
+    for name in ("dpo", "ipo", "dpo_nll", "rpo"):
         with pytest.raises(ValueError, match="reference"):
-            PAIR_LOSSES[name](lp, LossParams())
+            PAIR_LOSSES[name](replace(lp, prompt_embeddings=torch.ones(1, 2)), LossParams())

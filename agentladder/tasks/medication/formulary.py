@@ -64,6 +64,15 @@ def interactions() -> tuple[Interaction, ...]:
     return tuple(Interaction(r["drug_a"], r["drug_b"], r["severity"], r["effect"]) for r in _read("interactions.csv"))
 
 
+def number(x: float) -> int | float:
+    """A JSON number as people write it: 500, not 500.0."""
+    return int(x) if float(x).is_integer() else float(x)
+
+
+def fmt(x: float) -> str:
+    return str(number(x))
+
+
 def daily_dose_mg(strength_mg: float, dose_units: float, doses_per_day: float) -> float:
     """``strength_mg x dose_units x doses_per_day``: the most the direction allows in 24 h."""
     return strength_mg * dose_units * doses_per_day

@@ -14,6 +14,16 @@ Splits never share a row: a line's split is fixed by a hash of its
 lower-cased, space-normalised text (80 % train, 10 % validation, 10 % test),
 and each split keeps only the lines that hash to it. So ``--n`` and
 ``--seed`` change which rows a split holds, never which split a row can be in.
+
+A fifth split, ``shifted``, draws its lines the same way but writes them only in
+forms the other splits never use (held out by construction, not by hash):
+reserved frequency phrasings (``2x/day``, ``bd``, ``tds``, ``every 6 hrs``,
+``4-hourly``), as-needed and route wordings (``as required``, ``per os``),
+abbreviations (``tbl``, ``cps``, ``ug``), durations (``10/7``, ``2/52``),
+daily maximums (``up to 4 doses daily``), layouts (labelled fields, the
+frequency first, an arrow) and drug names (``paracetamol``, ``frusemide``,
+``Advil``, ``Losec``). The full list is in
+:mod:`agentladder.tasks.medication.shifted`; the targets follow the same rules.
 """
 
 from __future__ import annotations
@@ -21,12 +31,15 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from agentladder.errors import ConfigError
-from agentladder.tasks.medication.formulary import Drug, formulary, is_dangerous
+from agentladder.tasks.medication.formulary import Drug, fmt, formulary, is_dangerous, number
+from agentladder.tasks.medication.shifted import render_shifted
 
 SPLITS = {"train": range(0, 8), "validation": range(8, 9), "test": range(9, 10)}
+SHIFTED = "shifted"
+"""The split rendered in forms no other split uses (:mod:`agentladder.tasks.medication.shifted`)."""
 DANGEROUS_SHARE = 0.25
 
 PRN_CLASSES = ("analgesic", "nsaid", "opioid", "muscle_relaxant", "triptan", "antiemetic", "antihistamine")
@@ -82,6 +95,8 @@ class Frequency:
     """Doses per day the frequency allows."""
     prose: tuple[str, ...]
     sig: tuple[str, ...]
+    name: str = ""
+    """Its key in :data:`FREQUENCIES`."""
 
 
 FREQUENCIES = {
@@ -101,6 +116,7 @@ FREQUENCIES = {
     "q6-8h": Frequency(4, ("every 6 to 8 hours", "every 6-8 hours"), ("q6-8h", "Q6-8H", "q6-8hrs")),
     "q8-12h": Frequency(3, ("every 8 to 12 hours", "every 8-12 hours"), ("q8-12h", "Q8-12H")),
 }
+FREQUENCIES = {key: replace(f, name=key) for key, f in FREQUENCIES.items()}
 SCHEDULED_WEIGHTS = {"daily": 45, "bid": 30, "tid": 12, "qid": 8, "q4h": 2, "q4-6h": 1, "q6-8h": 1, "q8-12h": 1}
 PRN_WEIGHTS = {"daily": 10, "bid": 10, "tid": 10, "qid": 20, "q4h": 12, "q3h": 3, "q4-6h": 18, "q6-8h": 12, "q8-12h": 5}
 
@@ -116,19 +132,15 @@ def split_of(text: str) -> str:
     return next(name for name, buckets in SPLITS.items() if bucket in buckets)
 
 
-def number(x: float) -> int | float:
-    """A JSON number as people write it: 500, not 500.0."""
-    return int(x) if float(x).is_integer() else float(x)
-
-
-def fmt(x: float) -> str:
-    return str(number(x))
-
-
 def generate_rows(split: str, n: int, seed: int = 0) -> list[dict]:
-    """``n`` distinct rows ``{"id", "text", "target"}`` of ``split``, reproducible from ``seed``."""
-    if split not in SPLITS:
-        raise ConfigError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
+    """``n`` distinct rows ``{"id", "text", "target"}`` of ``split``, reproducible from ``seed``.
+
+    ``train``, ``validation`` and ``test`` keep the lines whose text hashes to them; ``shifted`` renders
+    every line in the reserved forms of :mod:`agentladder.tasks.medication.shifted` (held out by
+    construction, so no hash is needed).
+    """
+    if split not in SPLITS and split != SHIFTED:
+        raise ConfigError(f"unknown split {split!r}: choose one of {', '.join([*SPLITS, SHIFTED])}")
     if n < 0:
         raise ConfigError("n must be at least 0")
     rng = random.Random(f"medication-directions:{split}:{seed}")
@@ -139,29 +151,32 @@ def generate_rows(split: str, n: int, seed: int = 0) -> list[dict]:
         attempts += 1
         if attempts > 200 * n + 1000:
             raise ConfigError(f"could not find {n} distinct {split} rows; ask for fewer")
-        text, target = draw(rng, dangerous=rng.random() < DANGEROUS_SHARE)
+        text, target = draw(rng, dangerous=rng.random() < DANGEROUS_SHARE, shifted=split == SHIFTED)
         key = normalise_text(text)
-        if key in seen or split_of(text) != split:
+        if key in seen or (split != SHIFTED and split_of(text) != split):
             continue
         seen.add(key)
         rows.append({"id": f"rx-{split}-{len(rows) + 1:06d}", "text": text, "target": target})
     return rows
 
 
-def draw(rng: random.Random, dangerous: bool) -> tuple[str, dict]:
-    """One prescription line and its target, dangerous or not (as asked, when the drug allows)."""
+def draw(rng: random.Random, dangerous: bool, shifted: bool = False) -> tuple[str, dict]:
+    """One prescription line and its target, dangerous or not (as asked, when the drug allows); ``shifted``
+    writes it in the shifted split's reserved forms."""
     drugs = list(formulary().values())
     for _ in range(20):
         drug = rng.choice(drugs)
         for _ in range(40):
-            line = _Line.draw(rng, drug, dangerous)
+            line = Line.draw(rng, drug, dangerous)
             if is_dangerous(drug.name, line.strength, line.units, line.doses_per_day) == dangerous:
-                return line.render(rng), line.target()
-    return line.render(rng), line.target()
+                return (render_shifted(rng, line) if shifted else line.render(rng)), line.target()
+    return (render_shifted(rng, line) if shifted else line.render(rng)), line.target()
 
 
 @dataclass
-class _Line:
+class Line:
+    """One drawn prescription: what the line states (its target), before it is written out."""
+
     drug: Drug
     strength: float
     units: float
@@ -180,7 +195,7 @@ class _Line:
                 "doses_per_day": self.doses_per_day, "as_needed": self.as_needed, "duration_days": self.duration_days}
 
     @classmethod
-    def draw(cls, rng: random.Random, drug: Drug, dangerous: bool) -> _Line:
+    def draw(cls, rng: random.Random, drug: Drug, dangerous: bool) -> Line:
         prn = rng.random() < (0.6 if drug.drug_class in PRN_CLASSES else 0.04)
         units = _weighted(rng, {1: 70, 2: 20, 0.5: 7, 1.5: 3} if drug.form == "tablet" else {1: 75, 2: 22, 3: 3})
         if dangerous and rng.random() < 0.5:
@@ -343,7 +358,7 @@ def _prn(rng: random.Random, drug: Drug, sig: bool) -> str:
     return head
 
 
-def _cap_phrase(rng: random.Random, line: _Line, sig: bool) -> str:
+def _cap_phrase(rng: random.Random, line: Line, sig: bool) -> str:
     cap = line.cap_doses
     assert cap is not None
     kinds: list[Callable[[], str]] = [

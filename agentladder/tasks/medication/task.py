@@ -152,6 +152,8 @@ class MedicationDirections(Task):
     stop_at_json: ClassVar[bool] = True
     note: ClassVar[str] = NOTE
     fields: ClassVar[tuple[str, ...]] = FIELDS
+    splits: ClassVar[tuple[str, ...]] = ("train", "validation", "test", "shifted")
+    row_scores: ClassVar[dict[str, str]] = {"exact_match": "exact", "validity": "valid"}
     styles: ClassVar[Mapping[str, PromptStyle]] = {
         "brief": PromptStyle(instructions=BRIEF_PROMPT),
         "brief-lower": PromptStyle(instructions=BRIEF_PROMPT, lowercase_input=True, compact_answer=True),

@@ -59,8 +59,7 @@ class PiiPolicy(_Strict):
     ner: NerBackend = "auto"
     """What finds names and addresses: ``presidio`` (Presidio with a packaged spaCy model), ``minilm`` (a token
     classifier on the packaged MiniLM, trained on first use), ``both`` (the union of the two), ``none`` (patterns
-    only), ``auto`` (Presidio
-    when a spaCy model is installed, else the tagger; see docs/guardrails.md)."""
+    only), ``auto`` (Presidio when a spaCy model is installed, else the tagger; see docs/guardrails.md)."""
     phone_regions: list[str] = Field(default_factory=lambda: ["US", "GB"])
     """Regions whose national phone formats are recognised (numbers with a ``+`` country code always are)."""
 

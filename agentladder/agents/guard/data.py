@@ -318,8 +318,9 @@ def _injection_row(draw: _Draw, split: str) -> dict[str, Any]:
                     "metadata": {"kind": "injection-input"}}
         wrapper = rng.choice(split_family(T.DOCUMENT_WRAPPERS, split))
         doc, doc_entities = render(wrapper, draw, {"inject": (text, entities)})
+        at = doc.index(text)
         return {"text": doc, "entities": sorted(doc_entities, key=lambda e: e["start"]), "topic": None, "injection": True,
-                "where": "tool_result", "metadata": {"kind": "injection-tool-result"}}
+                "where": "tool_result", "metadata": {"kind": "injection-tool-result", "inject": [at, at + len(text)]}}
     if r < 0.8:
         family = T.BENIGN_INPUTS_NEAR if rng.random() < 0.5 else T.GENERAL_NEGATIVES
         text, entities = render(rng.choice(split_family(family, split)), draw)

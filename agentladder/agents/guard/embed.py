@@ -98,9 +98,9 @@ def segments(text: str, size: int = SEGMENT_CHARS) -> list[str]:
     return out or [""]
 
 
-def embed_pieces(texts: Sequence[str]) -> list[np.ndarray]:
-    """The embeddings of each text's pieces (:func:`segments`), all texts encoded in one batch."""
-    pieces = [segments(t) for t in texts]
+def embed_pieces(texts: Sequence[str], size: int = SEGMENT_CHARS) -> list[np.ndarray]:
+    """The embeddings of each text's pieces (:func:`segments` at ``size``), all texts encoded in one batch."""
+    pieces = [segments(t, size) for t in texts]
     flat = embed([p for ps in pieces for p in ps])
     out, at = [], 0
     for ps in pieces:

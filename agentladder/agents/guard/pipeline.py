@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel
 
 from agentladder.agents.guard.embed import embed, segments
@@ -204,17 +203,17 @@ class Guard:
                 pii.append(Finding("pii", h.type, start, end, h.score, h.rule, self.policy.pii.action_for(h.type)))
         want_injection = self.policy.injection is not None and where in self.policy.injection.where
         want_topics = bool(self.policy.denied_topics) and where in ("input", "output")
-        embeddings: np.ndarray | None = None
-        if want_injection or want_topics:
-            detector = self.injection_detector() if want_injection else None
-            if want_topics or (detector is not None and detector.head is not None):
-                embeddings = embed(segments(view.view))
+        detector = self.injection_detector() if want_injection else None
+        topic_pieces = segments(view.view) if want_topics else []
+        injection_pieces = detector.pieces(view.view) if detector is not None and detector.head is not None else []
+        shared = injection_pieces == topic_pieces  # a short text is one piece for both: embed it once
+        vectors = embed(topic_pieces + ([] if shared else injection_pieces))
         injection = None
-        if want_injection:
-            s = self.injection_detector().score(view.view, embeddings)
+        if detector is not None:
+            s = detector.score(view.view, vectors if shared else vectors[len(topic_pieces):])
             injection = (s.score, s.rule, view.span(*s.span) if s.span else None)
-        topics = [(s.topic, s.score, s.rule) for s in self.topic_detector().scores(embeddings)] \
-            if want_topics and embeddings is not None else []
+        topics = [(s.topic, s.score, s.rule) for s in self.topic_detector().scores(vectors[:len(topic_pieces)])] \
+            if want_topics else []
         return Scan(pii, injection, topics)
 
     def decide(self, text: str, scan: Scan, where: str, *, conversation_id: str | None = None,

@@ -86,6 +86,9 @@ class DeniedTopic(_Strict):
     data: str | None = None
     """Labelled rows (``{"text", "topic"}`` JSONL; ``topic`` is this name or null) to train a classifier on;
     relative to the policy file."""
+    validation: str | None = None
+    """Labelled rows of the same form, written apart from ``data``, on which the classifier's strength
+    thresholds are chosen (without it, a fifth of ``data`` is held out for that); relative to the policy file."""
 
 
 class InjectionPolicy(_Strict):
@@ -138,6 +141,8 @@ def parse_policy(data: Any, *, source: str | os.PathLike | None = None, text: st
         for topic in policy.denied_topics:
             if topic.data and not Path(topic.data).is_absolute():
                 topic.data = str(Path(base) / topic.data)
+            if topic.validation and not Path(topic.validation).is_absolute():
+                topic.validation = str(Path(base) / topic.validation)
     return policy
 
 

@@ -141,22 +141,28 @@ def topic_head(topic: DeniedTopic, *, progress: Callable[[str], None] | None = N
     data = Path(topic.data)
     if not data.exists():
         raise DataError(data, None, None, f"file not found (the data of denied topic {topic.name!r})")
-    digest = hashlib.sha256(data.read_bytes() + topic.name.encode()).hexdigest()[:16]
-    path = guard_home() / f"topic-{digest}.json"
+    validation = Path(topic.validation) if topic.validation else None
+    if validation is not None and not validation.exists():
+        raise DataError(validation, None, None, f"file not found (the validation rows of denied topic {topic.name!r})")
+    key = data.read_bytes() + topic.name.encode() + (b"\0" + validation.read_bytes() if validation else b"")
+    path = guard_home() / f"topic-{hashlib.sha256(key).hexdigest()[:16]}.json"
     if path.exists():
         return LogisticHead.load(path)
     rows = read_topic_rows(str(data))
-    fit = [r for r in rows if not _held_out(r["text"])]
-    val = [r for r in rows if _held_out(r["text"])]
-    for part, name in ((fit, "fit"), (val, "validation")):
-        labels = {r["topic"] == topic.name for r in part}
-        if labels != {True, False}:
-            raise DataError(data, None, "topic", f"the {name} part of the rows needs rows on {topic.name!r} "
-                                                 "and rows off it")
+    if validation is not None:
+        fit, val, parts = rows, read_topic_rows(str(validation)), ((data, "rows"), (validation, "validation rows"))
+    else:
+        fit = [r for r in rows if not _held_out(r["text"])]
+        val = [r for r in rows if _held_out(r["text"])]
+        parts = ((data, "fit part of the rows"), (data, "validation part of the rows"))
+    for part, (source, name) in zip((fit, val), parts, strict=True):
+        if {r["topic"] == topic.name for r in part} != {True, False}:
+            raise DataError(source, None, "topic", f"the {name} need rows on {topic.name!r} and rows off it")
     if progress:
         progress(f"training the classifier of topic {topic.name!r} on {len(fit)} rows")
     head = LogisticHead.fit(embed([r["text"] for r in fit]), [r["topic"] == topic.name for r in fit],
-                            meta={"topic": topic.name, "data": str(data), "n_fit": len(fit)})
+                            meta={"topic": topic.name, "data": str(data), "n_fit": len(fit),
+                                  "validation": str(validation) if validation else None, "n_validation": len(val)})
     val_scores = head.score(embed([r["text"] for r in val]))
     head.thresholds = choose_thresholds(val_scores.tolist(), [r["topic"] == topic.name for r in val])
     head.save(path)

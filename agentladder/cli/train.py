@@ -1,4 +1,4 @@
-"""``agentladder train sft|dpo|kto|rl``: thin shells over :func:`~agentladder.train.sft`,
+"""``agentladder train sft|dpo|kto|rl|classifier``: thin shells over :func:`~agentladder.train.sft`,
 :func:`~agentladder.train.preference` and :func:`~agentladder.train.rl`.
 
 Each option is a field of the trainer's config (:mod:`agentladder.cli.options`). Data-parallel
@@ -27,6 +27,7 @@ from agentladder.cli.options import (
     make_config,
 )
 from agentladder.errors import ConfigError
+from agentladder.train.classifier import C_VALUES, train_classifier
 from agentladder.train.loop import TrainConfig, TrainResult
 from agentladder.train.preference import RENAMED, PreferenceConfig, preference
 from agentladder.train.rl import rl
@@ -117,6 +118,43 @@ def train_rl(
         reward = f", reward {last['reward']:.3f}" if "reward" in last else ""
         stderr.print(f"[green]done[/]: {result.steps} steps{reward} -> {result.out_dir} "
                   f"(curves: {result.out_dir / 'reward.png'})")
+
+
+@train_app.command("classifier")
+@friendly_errors
+def train_classifier_command(
+    data: Annotated[str, typer.Option(help="JSONL of {\"text\", \"label\"} training rows.")],
+    out: Annotated[str, typer.Option(help="Folder to write the classifier to (a manifest and the head).")],
+    features: Annotated[str, typer.Option(
+        help="Feature model: a causal LM (alias, folder, hub id) or sentence:minilm / sentence:PATH.")] = "smollm2-135m",
+    layer: Annotated[list[int] | None, typer.Option(
+        help="Hidden-states index to use (repeat to choose on validation) \\[default: 1/4, 1/2, 3/4 and all of the depth].")] = None,
+    pooling: Annotated[str, typer.Option(help="mean (over the tokens) or last (the last token).")] = "mean",
+    validation: Annotated[str | None, typer.Option(
+        help="JSONL rows that choose the layer and C \\[default: 20% of --data held out].")] = None,
+    task: Annotated[str | None, typer.Option(help="Classification task whose label set the rows use (log-triage).")] = None,
+    labels: Annotated[str | None, typer.Option(help="The label set, comma-separated \\[default: the labels in --data].")] = None,
+    c: Annotated[list[float] | None, typer.Option(
+        "--c", help=f"Regularisation strength to try (repeat) \\[default: {', '.join(map(str, C_VALUES))}].")] = None,
+    calibrate: Annotated[bool, typer.Option(help="Calibrate the probabilities (Platt, 3 folds).")] = True,
+    max_length: Annotated[int, typer.Option(help="Tokens kept of each text.")] = 256,
+    batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 16,
+    cache: Annotated[str | None, typer.Option(help="Feature cache folder \\[default: $AGENTLADDER_HOME/features].")] = None,
+    seed: int = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace a classifier already in --out.")] = False,
+    quiet: QuietOption = False,
+) -> None:
+    """A scikit-learn head on a frozen model's features: the layer and C chosen on validation, probabilities calibrated."""
+    result = train_classifier(
+        data, out, features=features, layers=layer or None, pooling=pooling, validation=validation, task=task,
+        labels=[x.strip() for x in labels.split(",") if x.strip()] if labels else None, c_values=c or C_VALUES,
+        calibrate=calibrate, max_length=max_length, batch_size=batch_size, cache_dir=cache, seed=seed,
+        overwrite=overwrite, progress=not quiet)
+    v = result.validation
+    recall = ", ".join(f"{k} {x:.3f}" for k, x in v["recall"].items() if x is not None)
+    where = "" if result.layer is None else f"layer {result.layer}, "
+    stderr.print(f"[green]done[/]: {where}C {result.c} chosen of {len(result.tried)} configurations on validation: "
+                 f"accuracy {v['accuracy']:.3f}, macro-F1 {v['macro_f1']:.3f}, recall {recall} -> {result.out_dir}")
 
 
 __all__ = ["train_app"]

@@ -1,0 +1,226 @@
+"""Feature-based fine-tuning: a scikit-learn head on a frozen model's features, chosen on validation.
+
+:func:`train_classifier` reads ``{"text", "label"}`` rows, computes the features of the training and
+validation texts once (every candidate layer from one forward pass, cached on disk by
+:class:`~agentladder.models.features.FeatureCache`), then tries each candidate layer with each
+regularisation strength ``C``: a logistic regression with balanced class weights (each class's rows
+weighted by ``n / (k * n_class)``, so a rare P1 counts as much as a common P3), fitted on train and
+scored on validation by macro-F1 (ties: accuracy, then the smaller ``C``). The winner is refitted
+with calibrated probabilities (:class:`~sklearn.calibration.CalibratedClassifierCV`, Platt's sigmoid
+over 3 stratified folds of the training rows) and saved as a classifier folder
+(:class:`~agentladder.models.classifier.FeatureClassifier`) whose manifest lists every configuration
+tried with its validation figures. The test split is never read here.
+
+Without a validation file, a stratified, seeded ``validation_share`` of the training rows is held out
+(and the final head is fitted on the rest).
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from agentladder.errors import ConfigError, OutputExistsError
+from agentladder.models.classifier import FeatureClassifier, is_classifier_folder
+from agentladder.models.features import FeatureCache, FeatureExtractor, FeatureSpec, cached_features
+from agentladder.tasks.classification import ClassificationTask, confusion_matrix, load_labelled
+from agentladder.tasks.metrics import macro_f1
+from agentladder.tasks.registry import get_task
+from agentladder.tasks.task import Sample
+
+C_VALUES = (0.01, 0.1, 1.0, 10.0)
+"""Regularisation strengths tried (inverse: smaller is stronger), on standardised features."""
+LAYER_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+"""Without ``layers``: the hidden states at these fractions of the model's depth are tried."""
+
+
+@dataclass
+class ClassifierResult:
+    """What :func:`train_classifier` chose and how it scored on validation."""
+
+    out_dir: Path
+    layer: int | None
+    c: float
+    tried: list[dict[str, Any]]
+    """Every configuration with its validation figures, in the order tried."""
+    validation: dict[str, Any]
+    """The saved (calibrated) head on the validation rows: accuracy, macro-F1, recall by class, confusion."""
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def split_validation(rows: Sequence[Sample], share: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """``(train, validation)``: a seeded ``share`` of each label's rows held out (at least one per label
+    that has two or more rows)."""
+    if not 0 < share < 1:
+        raise ConfigError(f"validation_share must be between 0 and 1, not {share}")
+    by_label: dict[str, list[Sample]] = defaultdict(list)
+    for row in rows:
+        by_label[row.target].append(row)
+    rng = random.Random(f"classifier-validation:{seed}")
+    train, held = [], []
+    for label in sorted(by_label):
+        group = list(by_label[label])
+        rng.shuffle(group)
+        k = max(1, round(share * len(group))) if len(group) > 1 else 0
+        held += group[:k]
+        train += group[k:]
+    return train, held
+
+
+def candidate_layers(extractor: FeatureExtractor, layers: Sequence[int] | None) -> list[int | None]:
+    """The layers to try: those given, ``[None]`` for a sentence-embedding model, else a spread over depth."""
+    if extractor.sentence:
+        if layers:
+            raise ConfigError(f"{extractor.model_spec}: a sentence-embedding model has no layer to choose")
+        return [None]
+    if layers:
+        return list(dict.fromkeys(layers))
+    depth = extractor.num_layers
+    return sorted({max(1, round(f * depth)) for f in LAYER_FRACTIONS})
+
+
+def make_head(c: float, *, calibrate: bool, seed: int = 0) -> Any:
+    """Standardised features into a balanced logistic regression; with ``calibrate``, Platt-calibrated."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    head = make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=2000))
+    if not calibrate:
+        return head
+    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=seed)
+    return CalibratedClassifierCV(head, method="sigmoid", cv=folds)
+
+
+def figures(predicted: Sequence[str], truth: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
+    """Accuracy, macro-F1, recall of each class and the confusion matrix of one set of predictions."""
+    recall = {c: (sum(p == t == c for p, t in zip(predicted, truth, strict=True)) / n if (n := truth.count(c))
+                  else None) for c in labels}
+    return {"accuracy": sum(p == t for p, t in zip(predicted, truth, strict=True)) / len(truth),
+            "macro_f1": macro_f1(list(predicted), list(truth)), "recall": recall,
+            "confusion": confusion_matrix(list(predicted), list(truth), labels), "rows": len(truth)}
+
+
+def _label_set(task: str | None, labels: Sequence[str] | None) -> list[str] | None:
+    if labels and task:
+        raise ConfigError("give the label set by --task or by --labels, not both")
+    if task:
+        found = get_task(task)
+        if not isinstance(found, ClassificationTask):
+            raise ConfigError(f"task {found.name!r} is not a classification task (it has no label set)")
+        return list(found.labels)
+    return list(labels) if labels else None
+
+
+def train_classifier(
+    data: str,
+    out_dir: str,
+    *,
+    features: str = "smollm2-135m",
+    layers: Sequence[int] | None = None,
+    pooling: str = "mean",
+    validation: str | None = None,
+    validation_share: float = 0.2,
+    task: str | None = None,
+    labels: Sequence[str] | None = None,
+    c_values: Sequence[float] = C_VALUES,
+    calibrate: bool = True,
+    max_length: int = 256,
+    batch_size: int = 16,
+    cache_dir: str | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> ClassifierResult:
+    """Train a feature classifier on ``data`` and save it to ``out_dir`` (see the module docstring).
+
+    ``features``: a causal LM (alias, folder, hub id) or ``sentence:minilm`` / ``sentence:PATH``.
+    ``layers``: hidden-states indices to choose from (default: a quarter, half, three quarters and all
+    of the depth). The label set comes from ``task`` (a classification task), ``labels``, or else the
+    training rows; rows with other labels, blank texts and empty classes are file:line:field errors.
+    """
+    if Path(out_dir).exists() and any(Path(out_dir).iterdir()) and not (overwrite and is_classifier_folder(out_dir)):
+        raise OutputExistsError(f"{out_dir} exists and is not empty: choose another --out")
+    if not c_values:
+        raise ConfigError("give at least one C to try")
+    declared = _label_set(task, labels)
+    train_rows = load_labelled(data, declared)
+    label_set = declared or sorted({r.target for r in train_rows})
+    if len(label_set) < 2:
+        raise ConfigError(f"{data}: a classifier needs at least two labels, found {label_set}")
+    if validation:
+        val_rows, val_source = load_labelled(validation, label_set), validation
+    else:
+        train_rows, val_rows = split_validation(train_rows, validation_share, seed)
+        val_source = f"{validation_share:.0%} of {data} held out (seed {seed})"
+    extractor = FeatureExtractor(features, max_length=max_length, batch_size=batch_size)
+    cache = FeatureCache(cache_dir)
+    start = time.perf_counter()
+    tried_layers = candidate_layers(extractor, layers)
+    x_train = _features(extractor, [r.input for r in train_rows], tried_layers, pooling, cache, progress, "train")
+    x_val = _features(extractor, [r.input for r in val_rows], tried_layers, pooling, cache, progress, "validation")
+    feature_seconds = time.perf_counter() - start
+    y_train, y_val = [r.target for r in train_rows], [r.target for r in val_rows]
+
+    start = time.perf_counter()
+    tried = []
+    for layer in tried_layers:
+        for c in c_values:
+            head = make_head(c, calibrate=False, seed=seed).fit(x_train[layer], y_train)
+            scored = figures(list(head.predict(x_val[layer])), y_val, label_set)
+            tried.append({"layer": layer, "C": c, **{k: scored[k] for k in ("accuracy", "macro_f1", "recall")}})
+    best = max(tried, key=lambda t: (t["macro_f1"], t["accuracy"], -t["C"]))
+    final = make_head(best["C"], calibrate=calibrate, seed=seed).fit(x_train[best["layer"]], y_train)
+    classes = list(final.classes_)
+    proba = final.predict_proba(x_val[best["layer"]])
+    chosen = figures([classes[i] for i in proba.argmax(axis=1)], y_val, label_set)
+    head_seconds = time.perf_counter() - start
+
+    spec = FeatureSpec(features, best["layer"], pooling, max_length)
+    info = {"training": {"data": str(data), "rows": len(train_rows), "validation": val_source,
+                         "validation_rows": len(val_rows), "calibrated": calibrate, "seed": seed,
+                         "head": "StandardScaler + LogisticRegression(class_weight=balanced)",
+                         "C": best["C"], "configurations_tried": len(tried), "selection": "validation macro-F1"},
+            "tried": tried, "validation": chosen}
+    FeatureClassifier(spec, label_set, final, info).save(out_dir, overwrite=overwrite)
+    extractor.close()
+    return ClassifierResult(Path(out_dir), best["layer"], best["C"], tried, chosen,
+                            {"features": feature_seconds, "heads": head_seconds})
+
+
+def _features(extractor: FeatureExtractor, texts: list[str], layers: list[int | None], pooling: str,
+              cache: FeatureCache, progress: bool, split: str) -> dict[int | None, np.ndarray]:
+    """Every layer's features of ``texts``, through the cache, with a rich bar while a pass runs."""
+    if not progress:
+        return cached_features(extractor, texts, layers, pooling, cache=cache)
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("eta"), TimeRemainingColumn())
+    with Progress(*columns, console=Console(file=sys.stderr), transient=False) as bar:
+        task = bar.add_task(f"features ({split}, {extractor.model_spec})", total=len(texts))
+        out = cached_features(extractor, texts, layers, pooling, cache=cache,
+                              progress=lambda n: bar.advance(task, n))
+        bar.update(task, completed=len(texts))
+    return out
+
+
+__all__ = ["C_VALUES", "ClassifierResult", "candidate_layers", "figures", "make_head", "split_validation",
+           "train_classifier"]

@@ -177,10 +177,10 @@ class FeatureExtractor:
             return {None: self._sentence_features(texts, progress)}
         self.load()
         n_states = self.num_layers + 1
-        wanted = {layer: layer % n_states for layer in layers}
         for layer in layers:
             if layer is None or not -n_states <= layer < n_states:
                 raise ConfigError(f"{self.model_spec} has hidden states 0..{n_states - 1}: no layer {layer}")
+        wanted = {layer: layer % n_states for layer in layers}
         out = {layer: np.zeros((len(texts), self._model.config.hidden_size), np.float32) for layer in layers}
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)  # similar lengths pad less
         backbone = _backbone(self._model)

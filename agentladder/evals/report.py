@@ -172,7 +172,7 @@ def _cell(metric: Metric | None) -> str:
 
 def _right(rec: dict[str, Any]) -> bool:
     score = rec.get("score", {})
-    return bool(score.get("exact", rec["parse"].get("valid")))
+    return bool(score.get("exact", score.get("correct", rec["parse"].get("valid"))))
 
 
 def _wrong_fields(rec: dict[str, Any]) -> list[str]:

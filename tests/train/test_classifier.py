@@ -110,9 +110,10 @@ def test_the_command_line_end_to_end_on_tiny(tmp_path):
                                     "--model", "tiny", "--max-new-tokens", "4", "--out", str(report), "--quiet"])
     assert evaluated.exit_code == 0, evaluated.output
     results = json.loads((report / "report.json").read_text())
-    models = results["models"] if isinstance(results["models"], dict) else {m["label"]: m for m in results["models"]}
-    assert set(models) == {out, "tiny"}
-    assert models[out]["metrics"]["validity"]["value"] == 1.0  # a classifier always answers with a label
+    models = results["models"]
+    assert set(models) == {out, "tiny"} and results["headline"] == "p1_recall"
+    assert models[out]["validity"]["value"] == 1.0  # a classifier always answers with a label
+    assert set(models[out]["recall"]["breakdown"]) == {"P1", "P2", "P3"}
     samples = [json.loads(line) for line in (report / "samples.jsonl").read_text().splitlines()]
     mine = [s for s in samples if s["model"] == out]
     assert len(mine) == 24 and all(s["output"] in ("P1", "P2", "P3") for s in mine)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from agentladder.cli import app
 from agentladder.data import DataError
 from agentladder.data.schema import Message
-from agentladder.errors import OutputExistsError
+from agentladder.errors import ConfigError, OutputExistsError
 from agentladder.models.classifier import FeatureClassifier, is_classifier_folder
 from agentladder.models.providers import ClassifierProvider, ProviderError, make_provider
 from agentladder.tasks.task import Sample
@@ -117,3 +117,16 @@ def test_the_command_line_end_to_end_on_tiny(tmp_path):
     samples = [json.loads(line) for line in (report / "samples.jsonl").read_text().splitlines()]
     mine = [s for s in samples if s["model"] == out]
     assert len(mine) == 24 and all(s["output"] in ("P1", "P2", "P3") for s in mine)
+
+
+@pytest.mark.slow
+def test_sentence_embeddings_as_features(tmp_path, toy):
+    train, val = toy
+    result = train_classifier(train, str(tmp_path / "cls"), features="sentence:minilm", validation=val,
+                              c_values=[1.0], cache_dir=str(tmp_path / "cache"), progress=False)
+    assert result.layer is None and len(result.tried) == 1 and result.validation["accuracy"] >= 0.9
+    clf = FeatureClassifier.load(result.out_dir)
+    assert clf.spec.model == "sentence:minilm" and clf.predict(["abc defg hij", "12 #4 %%9"]) == ["words", "codes"]
+    with pytest.raises(ConfigError, match="no layer to choose"):
+        train_classifier(train, str(tmp_path / "other"), features="sentence:minilm", layers=[3], validation=val,
+                         progress=False)

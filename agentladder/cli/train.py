@@ -154,7 +154,8 @@ def train_classifier_command(
     recall = ", ".join(f"{k} {x:.3f}" for k, x in v["recall"].items() if x is not None)
     where = "" if result.layer is None else f"layer {result.layer}, "
     stderr.print(f"[green]done[/]: {where}C {result.c} chosen of {len(result.tried)} configurations on validation: "
-                 f"accuracy {v['accuracy']:.3f}, macro-F1 {v['macro_f1']:.3f}, recall {recall} -> {result.out_dir}")
+                 f"accuracy {v['accuracy']:.3f}, macro-F1 {v['macro_f1']:.3f}, recall {recall} -> {result.out_dir}",
+                 soft_wrap=True)
 
 
 __all__ = ["train_app"]

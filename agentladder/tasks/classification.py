@@ -10,7 +10,8 @@ are scored by the same code.
 Figures (each with a bootstrap interval): ``accuracy``; ``macro_f1`` (the unweighted mean of the
 classes' F1, so a rare class counts as much as a common one); ``recall`` and ``precision`` of every
 class (``p1_recall`` for the class :attr:`ClassificationTask.alert` names, the costly one to miss);
-``validity`` (the share of answers that name a label); a one-vs-rest confusion of the alert class.
+``validity`` (the share of answers that name a label); a one-vs-rest confusion of the alert class and
+the whole confusion matrix (``none`` counts answers that name no label).
 """
 
 from __future__ import annotations
@@ -134,7 +135,9 @@ class ClassificationTask(Task):
         if self.alert is not None:
             confusions[f"{self.alert.lower()}_flag"] = confusion([p == self.alert for p, _ in pairs],
                                                                  [t == self.alert for _, t in pairs])
-        return Summary(metrics=metrics, breakdowns={"recall": recall, "precision": precision}, confusions=confusions)
+        matrix = confusion_matrix([p for p, _ in pairs], [t for _, t in pairs], self.labels)
+        return Summary(metrics=metrics, breakdowns={"recall": recall, "precision": precision}, confusions=confusions,
+                       matrices={"confusion_matrix": matrix})
 
 
 def confusion_matrix(predicted: Sequence[str | None], labels_true: Sequence[str],

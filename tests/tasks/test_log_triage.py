@@ -100,6 +100,9 @@ def test_answers_are_read_and_scored():
     assert summary.metrics["validity"].value == 0.8
     assert summary.breakdowns["recall"]["P3"].value == 0.5 and summary.breakdowns["precision"]["P3"].value == 0.5
     assert summary.confusions["p1_flag"] == {"tp": 1, "fn": 1, "fp": 0, "tn": 3}
+    assert summary.matrices["confusion_matrix"] == {"P1": {"P1": 1, "P2": 0, "P3": 1, "none": 0},
+                                                    "P2": {"P1": 0, "P2": 1, "P3": 0, "none": 0},
+                                                    "P3": {"P1": 0, "P2": 0, "P3": 1, "none": 1}}
     shots = task.select_shots(3)
     assert [s.target for s in shots] == ["P1", "P2", "P3"]
 

@@ -161,6 +161,9 @@ class FeatureExtractor:
             return
         self._model, self._tokenizer = load_model(self.model_spec, device=self.device)
         self._model.eval()
+        # Right padding: a causal model's real tokens never see the pads after them, and their positions
+        # start at 0, so a text's features do not depend on the batch it is in.
+        self._tokenizer.padding_side = "right"
 
     @property
     def num_layers(self) -> int:

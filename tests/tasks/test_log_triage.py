@@ -46,8 +46,8 @@ def test_train_validation_and_test_never_share_an_event_or_a_row():
 
 def test_each_split_is_written_in_its_own_family():
     for table in (MESSAGES, LAYOUTS, STACKS, REPEATS):
-        families = [set(table[f]) if not isinstance(table[f], dict) else
-                    {p for v in table[f].values() for p in v} for f in ("train", "validation", "test")]
+        families = [{table[f]} if isinstance(table[f], str) else set(table[f]) if not isinstance(table[f], dict)
+                    else {p for v in table[f].values() for p in v} for f in ("train", "validation", "test")]
         assert not families[0] & families[1] and not families[0] & families[2] and not families[1] & families[2]
     for env in ("prod", "staging", "dev"):
         names = [set(ENV_NAMES[f][env]) for f in ("train", "validation", "test")]

@@ -49,6 +49,10 @@ class FeatureClassifier:
     """A fitted scikit-learn classifier whose ``classes_`` are ``labels`` (in any order)."""
     info: dict[str, Any] = field(default_factory=dict)
     """How it was trained and chosen: data, configurations tried, validation figures (JSON values)."""
+    priors: dict[str, float] | None = None
+    """Each label's share of the training rows. With them the answer is the label of largest
+    ``p(label | text) / prior(label)`` (a balanced decision: calibrated probabilities carry the training
+    priors back in, and their plain argmax would mostly answer the common class); without, the plain argmax."""
     batch_size: int = 16
     _extractor: FeatureExtractor | None = field(default=None, repr=False)
 
@@ -79,14 +83,18 @@ class FeatureClassifier:
         columns = [list(self.head.classes_).index(label) for label in self.labels]
         return proba[:, columns]
 
+    def decide(self, proba: np.ndarray) -> list[str]:
+        """The answer for each row of ``(N, K)`` probabilities (see :attr:`priors`)."""
+        scores = proba if not self.priors else proba / np.asarray([self.priors[label] for label in self.labels])
+        return [self.labels[i] for i in scores.argmax(axis=1)]
+
     def predict(self, texts: Sequence[str], progress: ProgressFn | None = None) -> list[str]:
-        """The most probable label of each text."""
-        proba = self.predict_proba(texts, progress)
-        return [self.labels[i] for i in proba.argmax(axis=1)]
+        """The label of each text (:meth:`decide` on :meth:`predict_proba`)."""
+        return self.decide(self.predict_proba(texts, progress))
 
     def manifest(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "features": self.spec.to_json(), "labels": self.labels,
-                "head": HEAD, **self.info}
+                "head": HEAD, "priors": self.priors, **self.info}
 
     def save(self, folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write the folder atomically (a temporary folder renamed into place); returns it."""
@@ -133,8 +141,9 @@ class FeatureClassifier:
         labels = list(manifest["labels"])
         if sorted(map(str, head.classes_)) != sorted(labels):
             raise ConfigError(f"{folder}: the head's classes {list(head.classes_)} are not the labels {labels}")
-        info = {k: v for k, v in manifest.items() if k not in ("format", "version", "features", "labels", "head")}
-        return cls(FeatureSpec(**manifest["features"]), labels, head, info, batch_size)
+        known = ("format", "version", "features", "labels", "head", "priors")
+        info = {k: v for k, v in manifest.items() if k not in known}
+        return cls(FeatureSpec(**manifest["features"]), labels, head, info, manifest.get("priors"), batch_size)
 
     def close(self) -> None:
         """Free the feature model."""

@@ -7,7 +7,8 @@ regularisation strength ``C``: a logistic regression with balanced class weights
 weighted by ``n / (k * n_class)``, so a rare P1 counts as much as a common P3), fitted on train and
 scored on validation by macro-F1 (ties: accuracy, then the smaller ``C``). The winner is refitted
 with calibrated probabilities (:class:`~sklearn.calibration.CalibratedClassifierCV`, Platt's sigmoid
-over 3 stratified folds of the training rows) and saved as a classifier folder
+over 3 stratified folds of the training rows), answering with the label of largest probability over its
+training share (a balanced decision, as the regression's was: calibration brings the priors back) and saved as a classifier folder
 (:class:`~agentladder.models.classifier.FeatureClassifier`) whose manifest lists every configuration
 tried with its validation figures. The test split is never read here.
 
@@ -190,18 +191,20 @@ def train_classifier(
             tried.append({"layer": layer, "C": c, **{k: scored[k] for k in ("accuracy", "macro_f1", "recall")}})
     best = max(tried, key=lambda t: (t["macro_f1"], t["accuracy"], -t["C"]))
     final = make_head(best["C"], calibrate=calibrate, seed=seed).fit(x_train[best["layer"]], y_train)
-    classes = list(final.classes_)
-    proba = final.predict_proba(x_val[best["layer"]])
-    chosen = figures([classes[i] for i in proba.argmax(axis=1)], y_val, label_set)
+    spec = FeatureSpec(features, best["layer"], pooling, max_length)
+    priors = {label: y_train.count(label) / len(y_train) for label in label_set} if calibrate else None
+    classifier = FeatureClassifier(spec, label_set, final, priors=priors)
+    columns = [list(final.classes_).index(label) for label in label_set]
+    chosen = figures(classifier.decide(final.predict_proba(x_val[best["layer"]])[:, columns]), y_val, label_set)
     head_seconds = time.perf_counter() - start
 
-    spec = FeatureSpec(features, best["layer"], pooling, max_length)
     info = {"training": {"data": str(data), "rows": len(train_rows), "validation": val_source,
                          "validation_rows": len(val_rows), "calibrated": calibrate, "seed": seed,
                          "head": "StandardScaler + LogisticRegression(class_weight=balanced)",
                          "C": best["C"], "configurations_tried": len(tried), "selection": "validation macro-F1"},
             "tried": tried, "validation": chosen}
-    FeatureClassifier(spec, label_set, final, info).save(out_dir, overwrite=overwrite)
+    classifier.info = info
+    classifier.save(out_dir, overwrite=overwrite)
     extractor.close()
     return ClassifierResult(Path(out_dir), best["layer"], best["C"], tried, chosen,
                             {"features": feature_seconds, "heads": head_seconds})

@@ -64,7 +64,7 @@ class ClassifierProvider(Provider):
         proba = clf.predict_proba(texts, progress)
         self.last_probabilities = [{label: float(p) for label, p in zip(clf.labels, row, strict=True)}
                                    for row in proba]
-        return [clf.labels[i] for i in proba.argmax(axis=1)]
+        return clf.decide(proba)
 
     def complete(self, prompts: Sequence[Prompt], *, max_new_tokens: int = 128, temperature: float = 0.0,
                  stop_at_json: bool = False, progress: ProgressFn | None = None) -> list[str]:

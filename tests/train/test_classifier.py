@@ -59,6 +59,8 @@ def test_a_head_on_tiny_features_separates_a_toy_set_and_round_trips(tmp_path, t
     clf = FeatureClassifier.load(result.out_dir)
     proba = clf.predict_proba(texts)
     assert proba.shape == (20, 2) and np.allclose(proba.sum(1), 1)
+    assert clf.priors == {"codes": 0.5, "words": 0.5}  # the balanced decision divides by the training shares
+    assert clf.predict(texts) == [clf.labels[i] for i in (proba / 0.5).argmax(axis=1)]
     again = FeatureClassifier.load(result.out_dir)
     assert np.allclose(again.predict_proba(texts), proba) and again.predict(texts) == clf.predict(texts)
     assert sum(p == r["label"] for p, r in zip(clf.predict(texts), _toy_rows(20, 2), strict=True)) >= 18

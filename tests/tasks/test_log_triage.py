@@ -104,7 +104,7 @@ def test_answers_are_read_and_scored():
                                                     "P2": {"P1": 0, "P2": 1, "P3": 0, "none": 0},
                                                     "P3": {"P1": 0, "P2": 0, "P3": 1, "none": 1}}
     shots = task.select_shots(3)
-    assert [s.target for s in shots] == ["P1", "P2", "P3"]
+    assert [s.target for s in shots] == ["P2", "P3", "P1"]
 
 
 def _write(path, rows):

@@ -51,12 +51,14 @@ class LogTriage(ClassificationTask):
 
 @functools.cache
 def _shot_pool() -> list[Sample]:
-    """Training rows for few-shot prompts, the first ones one of each label in turn (P1, P2, P3, P1, ...)."""
+    """Training rows for few-shot prompts, the first ones one of each label in turn: P2, P3, P1, P2, ...
+    (not P1, P2, P3: a small model prompted with examples in that order goes on with "P4")."""
     rows = [Sample(r["id"], r["text"], r["label"]) for r in generate_rows("train", 300, seed=0)]
-    by_label = {label: [r for r in rows if r.target == label] for label in LABELS}
+    order = ("P2", "P3", "P1")
+    by_label = {label: [r for r in rows if r.target == label] for label in order}
     ordered: list[Sample] = []
     for i in range(max(len(v) for v in by_label.values())):
-        ordered += [by_label[label][i] for label in LABELS if i < len(by_label[label])]
+        ordered += [by_label[label][i] for label in order if i < len(by_label[label])]
     return ordered
 
 

@@ -21,7 +21,7 @@ from agentladder.data.io import atomic_write_text, iter_json_lines
 guard_app = typer.Typer(no_args_is_help=True, help="Guardrails: PII masking, denied topics, prompt injection.")
 
 PolicyOption = Annotated[str, typer.Option(help="The guard policy (guard.yaml).")]
-NerOption = Annotated[str | None, typer.Option(help="NER back end instead of the policy's: presidio, minilm, none.")]
+NerOption = Annotated[str | None, typer.Option(help="NER back end instead of the policy's: presidio, minilm, both, none.")]
 
 
 def _progress(total: int) -> Progress:

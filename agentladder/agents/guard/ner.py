@@ -9,7 +9,8 @@
   packaged all-MiniLM-L6-v2 encoder with transformers on the generator's training split, trained on
   first use and cached under ``$AGENTLADDER_HOME/guard`` (:mod:`agentladder.agents.guard.tagger`).
 
-Both read long texts in overlapping windows and return :class:`~agentladder.agents.guard.recognizers.Hit` s.
+Both read long texts in overlapping windows and return :class:`~agentladder.agents.guard.recognizers.Hit` s;
+:class:`UnionNER` runs several back ends and returns every hit (the PII detector merges overlaps).
 """
 
 from __future__ import annotations
@@ -78,3 +79,18 @@ class PresidioNER:
                 if end > start:
                     out.append(Hit("PERSON", start, end, float(r.score), "pii.person.presidio"))
         return out
+
+
+class UnionNER:
+    """Every hit of several back ends (``ner: both``: Presidio and the tagger); a name either finds is found."""
+
+    name = "both"
+
+    def __init__(self, *backends: NER):
+        if not backends:
+            raise ConfigError("a union of NER back ends needs at least one")
+        self.backends = backends
+        self.types = tuple(dict.fromkeys(t for b in backends for t in b.types))
+
+    def find(self, text: str) -> list[Hit]:
+        return [h for b in self.backends for h in b.find(text)]

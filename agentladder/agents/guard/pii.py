@@ -10,27 +10,37 @@ from __future__ import annotations
 
 import threading
 
-from agentladder.agents.guard.ner import NER, PresidioNER, installed_spacy_model
-from agentladder.agents.guard.policy import PiiPolicy
+from agentladder.agents.guard.ner import NER, PresidioNER, UnionNER, installed_spacy_model
+from agentladder.agents.guard.policy import NerBackend, PiiPolicy
 from agentladder.agents.guard.recognizers import PATTERN_RECOGNIZERS, Hit, phones, resolve_overlaps
 from agentladder.agents.guard.tagger import MiniLMTagger
+from agentladder.errors import ConfigError
 
 AUTO_NER = "presidio"
 """The back end ``ner: auto`` means: Presidio (a maintained library with a packaged model, no training on first
-use), or the MiniLM tagger where no spaCy model is installed. The two are measured side by side by the
-commands in docs/guardrails.md; the choice stays open until both are measured at full size."""
+use), or the MiniLM tagger where no spaCy model is installed. Measured side by side (docs/guardrails.md),
+``both`` has the best recall but calls too many words names in hand-written text, so ``auto`` stays Presidio."""
 NER_TYPES = ("PERSON", "ADDRESS")
+NER_BACKENDS: tuple[str, ...] = NerBackend.__args__  # type: ignore[attr-defined]
 
 _ner_cache: dict[str, NER] = {}
 _ner_lock = threading.Lock()
 
 
 def ner_backend(name: str) -> NER | None:
-    """The NER back end ``name`` (``auto``, ``presidio``, ``minilm`` or ``none``), loaded once per process."""
+    """The NER back end ``name`` (``auto``, ``presidio``, ``minilm``, ``both`` or ``none``), loaded once per process."""
+    if name not in NER_BACKENDS:
+        raise ConfigError(f"NER back end {name!r}: choose one of {', '.join(NER_BACKENDS)}")
     if name == "auto":
-        name = AUTO_NER if AUTO_NER != "presidio" or installed_spacy_model() else "minilm"
+        name = AUTO_NER if AUTO_NER not in ("presidio", "both") or installed_spacy_model() else "minilm"
     if name == "none":
         return None
+    if name == "both":
+        return UnionNER(_loaded("presidio"), _loaded("minilm"))
+    return _loaded(name)
+
+
+def _loaded(name: str) -> NER:
     with _ner_lock:
         if name not in _ner_cache:
             _ner_cache[name] = PresidioNER() if name == "presidio" else MiniLMTagger()

@@ -38,7 +38,7 @@ Strength = Literal["low", "medium", "high"]
 least, ``medium`` balances the two. Each level is a threshold chosen on a validation split."""
 Where = Literal["input", "output", "tool_result"]
 WHERE: tuple[str, ...] = Where.__args__  # type: ignore[attr-defined]
-NerBackend = Literal["auto", "presidio", "minilm", "none"]
+NerBackend = Literal["auto", "presidio", "minilm", "both", "none"]
 
 
 class _Strict(BaseModel):
@@ -58,8 +58,8 @@ class PiiPolicy(_Strict):
     """Findings scored below this are ignored."""
     ner: NerBackend = "auto"
     """What finds names and addresses: ``presidio`` (Presidio with a packaged spaCy model), ``minilm`` (a token
-    classifier on the packaged MiniLM, trained on first use), ``none`` (patterns only), ``auto`` (Presidio
-    when a spaCy model is installed, else the tagger; see docs/guardrails.md)."""
+    classifier on the packaged MiniLM, trained on first use), ``both`` (the union of the two), ``none`` (patterns
+    only), ``auto`` (Presidio when a spaCy model is installed, else the tagger; see docs/guardrails.md)."""
     phone_regions: list[str] = Field(default_factory=lambda: ["US", "GB"])
     """Regions whose national phone formats are recognised (numbers with a ``+`` country code always are)."""
 

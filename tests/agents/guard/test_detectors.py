@@ -13,10 +13,13 @@ from agentladder.agents.guard.injection import (
     heuristic_hits,
     train_injection_head,
 )
-from agentladder.agents.guard.ner import PresidioNER
-from agentladder.agents.guard.policy import DeniedTopic
+from agentladder.agents.guard.ner import PresidioNER, UnionNER
+from agentladder.agents.guard.pii import PIIDetector
+from agentladder.agents.guard.policy import DeniedTopic, PiiPolicy
+from agentladder.agents.guard.recognizers import Hit
 from agentladder.agents.guard.tagger import LABELS, MiniLMTagger, token_labels, train_tagger
 from agentladder.agents.guard.topics import TopicDetector, similarity_thresholds, topic_head
+from agentladder.errors import ConfigError
 
 
 @pytest.fixture
@@ -123,3 +126,24 @@ def test_tagger_labels_and_trains(home):
     tagger = MiniLMTagger(folder, train=False)
     hits = tagger.find("Deliver to Jane Roe, 12 Main Street, Springfield, IL 62704. " * 40)  # longer than a window
     assert all(h.type in ("PERSON", "ADDRESS") and 0 <= h.start < h.end for h in hits)
+
+
+def test_a_union_of_ner_back_ends_finds_what_either_finds_once():
+    class Fixed:
+        types = ("PERSON",)
+
+        def __init__(self, name, spans):
+            self.name, self.spans = name, spans
+
+        def find(self, text):
+            return [Hit("PERSON", s, e, 0.9, f"pii.person.{self.name}") for s, e in self.spans]
+
+    text = "Ask Margaret O'Neill or Chen Wei."
+    union = UnionNER(Fixed("a", [(4, 12)]), Fixed("b", [(4, 20), (24, 32)]))
+    assert union.types == ("PERSON",) and len(union.find(text)) == 3
+    found = PIIDetector(PiiPolicy(entities=["PERSON"]), ner=union).find(text)
+    assert [text[h.start:h.end] for h in found] == ["Margaret O'Neill", "Chen Wei"]  # overlaps merged
+    with pytest.raises(ConfigError, match="at least one"):
+        UnionNER()
+    with pytest.raises(ConfigError, match="NER back end 'spacy': choose one of auto, presidio, minilm, both, none"):
+        PIIDetector(PiiPolicy(entities=["PERSON"]), ner="spacy").find(text)

@@ -63,6 +63,10 @@ class FeatureClassifier:
                                                batch_size=self.batch_size)
         return self._extractor
 
+    def prepare(self) -> None:
+        """Load the feature model now (it otherwise loads on the first call)."""
+        self.extractor.load()
+
     def features(self, texts: Sequence[str], progress: ProgressFn | None = None,
                  cache: FeatureCache | None = None) -> np.ndarray:
         """``(N, D)`` features of ``texts`` as the head was trained on them."""

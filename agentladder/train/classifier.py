@@ -121,7 +121,7 @@ def figures(predicted: Sequence[str], truth: Sequence[str], labels: Sequence[str
             "confusion": confusion_matrix(list(predicted), list(truth), labels), "rows": len(truth)}
 
 
-def _label_set(task: str | None, labels: Sequence[str] | None) -> list[str] | None:
+def declared_labels(task: str | None, labels: Sequence[str] | None) -> list[str] | None:
     if labels and task:
         raise ConfigError("give the label set by --task or by --labels, not both")
     if task:
@@ -163,7 +163,7 @@ def train_classifier(
         raise OutputExistsError(f"{out_dir} exists and is not empty: choose another --out")
     if not c_values:
         raise ConfigError("give at least one C to try")
-    declared = _label_set(task, labels)
+    declared = declared_labels(task, labels)
     train_rows = load_labelled(data, declared)
     label_set = declared or sorted({r.target for r in train_rows})
     if len(label_set) < 2:
@@ -225,5 +225,5 @@ def _features(extractor: FeatureExtractor, texts: list[str], layers: list[int | 
     return out
 
 
-__all__ = ["C_VALUES", "ClassifierResult", "candidate_layers", "figures", "make_head", "split_validation",
+__all__ = ["C_VALUES", "ClassifierResult", "candidate_layers", "declared_labels", "figures", "make_head", "split_validation",
            "train_classifier"]

@@ -27,6 +27,7 @@ from agentladder.models.providers.base import (
     Usage,
 )
 from agentladder.models.providers.toolcalls import ToolSpec
+from agentladder.models.seqclassifier import LoraClassifier, load_classifier
 
 
 def last_user_text(messages: Sequence[Message]) -> str:
@@ -46,18 +47,18 @@ class ClassifierProvider(Provider):
         self.folder = folder
         self.name = name or folder
         self.batch_size = batch_size
-        self._classifier: FeatureClassifier | None = None
+        self._classifier: FeatureClassifier | LoraClassifier | None = None
         self.last_probabilities: list[dict[str, float]] = []
         """Each label's probability for the texts of the last call, in order."""
 
     @property
-    def classifier(self) -> FeatureClassifier:
+    def classifier(self) -> FeatureClassifier | LoraClassifier:
         if self._classifier is None:
-            self._classifier = FeatureClassifier.load(self.folder, batch_size=self.batch_size)
+            self._classifier = load_classifier(self.folder, batch_size=self.batch_size)
         return self._classifier
 
     def prepare(self) -> None:
-        self.classifier.extractor.load()
+        self.classifier.prepare()
 
     def _classify(self, texts: list[str], progress: ProgressFn | None = None) -> list[str]:
         clf = self.classifier

@@ -16,6 +16,7 @@ from agentladder.models.features import (
     cached_features,
     pool,
 )
+from agentladder.models.tiny import tiny_model, tiny_tokenizer
 
 TEXTS = ["disk 97% full on orders-db", "ok", "deployment finished in 12s", "p99 latency 900ms (SLO 300ms)"]
 
@@ -86,3 +87,19 @@ def test_the_cache_is_reused_only_for_the_same_spec_and_texts(tmp_path):
     meta.write_text(json.dumps({**json.loads(meta.read_text()), "model": "smollm2-135m"}))
     assert cache.get(FeatureSpec("tiny", 2, "mean"), TEXTS) is None
     assert cache.get(FeatureSpec("tiny", 1, "mean"), TEXTS) is not None
+
+
+def test_the_pass_stops_at_the_deepest_layer_asked_for_with_the_same_features():
+    extractor = FeatureExtractor("tiny")
+    extractor._model, extractor._tokenizer = tiny_model(num_layers=5), tiny_tokenizer()
+    extractor._tokenizer.padding_side = "right"
+    blocks = extractor._model.model.layers
+    whole = extractor.features(TEXTS, [1, 2, 5], "mean")
+    calls = []
+    hooks = [block.register_forward_hook(lambda *a, i=i: calls.append(i)) for i, block in enumerate(blocks)]
+    shallow = extractor.features(TEXTS, [2], "mean")
+    for hook in hooks:
+        hook.remove()
+    assert sorted(set(calls)) == [0, 1, 2]  # blocks 3 and 4 never ran for hidden state 2
+    assert np.allclose(shallow[2], whole[2], atol=1e-6) and not np.allclose(whole[2], whole[5])
+    assert extractor._model.model.layers is blocks and len(blocks) == 5  # the model is whole again

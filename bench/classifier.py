@@ -1,70 +1,127 @@
-"""The classifier rung against the prompted model on log triage: training time, time per event, and scores.
+"""Four ways to answer a classification component, on log triage, timed side by side in one run.
 
-What the issue's target asks for, in one run on an idle machine:
+On the same generated rows (``--train`` training rows, ``--val`` validation rows, the first ``--rows`` rows of
+the test split), for SmolLM2-135M:
 
-- **train**: ``train_classifier`` on ``--train`` generated training rows and ``--val`` validation rows,
-  features from SmolLM2-135M (the default 4 layers x 4 values of C chosen on validation, calibrated),
-  with an empty feature cache, so the time includes the forward passes: the figure the target
-  "trained in under 5 minutes on 2 CPU cores" is about;
-- **answer**: the first ``--rows`` rows of the generated test split, answered by the classifier and by
-  SmolLM2-135M prompted with the task's instruction and 3 examples (the reference), each through
-  ``evaluate``; the time per event is each model's answering time over the rows (loading left out).
+- **prompted**: the base model with the task's instruction and ``--shots`` examples (the reference);
+- **features**: ``train_classifier``, a head on the frozen model's features (``--layer`` candidates and the
+  default values of C chosen on validation, calibrated), with an empty feature cache, so the time includes
+  the forward passes: the figure the issue's target "trained in under 5 minutes on 2 CPU cores" is about;
+- **lora**: ``train_lora_classifier``, a LoRA sequence-classification fine-tune (1 epoch over at most
+  ``--lora-rows`` training rows, 128 tokens);
+- **sft**: ``sft`` with LoRA (rank 16, the trainer's default rate) on the same rows as conversations with the task's instruction (1 epoch over at
+  most ``--sft-rows`` rows), then prompted without examples.
 
-It prints accuracy, macro-F1 and P1 recall (with 95 % bootstrap intervals) beside the times.
+Each method's rows are scored through ``evaluate`` (accuracy, macro-F1, P1 recall with 95 % bootstrap
+intervals). Times: training (wall clock, once); answering, per event, two ways: the batched evaluation's time
+over the rows, and the **median** latency of ``--latency-rows`` events answered one at a time (a triage
+service's view), loading left out.
 
-    python bench/classifier.py                       # 3000 + 600 training rows, 600 test rows
-    python bench/classifier.py --train 1000 --val 300 --rows 200
+    python bench/classifier.py                                   # the issue's sizes: about an hour on 2 cores
+    python bench/classifier.py --methods prompted,features --rows 200
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
+METHODS = ("prompted", "features", "lora", "sft")
+
+
+def _median_latency_ms(spec: str, task, rows, shots: int) -> float:
+    """Median milliseconds to answer one event, one call per event (the model loaded first)."""
+    from agentladder.models.providers import make_provider
+
+    provider = make_provider(spec)
+    examples = task.select_shots(shots, exclude=rows)
+    provider.chat(task.prompt(rows[0], examples), max_new_tokens=task.max_new_tokens)  # loads the model
+    times = []
+    for row in rows:
+        start = time.perf_counter()
+        provider.chat(task.prompt(row, examples), max_new_tokens=task.max_new_tokens)
+        times.append(time.perf_counter() - start)
+    provider.close()
+    return 1000 * statistics.median(times)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--train", type=int, default=3000)
     parser.add_argument("--val", type=int, default=600)
     parser.add_argument("--rows", type=int, default=600)
     parser.add_argument("--shots", type=int, default=3)
-    parser.add_argument("--features", default="smollm2-135m")
+    parser.add_argument("--layer", type=int, action="append", help="feature layers to choose from [default: 4 over the depth]")
+    parser.add_argument("--lora-rows", type=int, default=1000)
+    parser.add_argument("--sft-rows", type=int, default=1000)
+    parser.add_argument("--latency-rows", type=int, default=30)
     args = parser.parse_args()
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if unknown := set(methods) - set(METHODS):
+        parser.error(f"unknown methods {sorted(unknown)}: choose among {', '.join(METHODS)}")
 
     import torch
 
     from agentladder.evals import evaluate
     from agentladder.models.loading import resolve
-    from agentladder.tasks import write_data
-    from agentladder.train import train_classifier
+    from agentladder.tasks import get_task, write_data
+    from agentladder.train import SFTConfig, sft, train_classifier, train_lora_classifier
 
     torch.set_num_threads(2)
     resolve("smollm2-135m")  # the one-off GGUF conversion stays out of the timings
+    task = get_task("log-triage")
     work = Path(tempfile.mkdtemp(prefix="bench-classifier-"))
     for split, n in (("train", args.train), ("validation", args.val), ("test", args.rows)):
         write_data("log-triage", split, n, work / f"{split}.jsonl")
+    write_data("log-triage", "train", min(args.sft_rows, args.train), work / "train-sft.jsonl", format="sft")
+    test_rows = task.load(work / "test.jsonl")
+    train_s: dict[str, float] = {}
+    spec = {"prompted": "smollm2-135m", "features": str(work / "features"), "lora": str(work / "lora"),
+            "sft": str(work / "sft")}
 
-    start = time.perf_counter()
-    result = train_classifier(str(work / "train.jsonl"), str(work / "cls"), features=args.features,
-                              validation=str(work / "validation.jsonl"), task="log-triage",
-                              cache_dir=str(work / "cache"), progress=False)
-    train_s = time.perf_counter() - start
+    if "features" in methods:
+        start = time.perf_counter()
+        train_classifier(str(work / "train.jsonl"), spec["features"], features="smollm2-135m", layers=args.layer,
+                         validation=str(work / "validation.jsonl"), task="log-triage", cache_dir=str(work / "cache"),
+                         max_length=128, progress=False)
+        train_s["features"] = time.perf_counter() - start
+    if "lora" in methods:
+        start = time.perf_counter()
+        train_lora_classifier(str(work / "train.jsonl"), spec["lora"], model="smollm2-135m",
+                              validation=str(work / "validation.jsonl"), task="log-triage", max_rows=args.lora_rows,
+                              progress=False)
+        train_s["lora"] = time.perf_counter() - start
+    if "sft" in methods:
+        start = time.perf_counter()
+        sft(SFTConfig(model="smollm2-135m", data=str(work / "train-sft.jsonl"), out_dir=spec["sft"], lora=True, epochs=1,
+                      batch_size=8, max_length=512, progress=False, tensorboard=False))
+        train_s["sft"] = time.perf_counter() - start
 
-    report = evaluate([str(work / "cls"), "smollm2-135m"], "log-triage", data=str(work / "test.jsonl"),
-                      shots=args.shots, progress=False)
-    print(f"log-triage, {args.rows} test rows; classifier on {args.features} features: layer {result.layer}, "
-          f"C {result.c}, chosen of {len(result.tried)} configurations on {args.val} validation rows")
-    print(f"{'':34} {'classifier':>26} {'prompted (' + str(args.shots) + '-shot)':>26}")
-    cls, base = report.models[str(work / "cls")], report.models["smollm2-135m"]
+    metrics, per_event, latency = {}, {}, {}
+    for method in methods:
+        shots = args.shots if method == "prompted" else 0
+        report = evaluate([spec[method]], "log-triage", data=test_rows, shots=shots, progress=False)
+        result = report.models[spec[method]]
+        metrics[method] = result.metrics
+        per_event[method] = 1000 * result.seconds / max(result.generated, 1)
+        latency[method] = _median_latency_ms(spec[method], task, test_rows[:args.latency_rows], shots)
+
+    print(f"log-triage, the first {args.rows} test rows; {args.train} training rows ({args.lora_rows} for lora, "
+          f"{min(args.sft_rows, args.train)} for sft), {args.val} validation rows; SmolLM2-135M, 2 threads")
+    print(f"{'':30}" + "".join(f"{m:>24}" for m in methods))
     for name in ("accuracy", "macro_f1", "p1_recall"):
-        print(f"{name:34} {str(cls.metrics[name]):>26} {str(base.metrics[name]):>26}")
-    print(f"{'training (min, features included)':34} {train_s / 60:>26.2f} {'-':>26}")
-    print(f"{'of which feature passes (min)':34} {result.seconds['features'] / 60:>26.2f} {'-':>26}")
-    per_event = [1000 * r.seconds / max(r.generated, 1) for r in (cls, base)]
-    print(f"{'answering (ms per event)':34} {per_event[0]:>26.1f} {per_event[1]:>26.1f}")
-    print(f"{'speed-up':34} {per_event[1] / per_event[0]:>26.1f}x")
+        print(f"{name:30}" + "".join(f"{str(metrics[m][name]):>24}" for m in methods))
+    print(f"{'training (min)':30}" + "".join(f"{train_s[m] / 60 if m in train_s else float('nan'):>24.2f}"
+                                             for m in methods))
+    print(f"{'answering, batched (ms/event)':30}" + "".join(f"{per_event[m]:>24.1f}" for m in methods))
+    print(f"{'one at a time, median (ms)':30}" + "".join(f"{latency[m]:>24.1f}" for m in methods))
+    if "prompted" in methods:
+        print(f"{'median latency vs prompted':30}" + "".join(f"{latency['prompted'] / latency[m]:>23.1f}x"
+                                                             for m in methods))
 
 
 if __name__ == "__main__":

@@ -140,6 +140,10 @@ def train_classifier_command(
     labels: Annotated[str | None, typer.Option(help="The label set, comma-separated \\[default: the labels in --data].")] = None,
     c: Annotated[list[float] | None, typer.Option(
         "--c", help=f"Regularisation strength to try (repeat) \\[default: {', '.join(map(str, C_VALUES))}].")] = None,
+    head: Annotated[list[str] | None, typer.Option(
+        help="Head to try (repeat): logistic (balanced logistic regression, each --c) or mlp \\[default: logistic].")] = None,
+    concat: Annotated[bool, typer.Option(
+        help="Also try the candidate layers side by side (their features concatenated).")] = False,
     calibrate: Annotated[bool, typer.Option(help="Calibrate the probabilities (Platt, 3 folds).")] = True,
     lr: Annotated[list[float] | None, typer.Option(
         help=f"--method lora: learning rate to try (repeat) \\[default: {', '.join(map(str, LRS))}].")] = None,
@@ -165,9 +169,10 @@ def train_classifier_command(
     elif method == "features":
         result = train_classifier(
             data, out, features=features, layers=layer or None, pooling=pooling, validation=validation, task=task,
-            labels=label_list, c_values=c or C_VALUES, calibrate=calibrate, max_length=max_length or 256,
+            labels=label_list, c_values=c or C_VALUES, heads=head or ("logistic",), concat=concat, calibrate=calibrate, max_length=max_length or 256,
             batch_size=batch_size, cache_dir=cache, seed=seed, overwrite=overwrite, progress=not quiet)
-        where = ("" if result.layer is None else f"layer {result.layer}, ") + f"C {result.c} chosen of {len(result.tried)}"
+        layer = result.layer if not isinstance(result.layer, list) else "+".join(map(str, result.layer))
+        where = ("" if layer is None else f"layer {layer}, ") + f"C {result.c} chosen of {len(result.tried)}"
     else:
         raise ConfigError(f"--method {method!r}: choose features or lora")
     v = result.validation

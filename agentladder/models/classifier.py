@@ -26,12 +26,50 @@ from typing import Any
 import numpy as np
 
 from agentladder.errors import ConfigError, MissingFileError, OutputExistsError
-from agentladder.models.features import FeatureCache, FeatureExtractor, FeatureSpec, ProgressFn
+from agentladder.models.features import (
+    FeatureCache,
+    FeatureExtractor,
+    FeatureSpec,
+    ProgressFn,
+    cached_features,
+)
 
 MANIFEST = "classifier.json"
 HEAD = "head.joblib"
 FORMAT = "agentladder-classifier"
 VERSION = 1
+
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin
+except ImportError:  # the classifier extra is not installed: BalancedMLP cannot be fitted, the rest works
+    BaseEstimator = ClassifierMixin = object  # type: ignore[assignment,misc]
+
+
+class BalancedMLP(ClassifierMixin, BaseEstimator):
+    """scikit-learn's ``MLPClassifier`` (one hidden layer, early stopping) fitted with each class's rows
+    weighted by ``n / (k * n_class)``, as ``class_weight="balanced"`` does for the logistic regression.
+    A small non-linear head: it can read a conjunction (a critical service *and* a high error rate) that a
+    linear head on the same features cannot."""
+
+    def __init__(self, hidden: int = 256, alpha: float = 1e-2, seed: int = 0):
+        self.hidden, self.alpha, self.seed = hidden, alpha, seed
+
+    def fit(self, x: np.ndarray, y: Sequence[str]) -> BalancedMLP:
+        from sklearn.neural_network import MLPClassifier
+        from sklearn.utils.class_weight import compute_sample_weight
+
+        self.model_ = MLPClassifier((self.hidden,), alpha=self.alpha, max_iter=300, early_stopping=True,
+                                    random_state=self.seed)
+        self.model_.fit(x, y, sample_weight=compute_sample_weight("balanced", y))
+        self.classes_ = self.model_.classes_
+        return self
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return self.model_.predict_proba(x)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.model_.predict(x)
 
 
 def is_classifier_folder(path: str | os.PathLike) -> bool:
@@ -54,6 +92,9 @@ class FeatureClassifier:
     ``p(label | text) / prior(label)`` (a balanced decision: calibrated probabilities carry the training
     priors back in, and their plain argmax would mostly answer the common class); without, the plain argmax."""
     batch_size: int = 16
+    layers: list[int] | None = None
+    """Several hidden states of the causal LM, concatenated in this order (one pass gives them all);
+    ``None``: only ``spec.layer``."""
     _extractor: FeatureExtractor | None = field(default=None, repr=False)
 
     @property
@@ -70,6 +111,10 @@ class FeatureClassifier:
     def features(self, texts: Sequence[str], progress: ProgressFn | None = None,
                  cache: FeatureCache | None = None) -> np.ndarray:
         """``(N, D)`` features of ``texts`` as the head was trained on them."""
+        if self.layers:
+            found = cached_features(self.extractor, texts, self.layers, self.spec.pooling, cache=cache,
+                                    progress=progress)
+            return np.concatenate([found[layer] for layer in self.layers], axis=1)
         if cache is not None:
             found = cache.get(self.spec, texts)
             if found is not None:
@@ -98,7 +143,8 @@ class FeatureClassifier:
 
     def manifest(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "features": self.spec.to_json(), "labels": self.labels,
-                "head": HEAD, "priors": self.priors, **self.info}
+                "head": HEAD, "priors": self.priors,
+                **({"layers": self.layers} if self.layers else {}), **self.info}
 
     def save(self, folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write the folder atomically (a temporary folder renamed into place); returns it."""
@@ -145,9 +191,10 @@ class FeatureClassifier:
         labels = list(manifest["labels"])
         if sorted(map(str, head.classes_)) != sorted(labels):
             raise ConfigError(f"{folder}: the head's classes {list(head.classes_)} are not the labels {labels}")
-        known = ("format", "version", "features", "labels", "head", "priors")
+        known = ("format", "version", "features", "labels", "head", "priors", "layers")
         info = {k: v for k, v in manifest.items() if k not in known}
-        return cls(FeatureSpec(**manifest["features"]), labels, head, info, manifest.get("priors"), batch_size)
+        return cls(FeatureSpec(**manifest["features"]), labels, head, info, manifest.get("priors"), batch_size,
+                   manifest.get("layers"))
 
     def close(self) -> None:
         """Free the feature model."""
@@ -156,4 +203,4 @@ class FeatureClassifier:
             self._extractor = None
 
 
-__all__ = ["FORMAT", "HEAD", "MANIFEST", "FeatureClassifier", "is_classifier_folder"]
+__all__ = ["FORMAT", "HEAD", "MANIFEST", "BalancedMLP", "FeatureClassifier", "is_classifier_folder"]

@@ -39,7 +39,7 @@ from rich.progress import (
 )
 
 from agentladder.errors import ConfigError, OutputExistsError
-from agentladder.models.classifier import FeatureClassifier, is_classifier_folder
+from agentladder.models.classifier import BalancedMLP, FeatureClassifier, is_classifier_folder
 from agentladder.models.features import FeatureCache, FeatureExtractor, FeatureSpec, cached_features
 from agentladder.tasks.classification import ClassificationTask, confusion_matrix, load_labelled
 from agentladder.tasks.metrics import macro_f1
@@ -57,7 +57,8 @@ class ClassifierResult:
     """What :func:`train_classifier` chose and how it scored on validation."""
 
     out_dir: Path
-    layer: int | None
+    layer: int | None | list[int]
+    """The chosen hidden state (a list: several, side by side; ``None``: a sentence-embedding model)."""
     c: float
     tried: list[dict[str, Any]]
     """Every configuration with its validation figures, in the order tried."""
@@ -97,15 +98,26 @@ def candidate_layers(extractor: FeatureExtractor, layers: Sequence[int] | None) 
     return sorted({max(1, round(f * depth)) for f in LAYER_FRACTIONS})
 
 
-def make_head(c: float, *, calibrate: bool, seed: int = 0) -> Any:
-    """Standardised features into a balanced logistic regression; with ``calibrate``, Platt-calibrated."""
+HEADS = ("logistic", "mlp")
+MLP_ALPHA = 1e-2
+"""The MLP head's L2 penalty (one value: the MLP stops early on a tenth of the training rows)."""
+
+
+def make_head(c: float, *, calibrate: bool, seed: int = 0, kind: str = "logistic") -> Any:
+    """Standardised features into a balanced logistic regression (``kind="logistic"``, strength ``C``) or a
+    balanced one-hidden-layer MLP (``kind="mlp"``; ``c`` unused); with ``calibrate``, Platt-calibrated."""
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    head = make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=2000))
+    if kind == "mlp":
+        head = make_pipeline(StandardScaler(), BalancedMLP(alpha=MLP_ALPHA, seed=seed))
+    elif kind == "logistic":
+        head = make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=2000))
+    else:
+        raise ConfigError(f"head {kind!r}: choose one of {', '.join(HEADS)}")
     if not calibrate:
         return head
     folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=seed)
@@ -144,6 +156,8 @@ def train_classifier(
     task: str | None = None,
     labels: Sequence[str] | None = None,
     c_values: Sequence[float] = C_VALUES,
+    heads: Sequence[str] = ("logistic",),
+    concat: bool = False,
     calibrate: bool = True,
     max_length: int = 256,
     batch_size: int = 16,
@@ -163,6 +177,8 @@ def train_classifier(
         raise OutputExistsError(f"{out_dir} exists and is not empty: choose another --out")
     if not c_values:
         raise ConfigError("give at least one C to try")
+    if not heads or set(heads) - set(HEADS):
+        raise ConfigError(f"heads {list(heads)}: choose among {', '.join(HEADS)}")
     declared = declared_labels(task, labels)
     train_rows = load_labelled(data, declared)
     label_set = declared or sorted({r.target for r in train_rows})
@@ -183,24 +199,21 @@ def train_classifier(
     y_train, y_val = [r.target for r in train_rows], [r.target for r in val_rows]
 
     start = time.perf_counter()
-    tried = []
-    for layer in tried_layers:
-        for c in c_values:
-            head = make_head(c, calibrate=False, seed=seed).fit(x_train[layer], y_train)
-            scored = figures(list(head.predict(x_val[layer])), y_val, label_set)
-            tried.append({"layer": layer, "C": c, **{k: scored[k] for k in ("accuracy", "macro_f1", "recall")}})
+    tried = _search(x_train, y_train, x_val, y_val, label_set, tried_layers, concat, heads, c_values, seed)
     best = max(tried, key=lambda t: (t["macro_f1"], t["accuracy"], -t["C"]))
-    final = make_head(best["C"], calibrate=calibrate, seed=seed).fit(x_train[best["layer"]], y_train)
-    spec = FeatureSpec(features, best["layer"], pooling, max_length)
+    chosen_layers = best["layer"] if isinstance(best["layer"], list) else None
+    x_best_train, x_best_val = (_stack(x, best["layer"]) for x in (x_train, x_val))
+    final = make_head(best["C"], calibrate=calibrate, seed=seed, kind=best["head"]).fit(x_best_train, y_train)
+    spec = FeatureSpec(features, chosen_layers[-1] if chosen_layers else best["layer"], pooling, max_length)
     priors = {label: y_train.count(label) / len(y_train) for label in label_set} if calibrate else None
-    classifier = FeatureClassifier(spec, label_set, final, priors=priors)
+    classifier = FeatureClassifier(spec, label_set, final, priors=priors, layers=chosen_layers)
     columns = [list(final.classes_).index(label) for label in label_set]
-    chosen = figures(classifier.decide(final.predict_proba(x_val[best["layer"]])[:, columns]), y_val, label_set)
+    chosen = figures(classifier.decide(final.predict_proba(x_best_val)[:, columns]), y_val, label_set)
     head_seconds = time.perf_counter() - start
 
     info = {"training": {"data": str(data), "rows": len(train_rows), "validation": val_source,
                          "validation_rows": len(val_rows), "calibrated": calibrate, "seed": seed,
-                         "head": "StandardScaler + LogisticRegression(class_weight=balanced)",
+                         "head": HEAD_NAMES[best["head"]],
                          "C": best["C"], "configurations_tried": len(tried), "selection": "validation macro-F1"},
             "tried": tried, "validation": chosen}
     classifier.info = info
@@ -208,6 +221,34 @@ def train_classifier(
     extractor.close()
     return ClassifierResult(Path(out_dir), best["layer"], best["C"], tried, chosen,
                             {"features": feature_seconds, "heads": head_seconds})
+
+
+HEAD_NAMES = {"logistic": "StandardScaler + LogisticRegression(class_weight=balanced)",
+              "mlp": "StandardScaler + MLP(256 units, balanced sample weights, early stopping)"}
+
+
+def _stack(x: dict[int | None, np.ndarray], layer: int | None | list[int]) -> np.ndarray:
+    """The features of one layer, or several layers side by side."""
+    return np.concatenate([x[i] for i in layer], axis=1) if isinstance(layer, list) else x[layer]
+
+
+def _search(x_train: dict, y_train: list[str], x_val: dict, y_val: list[str], labels: list[str],
+            layers: list[int | None], concat: bool, heads: Sequence[str], c_values: Sequence[float],
+            seed: int) -> list[dict[str, Any]]:
+    """Every candidate (each layer, and with ``concat`` all of them side by side; each head; for the
+    logistic head each C) fitted on train and scored on validation, in the order tried."""
+    candidates: list[int | None | list[int]] = list(layers)
+    if concat and len(layers) > 1 and None not in layers:
+        candidates.append(list(layers))
+    tried = []
+    for layer in candidates:
+        for kind in dict.fromkeys(heads):
+            for c in (c_values if kind == "logistic" else [MLP_ALPHA]):
+                head = make_head(c, calibrate=False, seed=seed, kind=kind).fit(_stack(x_train, layer), y_train)
+                scored = figures(list(head.predict(_stack(x_val, layer))), y_val, labels)
+                tried.append({"layer": layer, "head": kind, "C": c,
+                              **{k: scored[k] for k in ("accuracy", "macro_f1", "recall")}})
+    return tried
 
 
 def _features(extractor: FeatureExtractor, texts: list[str], layers: list[int | None], pooling: str,
@@ -225,5 +266,5 @@ def _features(extractor: FeatureExtractor, texts: list[str], layers: list[int | 
     return out
 
 
-__all__ = ["C_VALUES", "ClassifierResult", "candidate_layers", "declared_labels", "figures", "make_head", "split_validation",
+__all__ = ["C_VALUES", "HEADS", "ClassifierResult", "candidate_layers", "declared_labels", "figures", "make_head", "split_validation",
            "train_classifier"]

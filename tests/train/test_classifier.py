@@ -13,9 +13,10 @@ from agentladder.data import DataError
 from agentladder.data.schema import Message
 from agentladder.errors import ConfigError, OutputExistsError
 from agentladder.models.classifier import FeatureClassifier, is_classifier_folder
+from agentladder.models.features import FeatureSpec
 from agentladder.models.providers import ClassifierProvider, ProviderError, make_provider
 from agentladder.tasks.task import Sample
-from agentladder.train.classifier import split_validation, train_classifier
+from agentladder.train.classifier import make_head, split_validation, train_classifier
 
 
 def _toy_rows(n: int, seed: int) -> list[dict]:
@@ -131,4 +132,34 @@ def test_sentence_embeddings_as_features(tmp_path, toy):
     assert clf.spec.model == "sentence:minilm" and clf.predict(["abc defg hij", "12 #4 %%9"]) == ["words", "codes"]
     with pytest.raises(ConfigError, match="no layer to choose"):
         train_classifier(train, str(tmp_path / "other"), features="sentence:minilm", layers=[3], validation=val,
+                         progress=False)
+
+
+def test_layers_side_by_side_and_an_mlp_head_are_candidates_chosen_on_validation(tmp_path, toy):
+    train, val = toy
+    result = train_classifier(train, str(tmp_path / "cls"), features="tiny", layers=[1, 2], validation=val,
+                              c_values=[1.0], heads=["logistic", "mlp"], concat=True,
+                              cache_dir=str(tmp_path / "cache"), progress=False)
+    assert [(t["layer"], t["head"]) for t in result.tried] == [
+        (1, "logistic"), (1, "mlp"), (2, "logistic"), (2, "mlp"), ([1, 2], "logistic"), ([1, 2], "mlp")]
+    best = max(result.tried, key=lambda t: (t["macro_f1"], t["accuracy"], -t["C"]))
+    assert result.layer == best["layer"]
+    clf = FeatureClassifier.load(result.out_dir)
+    texts = [r["text"] for r in _toy_rows(12, 2)]
+    if isinstance(result.layer, list):
+        assert clf.layers == [1, 2] and clf.features(texts).shape == (12, 128)  # two 64-wide states side by side
+    truth = [r["label"] for r in _toy_rows(12, 2)]
+    assert sum(p == t for p, t in zip(clf.predict(texts), truth, strict=True)) >= 10
+
+    # a classifier on two states side by side saves, loads and answers from both
+    spec = FeatureSpec("tiny", 2, "mean", 256)
+    x = FeatureClassifier(spec, ["codes", "words"], None, layers=[1, 2]).features([r["text"] for r in _toy_rows(40, 3)])
+    head = make_head(1.0, calibrate=False, kind="mlp").fit(x, [r["label"] for r in _toy_rows(40, 3)])
+    FeatureClassifier(spec, ["codes", "words"], head, layers=[1, 2]).save(tmp_path / "both")
+    again = FeatureClassifier.load(tmp_path / "both")
+    assert again.layers == [1, 2] and again.features(texts).shape == (12, 128)  # two 64-wide states
+    assert json.loads((tmp_path / "both" / "classifier.json").read_text())["layers"] == [1, 2]
+    assert np.allclose(again.predict_proba(texts).sum(axis=1), 1)
+    with pytest.raises(ConfigError, match="heads"):
+        train_classifier(train, str(tmp_path / "x"), features="tiny", layers=[1], validation=val, heads=["forest"],
                          progress=False)

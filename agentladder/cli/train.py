@@ -172,7 +172,8 @@ def train_classifier_command(
             labels=label_list, c_values=c or C_VALUES, heads=head or ("logistic",), concat=concat, calibrate=calibrate, max_length=max_length or 256,
             batch_size=batch_size, cache_dir=cache, seed=seed, overwrite=overwrite, progress=not quiet)
         layer = result.layer if not isinstance(result.layer, list) else "+".join(map(str, result.layer))
-        where = ("" if layer is None else f"layer {layer}, ") + f"C {result.c} chosen of {len(result.tried)}"
+        head_text = f"C {result.c}" if result.head == "logistic" else "the MLP head"
+        where = ("" if layer is None else f"layer {layer}, ") + f"{head_text} chosen of {len(result.tried)}"
     else:
         raise ConfigError(f"--method {method!r}: choose features or lora")
     v = result.validation

@@ -65,6 +65,8 @@ class ClassifierResult:
     validation: dict[str, Any]
     """The saved (calibrated) head on the validation rows: accuracy, macro-F1, recall by class, confusion."""
     seconds: dict[str, float] = field(default_factory=dict)
+    head: str = "logistic"
+    """The chosen head: ``logistic`` (``c`` is its C) or ``mlp`` (``c`` is its L2 penalty)."""
 
 
 def split_validation(rows: Sequence[Sample], share: float, seed: int) -> tuple[list[Sample], list[Sample]]:
@@ -220,7 +222,7 @@ def train_classifier(
     classifier.save(out_dir, overwrite=overwrite)
     extractor.close()
     return ClassifierResult(Path(out_dir), best["layer"], best["C"], tried, chosen,
-                            {"features": feature_seconds, "heads": head_seconds})
+                            {"features": feature_seconds, "heads": head_seconds}, best["head"])
 
 
 HEAD_NAMES = {"logistic": "StandardScaler + LogisticRegression(class_weight=balanced)",

@@ -7,8 +7,8 @@ import agentladder.train
 
 def test_public_names():
     assert sorted(agentladder.train.__all__) == [
-        "LossOutput", "PreferenceConfig", "RLConfig", "SFTConfig", "TrainConfig", "TrainResult", "Trainer",
-        "preference", "rl", "sft",
+        "ClassifierResult", "LossOutput", "PreferenceConfig", "RLConfig", "SFTConfig", "TrainConfig", "TrainResult", "Trainer",
+        "preference", "rl", "sft", "train_classifier", "train_lora_classifier",
     ]
     assert sorted(agentladder.data.__all__) == [
         "Conversation", "DataError", "MarkedResponse", "Message", "PreferencePair", "RLPrompt", "TextRow",

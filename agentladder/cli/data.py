@@ -29,7 +29,7 @@ KINDS = {"sft": schema.Conversation, "text": schema.TextRow, "pairs": schema.Pre
 @data_app.command("make")
 @friendly_errors
 def data_make(
-    task: Annotated[str, typer.Argument(help="Task with a data generator (medication-directions), or guard-pii, guard-topics, guard-injection, guard-eval.")],
+    task: Annotated[str, typer.Argument(help="Task with a data generator (medication-directions, log-triage), or guard-pii, guard-topics, guard-injection, guard-eval.")],
     split: Annotated[str, typer.Option(help="train, validation, test (they never share a row) or shifted (written in forms the others never use).")] = "train",
     n: Annotated[int, typer.Option(help="Number of rows.")] = 1000,
     out: Annotated[str | None, typer.Option(help="JSONL file to write \\[default: TASK-SPLIT.jsonl].")] = None,

@@ -1,4 +1,4 @@
-"""``agentladder train sft|dpo|kto|rl``: thin shells over :func:`~agentladder.train.sft`,
+"""``agentladder train sft|dpo|kto|rl|classifier``: thin shells over :func:`~agentladder.train.sft`,
 :func:`~agentladder.train.preference` and :func:`~agentladder.train.rl`.
 
 Each option is a field of the trainer's config (:mod:`agentladder.cli.options`). Data-parallel
@@ -27,7 +27,9 @@ from agentladder.cli.options import (
     make_config,
 )
 from agentladder.errors import ConfigError
+from agentladder.train.classifier import C_VALUES, train_classifier
 from agentladder.train.loop import TrainConfig, TrainResult
+from agentladder.train.lora_classifier import LRS, train_lora_classifier
 from agentladder.train.preference import RENAMED, PreferenceConfig, preference
 from agentladder.train.rl import rl
 from agentladder.train.rl_config import RLConfig, load_rl_config
@@ -117,6 +119,68 @@ def train_rl(
         reward = f", reward {last['reward']:.3f}" if "reward" in last else ""
         stderr.print(f"[green]done[/]: {result.steps} steps{reward} -> {result.out_dir} "
                   f"(curves: {result.out_dir / 'reward.png'})")
+
+
+@train_app.command("classifier")
+@friendly_errors
+def train_classifier_command(
+    data: Annotated[str, typer.Option(help="JSONL of {\"text\", \"label\"} training rows.")],
+    out: Annotated[str, typer.Option(help="Folder to write the classifier to (a manifest and the head).")],
+    method: Annotated[str, typer.Option(
+        help="features (a head on a frozen model's features) or lora (a LoRA sequence-classification fine-tune).")] = "features",
+    features: Annotated[str, typer.Option(
+        help="Feature model: a causal LM (alias, folder, hub id) or sentence:minilm / sentence:PATH.")] = "smollm2-135m",
+    model: Annotated[str, typer.Option(help="--method lora: the causal LM to fine-tune (alias, folder, hub id).")] = "smollm2-135m",
+    layer: Annotated[list[int] | None, typer.Option(
+        help="Hidden-states index to use (repeat to choose on validation) \\[default: 1/4, 1/2, 3/4 and all of the depth].")] = None,
+    pooling: Annotated[str, typer.Option(help="mean (over the tokens) or last (the last token).")] = "mean",
+    validation: Annotated[str | None, typer.Option(
+        help="JSONL rows that choose the settings \\[default: 20% of --data held out].")] = None,
+    task: Annotated[str | None, typer.Option(help="Classification task whose label set the rows use (log-triage).")] = None,
+    labels: Annotated[str | None, typer.Option(help="The label set, comma-separated \\[default: the labels in --data].")] = None,
+    c: Annotated[list[float] | None, typer.Option(
+        "--c", help=f"Regularisation strength to try (repeat) \\[default: {', '.join(map(str, C_VALUES))}].")] = None,
+    head: Annotated[list[str] | None, typer.Option(
+        help="Head to try (repeat): logistic (balanced logistic regression, each --c) or mlp \\[default: logistic].")] = None,
+    concat: Annotated[bool, typer.Option(
+        help="Also try the candidate layers side by side (their features concatenated).")] = False,
+    calibrate: Annotated[bool, typer.Option(help="Calibrate the probabilities (Platt, 3 folds).")] = True,
+    lr: Annotated[list[float] | None, typer.Option(
+        help=f"--method lora: learning rate to try (repeat) \\[default: {', '.join(map(str, LRS))}].")] = None,
+    rank: Annotated[int, typer.Option(help="--method lora: the adapters' rank.")] = 8,
+    epochs: Annotated[int, typer.Option(help="--method lora: passes over the training rows.")] = 1,
+    max_rows: Annotated[int | None, typer.Option(help="--method lora: train on at most this many rows (seeded draw).")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Tokens kept of each text \\[default: 256; lora 128].")] = None,
+    batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 16,
+    cache: Annotated[str | None, typer.Option(help="Feature cache folder \\[default: $AGENTLADDER_HOME/features].")] = None,
+    seed: int = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace a classifier already in --out.")] = False,
+    quiet: QuietOption = False,
+) -> None:
+    """A classifier: a scikit-learn head on a frozen model's features (layer and C chosen on validation,
+    probabilities calibrated), or a LoRA sequence-classification fine-tune (--method lora)."""
+    label_list = [x.strip() for x in labels.split(",") if x.strip()] if labels else None
+    if method == "lora":
+        result = train_lora_classifier(
+            data, out, model=model, validation=validation, task=task, labels=label_list, lrs=lr or LRS, rank=rank,
+            epochs=epochs, max_rows=max_rows, max_length=max_length or 128, batch_size=batch_size, seed=seed,
+            overwrite=overwrite, progress=not quiet)
+        where = f"learning rate {result.c:g} chosen of {len(result.tried)}"
+    elif method == "features":
+        result = train_classifier(
+            data, out, features=features, layers=layer or None, pooling=pooling, validation=validation, task=task,
+            labels=label_list, c_values=c or C_VALUES, heads=head or ("logistic",), concat=concat, calibrate=calibrate, max_length=max_length or 256,
+            batch_size=batch_size, cache_dir=cache, seed=seed, overwrite=overwrite, progress=not quiet)
+        layer = result.layer if not isinstance(result.layer, list) else "+".join(map(str, result.layer))
+        head_text = f"C {result.c}" if result.head == "logistic" else "the MLP head"
+        where = ("" if layer is None else f"layer {layer}, ") + f"{head_text} chosen of {len(result.tried)}"
+    else:
+        raise ConfigError(f"--method {method!r}: choose features or lora")
+    v = result.validation
+    recall = ", ".join(f"{k} {x:.3f}" for k, x in v["recall"].items() if x is not None)
+    stderr.print(f"[green]done[/]: {where} configurations on validation: "
+                 f"accuracy {v['accuracy']:.3f}, macro-F1 {v['macro_f1']:.3f}, recall {recall} -> {result.out_dir}",
+                 soft_wrap=True)
 
 
 __all__ = ["train_app"]

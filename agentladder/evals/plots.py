@@ -1,4 +1,5 @@
-"""Report plots (PNG, matplotlib's Agg backend): breakdown bars across models, confusion grids, headline bars."""
+"""Report plots (PNG, matplotlib's Agg backend): breakdown bars across models, confusion grids, confusion
+matrices, headline bars."""
 
 from __future__ import annotations
 
@@ -22,7 +23,36 @@ def write_plots(report: EvalReport, out: Path) -> list[Path]:
                              {label: r.summary.breakdowns.get(name, {}) for label, r in report.models.items()}))
     for name in first.summary.confusions:
         written.append(_confusions(report, out / f"{name}.png", name))
+    for name in first.summary.matrices:
+        written.append(_matrices(report, out / f"{name}.png", name))
     return written
+
+
+def _matrices(report: EvalReport, path: Path, name: str) -> Path:
+    """A K x K grid per model: rows the truth, columns the answer (``none``: no label named)."""
+    import matplotlib.pyplot as plt
+
+    labels = list(report.models)
+    fig, axes = plt.subplots(1, len(labels), figsize=(3.8 * len(labels) + 0.6, 3.8), squeeze=False)
+    for ax, label in zip(axes[0], labels, strict=True):
+        matrix = report.models[label].summary.matrices.get(name, {})
+        truths = list(matrix)
+        answers = list(next(iter(matrix.values()), {}))
+        grid = [[matrix[t].get(a, 0) for a in answers] for t in truths]
+        ax.imshow(grid, cmap="Blues")
+        for i, row in enumerate(grid):
+            for j, count in enumerate(row):
+                ax.text(j, i, str(count), ha="center", va="center", fontsize=11)
+        ax.set_xticks(range(len(answers)), answers)
+        ax.set_yticks(range(len(truths)), truths)
+        ax.set_xlabel("model's answer")
+        ax.set_ylabel("truth")
+        ax.set_title(label, fontsize=9)
+    fig.suptitle(f"{report.task}: {name}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _bars(report: EvalReport, path: Path, title: str, groups: dict) -> Path:

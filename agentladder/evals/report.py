@@ -51,6 +51,8 @@ class ModelResult:
                 out[name] = {"breakdown": {k: m.to_json() for k, m in parts.items()}}
         if self.summary.confusions:
             out["confusion"] = self.summary.confusions
+        if self.summary.matrices:
+            out["matrices"] = self.summary.matrices
         out.update(self.notes)
         out["speed"] = {"rows_generated": self.generated, "seconds": round(self.seconds, 3),
                         "rows_per_s": None if self.rows_per_s is None else round(self.rows_per_s, 4),
@@ -138,6 +140,16 @@ class EvalReport:
                 c = r.summary.confusions.get(name, {})
                 lines.append(f"| {label} | {c.get('tp', 0)} | {c.get('fn', 0)} | {c.get('fp', 0)} | {c.get('tn', 0)} |")
             lines += ["", f"![{name}]({name}.png)"]
+        for name in first.summary.matrices:
+            lines += ["", f"## {name} (rows: the truth; columns: the answer)"]
+            for label, r in self.models.items():
+                matrix = r.summary.matrices.get(name, {})
+                answers = list(next(iter(matrix.values()), {}))
+                lines += ["", f"### {label}", "", "| truth | " + " | ".join(answers) + " |",
+                          "| --- | " + " | ".join("---:" for _ in answers) + " |"]
+                lines += [f"| {truth} | " + " | ".join(str(row.get(a, 0)) for a in answers) + " |"
+                          for truth, row in matrix.items()]
+            lines += ["", f"![{name}]({name}.png)"]
         notes = {label: r.notes for label, r in self.models.items() if r.notes}
         if notes:
             lines += ["", "## Judge", ""]
@@ -172,7 +184,7 @@ def _cell(metric: Metric | None) -> str:
 
 def _right(rec: dict[str, Any]) -> bool:
     score = rec.get("score", {})
-    return bool(score.get("exact", rec["parse"].get("valid")))
+    return bool(score.get("exact", score.get("correct", rec["parse"].get("valid"))))
 
 
 def _wrong_fields(rec: dict[str, Any]) -> list[str]:

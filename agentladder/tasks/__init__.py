@@ -7,6 +7,7 @@ passed with the task (:meth:`Task.styled`). The built-in tasks are registered on
 """
 
 import agentladder.tasks.builtin  # noqa: E402,F401,I001  (registers the built-in tasks)
+from agentladder.tasks.classification import ClassificationTask, load_labelled
 from agentladder.tasks.make import make_data, sft_conversations, write_data
 from agentladder.tasks.metrics import (
     Metric,
@@ -25,6 +26,7 @@ from agentladder.tasks.style import PromptStyle
 from agentladder.tasks.task import Parsed, Sample, Summary, Task
 
 __all__ = [
+    "ClassificationTask",
     "Metric",
     "Parsed",
     "PromptStyle",
@@ -37,6 +39,7 @@ __all__ = [
     "extract_json_object",
     "get_task",
     "list_tasks",
+    "load_labelled",
     "macro_f1",
     "make_data",
     "mean_metric",

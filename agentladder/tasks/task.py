@@ -75,6 +75,8 @@ class Summary:
     """Figures split by part (``field_accuracy`` by field); plotted as grouped bars."""
     confusions: dict[str, dict[str, int]] = field(default_factory=dict)
     """Binary-flag confusion counts (``tp``, ``fn``, ``fp``, ``tn``); plotted as 2x2 grids."""
+    matrices: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    """Confusion matrices of a label answer, ``{truth: {answer: count}}``; plotted as K x K grids."""
 
 
 def input_key(text: str) -> str:

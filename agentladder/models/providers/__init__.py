@@ -8,6 +8,8 @@
   any server that speaks ``/chat/completions`` (vLLM, llama.cpp server, Ollama, a
   cloud API); the key comes from ``OPENAI_API_KEY``, the default address from
   ``OPENAI_BASE_URL``;
+- a classifier folder (``classifier.json``, from ``agentladder train classifier``):
+  :class:`ClassifierProvider`, which answers with the label of the last user turn;
 - a provider is returned as it is. :class:`ScriptedProvider` gives recorded answers, for tests.
 
 :func:`chat_provider` is the agents runtime's form: local models come from the
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentladder.models.classifier import is_classifier_folder
 from agentladder.models.pool import ModelPool, default_pool
 from agentladder.models.providers.base import (
     ChatResponse,
@@ -29,6 +32,7 @@ from agentladder.models.providers.base import (
     TextFn,
     Usage,
 )
+from agentladder.models.providers.classifier import ClassifierProvider
 from agentladder.models.providers.local import LocalChat, LocalProvider
 from agentladder.models.providers.openai_compatible import (
     OpenAIProvider,
@@ -53,6 +57,8 @@ def make_provider(spec: str | Provider, *, batch_size: int = 8, dtype: str = "fl
     if spec.startswith("openai:"):
         model, url = parse_openai_spec(spec)
         return OpenAIProvider(model, base_url=url, name=name or spec)
+    if is_classifier_folder(spec):
+        return ClassifierProvider(spec, batch_size=batch_size, name=name)
     return LocalProvider(spec, batch_size=batch_size, dtype=dtype, pool=pool, name=name)
 
 
@@ -61,6 +67,8 @@ def chat_provider(spec: str | Provider | Any) -> Provider:
     and an endpoint named by its model (``gen_ai.request.model`` in traces)."""
     if isinstance(spec, str) and spec.startswith("openai:"):
         return make_provider(spec, name=parse_openai_spec(spec)[0])
+    if isinstance(spec, str) and is_classifier_folder(spec):
+        return ClassifierProvider(spec)
     if isinstance(spec, str):
         return LocalChat(spec)
     return make_provider(spec)
@@ -68,6 +76,7 @@ def chat_provider(spec: str | Provider | Any) -> Provider:
 
 __all__ = [
     "ChatResponse",
+    "ClassifierProvider",
     "LocalChat",
     "LocalProvider",
     "ModelPool",

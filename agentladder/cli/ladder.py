@@ -101,6 +101,8 @@ def recommend_command(
     checks: Annotated[bool, typer.Option("--checks/--no-checks", help="You can verify an answer by code.")] = False,
     judge: Annotated[bool, typer.Option("--judge/--no-judge", help="You have an LLM judge with a rubric.")] = False,
     task: Annotated[str, typer.Option(help="Task name used in the suggested commands.")] = "medication-directions",
+    component: Annotated[str, typer.Option(
+        help="The component's type: classification, extraction, generation or retrieval.")] = "generation",
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """The next rung and the data it needs, from your data, accuracy and target (the phased approach)."""
@@ -111,7 +113,7 @@ def recommend_command(
     if accuracy is None or target is None:
         raise ConfigError("give --accuracy and --target (shares, measured on a validation split), or --climb DIR")
     rec = recommend(accuracy=accuracy, target=target, labeled=labeled, pairs=pairs, trajectories=trajectories,
-                    checks=checks, judge=judge, task=task)
+                    checks=checks, judge=judge, task=task, component=component)
     if as_json:
         stdout.print_json(json.dumps(rec.to_json()))
     else:

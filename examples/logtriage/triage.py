@@ -108,7 +108,8 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def parser() -> argparse.ArgumentParser:
+    """The script's options."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="smollm2-135m", help="model spec: alias, run folder or classifier folder")
     ap.add_argument("--events", type=int, default=500, help="events in the stream (test split)")
@@ -121,7 +122,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--no-alone", action="store_true", help="skip the model-alone run")
     ap.add_argument("--out", default="runs/logtriage-example", help="folder for report.json and report.md")
     ap.add_argument("--quiet", action="store_true")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the script (see the module docstring); returns the report."""
+    args = parser().parse_args(argv)
     progress = not args.quiet
 
     embed = minilm_embedder()

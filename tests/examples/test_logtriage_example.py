@@ -144,3 +144,25 @@ def test_the_script_reports_a_small_stream_with_the_tiny_model(tmp_path):
     assert json.loads((tmp_path / "report.json").read_text())["model"] == "tiny"
     assert "| model calls |" in (tmp_path / "report.md").read_text()
     assert len((tmp_path / "decisions.jsonl").read_text().splitlines()) == 24
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "log-triage-example.md"
+
+
+def test_the_docs_commands_parse_and_the_python_block_runs(monkeypatch, capsys):
+    import re
+    import shlex
+
+    import triage
+
+    text = DOC.read_text()
+    commands = re.findall(r"^python examples/logtriage/triage.py (.*?)(?:\s+#.*)?$", text, re.MULTILINE)
+    assert len(commands) >= 3
+    for args in commands:
+        parsed = triage.parser().parse_args(shlex.split(args))
+        assert parsed.events > 0 and parsed.out
+    blocks = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    assert blocks
+    monkeypatch.chdir(DOC.parents[1])
+    exec(compile(blocks[0], str(DOC), "exec"), {"__name__": "docs_logtriage"})
+    assert capsys.readouterr().out.split() == ["exact", "miss"]

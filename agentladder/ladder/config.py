@@ -308,6 +308,7 @@ class LadderConfig(_Strict):
                 raise _At(["rungs", i, "name"], f"rung name {rung.name!r} is used twice")
             if rung.start not in ("champion", "base") and rung.start not in seen:
                 raise _At(["rungs", i, "start"], f"{rung.start!r} is not champion, base or an earlier rung")
+            _check_generative_start(self.rungs[:i], rung, i)
             _check_train(rung, i)
             if rung.kind == "classifier":
                 _check_classification(self.task, rung, i)
@@ -376,6 +377,18 @@ def _check_train(rung: Rung, index: int) -> None:
     except ValidationError as err:
         loc, message = first_error(err)
         raise _At(["rungs", index, "train", *loc], message) from None
+
+
+def _check_generative_start(before: list[Rung], rung: Rung, index: int) -> None:
+    """A generative rung cannot train from a classifier: it may not start from one, nor from the champion once
+    a classifier rung could be it."""
+    if rung.kind not in ("sft", "dpo", "kto", "rl"):
+        return
+    classifiers = [r.name for r in before if r.kind == "classifier"]
+    if rung.start in classifiers or (rung.start == "champion" and classifiers):
+        raise _At(["rungs", index, "start"], f"a {rung.kind} rung cannot train from the classifier rung "
+                  f"{classifiers[0]!r} (a head on features, no text to generate): give start: base or the name of "
+                  "an earlier generative rung")
 
 
 def _check_classification(task_name: str, rung: Rung, index: int) -> None:

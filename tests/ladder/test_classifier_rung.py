@@ -80,6 +80,17 @@ def test_a_classifier_rung_needs_data(tmp_path):
         load_ladder(_write(tmp_path, text))
 
 
+def test_a_generative_rung_after_a_classifier_rung_must_start_elsewhere(tmp_path):
+    after = GOOD + "  - name: sft\n    kind: sft\n    data: {source: generate, rows: 8}\n"
+    with pytest.raises(ValueError, match=r"ladder.yaml:11: rungs\[2\].start: a sft rung cannot train from the "
+                                         r"classifier rung 'cls'"):
+        load_ladder(_write(tmp_path, after))
+    with pytest.raises(ValueError, match=r"rungs\[2\].start: a sft rung cannot train from"):
+        load_ladder(_write(tmp_path, after + "    start: cls\n"))
+    rungs = load_ladder(_write(tmp_path, after + "    start: base\n")).rungs
+    assert [r.start for r in rungs] == ["champion", "champion", "base"]
+
+
 def test_a_generative_rung_may_not_start_from_a_classifier(tmp_path):
     folder = tmp_path / "cls"
     folder.mkdir()

@@ -75,6 +75,8 @@ class Decision:
     """``exact``, ``overlap``, ``semantic`` (a cache hit) or ``model``."""
     seconds: float
     similarity: float | None = None
+    matched: str | None = None
+    """A hit: the cached event that answered."""
 
 
 class TriagePipeline:
@@ -105,7 +107,8 @@ class TriagePipeline:
         if self.cache is not None:
             hit = self.cache.lookup(text, vector)
             if hit.tier != "miss":
-                return Decision(hit.label, hit.tier, time.perf_counter() - start, hit.similarity)
+                return Decision(hit.label, hit.tier, time.perf_counter() - start, hit.similarity,
+                                self.cache.texts[hit.matched])  # type: ignore[index]
         shots = self.fixed_shots
         if self.store is not None and self.backend.generative:
             shots = self.store.nearest(vector(), self.k)

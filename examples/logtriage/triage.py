@@ -11,8 +11,9 @@
 3. **Triage the stream**, ``--events`` events of the test split in a seeded order (the generator's noisy
    duplicates among them), one at a time as they would arrive: once through the pipeline (cache, dynamic
    few-shot, model) and once through the model alone (every event a call, the task's fixed examples).
-4. **Reports**, for each: model calls made and saved, the hit rate of each tier and how often its hits were
-   right, accuracy, macro-F1 and P1 recall (95 % bootstrap intervals), and seconds per event.
+4. **Reports**, for each: model calls made and saved, the hit rate of each tier, how often its hits were
+   right and how often the event that answered had the same true label (the cache's own precision, apart
+   from the model's errors it repeats), accuracy, macro-F1 and P1 recall (95 % bootstrap intervals), and seconds per event.
 
 The test split is only reported on. Seconds per event are wall time on the machine the script runs on:
 take them from an otherwise idle machine.
@@ -67,11 +68,14 @@ def summary(events: list[Sample], decisions: list[Decision], calls: int) -> dict
     n = len(events)
     scores = [task.score(e, Parsed(d.label, d.label is not None)) for e, d in zip(events, decisions, strict=True)]
     metrics = task.summarise(events, scores).metrics
+    truth = {e.input: e.target for e in events}
     tiers = {}
     for tier in TIERS:
         hits = [(e, d) for e, d in zip(events, decisions, strict=True) if d.tier == tier]
+        kept = [truth.get(d.matched or "") == e.target for e, d in hits]
         tiers[tier] = {"hits": len(hits), "rate": len(hits) / n,
-                       "right": (sum(d.label == e.target for e, d in hits) / len(hits)) if hits else None}
+                       "right": (sum(d.label == e.target for e, d in hits) / len(hits)) if hits else None,
+                       "label_kept": sum(kept) / len(kept) if kept else None}
     seconds = [d.seconds for d in decisions]
     return {"events": n, "model_calls": calls, "calls_saved": n - calls, "saved_share": (n - calls) / n,
             "tiers": tiers, "metrics": {k: m.to_json() for k, m in metrics.items()},
@@ -99,8 +103,10 @@ def table(report: dict[str, Any]) -> str:
     row("model calls", lambda r: str(r["model_calls"]))
     row("calls saved", lambda r: f"{r['calls_saved']} ({r['saved_share']:.1%})")
     for tier in TIERS:
-        row(f"{tier} tier hits (right)", lambda r, t=tier: "-" if not r["tiers"][t]["hits"] else
-            f"{r['tiers'][t]['hits']} = {r['tiers'][t]['rate']:.1%} ({r['tiers'][t]['right']:.0%})")
+        row(f"{tier} tier hits (right; same true label as the event matched)",
+            lambda r, t=tier: "-" if not r["tiers"][t]["hits"] else
+            f"{r['tiers'][t]['hits']} = {r['tiers'][t]['rate']:.1%} ({r['tiers'][t]['right']:.0%}; "
+            f"{r['tiers'][t]['label_kept']:.0%})")
     for metric in ("accuracy", "macro_f1", "p1_recall"):
         row(metric, lambda r, m=metric: _metric(r["metrics"].get(m, {})))
     row("seconds / event (median, mean)", lambda r: f"{r['seconds_per_event']['median']:.3f}, "

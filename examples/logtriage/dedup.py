@@ -5,7 +5,8 @@ than the next:
 
 1. **exact**: a hash of the normalised event (lower-cased, whitespace collapsed, and the fields that change
    from one copy of an event to the next masked: timestamps, dates, IP addresses, UUIDs, process ids, and
-   tokens that mix letters and digits, such as host names and request ids);
+   tokens that mix letters and digits, such as host names and request ids; a number with a short unit,
+   ``71d`` or ``886ms``, is a measurement and stays, split from its unit);
 2. **overlap**: the Jaccard similarity of the event's token set with a cached event's, above a threshold;
    the tokens are masked either as for the exact tier (``volatile``) or with every number masked too
    (``numbers``);
@@ -46,6 +47,7 @@ VOLATILE = [
     (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), " <ip> "),
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), " <uuid> "),
     (re.compile(r"\[\d+\]"), "[<pid>]"),
+    (re.compile(r"(?<![a-z0-9.])(\d+(?:\.\d+)?)([a-z]{1,3})(?![a-z0-9])", re.I), r"\1 \2"),  # 71d, 886ms: a measurement
     (re.compile(r"(?<![a-z0-9])[a-z0-9]+(?:-[a-z0-9]+)*(?![a-z0-9])", re.I),
      lambda m: " <id> " if re.search(r"[a-z]", m.group(0), re.I) and re.search(r"\d", m.group(0)) else m.group(0)),
 ]

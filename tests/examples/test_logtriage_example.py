@@ -41,6 +41,9 @@ def embed():
 def test_normalising_masks_what_changes_between_copies_of_an_event():
     assert normalise(DISK) == normalise(DISK_AGAIN) == "<ts> error [billing] (prod) disk /var 97% full on <id> req= <id>"
     assert normalise("Mar 14 09:12:03 10.0.0.7 api[4411]: x") == "<date> <time> <ip> api[<pid>]: x"
+    # A number with a unit is a measurement, not an id: a certificate 71 days out is not one 3 days out.
+    assert normalise("cert expires in 71d, p99 886ms") == "cert expires in 71 d, <id> 886 ms"
+    assert normalise("cert expires in 71d") != normalise("cert expires in 3d")
     assert "<num>" in tokens(QUEUE, "numbers") and "5000" in tokens(QUEUE, "volatile")
     assert jaccard(tokens(QUEUE), tokens(QUEUE_OTHER_NUMBERS)) == 1.0  # numbers masked
     assert jaccard(tokens(QUEUE, "volatile"), tokens(QUEUE_OTHER_NUMBERS, "volatile")) < 1.0

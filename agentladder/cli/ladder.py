@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,7 +15,7 @@ from agentladder.errors import ConfigError
 from agentladder.ladder.climb import ClimbResult, climb, decided_accuracy
 from agentladder.ladder.quickstart import quickstart
 from agentladder.ladder.recommend import recommend
-from agentladder.ladder.resources import demo_ladder
+from agentladder.ladder.resources import demo_ladder, shipped_ladders
 
 SET_HELP = "Override a ladder field: key=value, dotted (rungs.sft.train.max_steps=10). Repeatable."
 
@@ -55,12 +56,16 @@ def _print_climb(result: ClimbResult, started: float) -> None:
 
 @friendly_errors
 def climb_command(
-    ladder: Annotated[str, typer.Argument(help="Ladder YAML file.")],
+    ladder: Annotated[str, typer.Argument(
+        help="Ladder YAML file, or the name of a shipped ladder (log-triage, medication, smoke).")],
     set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
     registry: Annotated[str | None, typer.Option(help=REGISTRY_HELP)] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bars (one line per rung still shows).")] = False,
 ) -> None:
-    """Climb a ladder: baseline -> sft -> dpo -> rl, each rung scored and gated; rerun to resume."""
+    """Climb a ladder: baseline -> sft -> dpo -> rl (or a classifier), each rung scored and gated; rerun to resume."""
+    if not Path(ladder).exists() and ladder in shipped_ladders():
+        ladder = str(shipped_ladders()[ladder])
+        stderr.print(f"climbing {ladder}")
     _run_climb(ladder, set_, registry, quiet)
 
 
@@ -96,6 +101,8 @@ def recommend_command(
     checks: Annotated[bool, typer.Option("--checks/--no-checks", help="You can verify an answer by code.")] = False,
     judge: Annotated[bool, typer.Option("--judge/--no-judge", help="You have an LLM judge with a rubric.")] = False,
     task: Annotated[str, typer.Option(help="Task name used in the suggested commands.")] = "medication-directions",
+    component: Annotated[str, typer.Option(
+        help="The component's type: classification, extraction, generation or retrieval.")] = "generation",
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """The next rung and the data it needs, from your data, accuracy and target (the phased approach)."""
@@ -106,7 +113,7 @@ def recommend_command(
     if accuracy is None or target is None:
         raise ConfigError("give --accuracy and --target (shares, measured on a validation split), or --climb DIR")
     rec = recommend(accuracy=accuracy, target=target, labeled=labeled, pairs=pairs, trajectories=trajectories,
-                    checks=checks, judge=judge, task=task)
+                    checks=checks, judge=judge, task=task, component=component)
     if as_json:
         stdout.print_json(json.dumps(rec.to_json()))
     else:

@@ -6,17 +6,27 @@
 """
 
 from agentladder.ladder.climb import ClimbResult, RungResult, climb, read_climb
-from agentladder.ladder.config import Gate, Guard, LadderConfig, Rung, load_ladder, parse_ladder
+from agentladder.ladder.config import (
+    ClassifierSettings,
+    Gate,
+    Guard,
+    LadderConfig,
+    Rung,
+    load_ladder,
+    parse_ladder,
+)
 from agentladder.ladder.gates import Verdict, judge
-from agentladder.ladder.recommend import PHASES, Recommendation, recommend
+from agentladder.ladder.recommend import COMPONENTS, PHASES, Recommendation, recommend
 from agentladder.ladder.registry import ModelVersion, Registry, default_registry
 from agentladder.ladder.report import write_report
 from agentladder.ladder.resources import demo_ladder, shipped_ladders
 from agentladder.ladder.rungs import RUNNERS, RungContext, Trained
 
 __all__ = [
+    "COMPONENTS",
     "PHASES",
     "RUNNERS",
+    "ClassifierSettings",
     "ClimbResult",
     "Gate",
     "Guard",

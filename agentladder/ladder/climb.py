@@ -39,6 +39,7 @@ from agentladder.ladder.report import ladder_table, write_report
 from agentladder.ladder.rungs import RUNNERS, RungContext, Runner, Trained
 from agentladder.ladder.scoring import paired, score
 from agentladder.ladder.splits import Split, prepare_splits, split_inputs
+from agentladder.models.classifier import is_classifier_folder
 from agentladder.tasks import get_task
 
 STATE_FILE = "ladder_state.json"
@@ -161,8 +162,9 @@ def climb(ladder: LadderConfig | str | Path, *, overrides: list[str] | dict[str,
         champion: RungResult | None = None
         for index, rung in enumerate(config.rungs):
             start_model, parent = _start(config, rung.start, results, champion)
+            _check_start(rung.name, rung.kind, start_model)
             ctx = RungContext(config, rung, index, out / rung_folder(index, rung.name), start_model, progress,
-                              exclude=frozenset(used))
+                              exclude=frozenset(used), validation=splits[0].path)
             saved = state["rungs"].get(rung.name)
             if saved is not None:
                 result = _replay(run, index, RungResult(**saved), start_model, champion)
@@ -332,6 +334,13 @@ def _start(config: LadderConfig, start: str, results: list[RungResult],
     chosen = champion if start == "champion" else next(r for r in results if r.name == start)
     assert chosen is not None
     return chosen.model, chosen.version  # a baseline's model is the spec it evaluated
+
+
+def _check_start(name: str, kind: str, start_model: str) -> None:
+    """A generative rung cannot train from a classifier (a head on features, no language model head)."""
+    if kind in ("sft", "dpo", "kto", "rl") and is_classifier_folder(start_model):
+        raise ConfigError(f"rung {name!r} ({kind}) would start from the classifier in {start_model}, which does "
+                          "not generate text: give it start: base or the name of an earlier generative rung")
 
 
 def _shots(config: LadderConfig, shots: int | None) -> int:

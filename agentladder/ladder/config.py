@@ -43,11 +43,13 @@ from agentladder.data.io import yaml_line
 from agentladder.errors import ConfigError, DataError, MissingFileError, data_error, first_error
 from agentladder.models.loading import DEFAULT_MODEL
 from agentladder.tasks import get_task
+from agentladder.tasks.classification import ClassificationTask
+from agentladder.train.classifier import C_VALUES
 from agentladder.train.preference import RENAMED, PreferenceConfig
 from agentladder.train.rl_config import RLConfig
 from agentladder.train.sft import SFTConfig
 
-RungKind = Literal["baseline", "sft", "dpo", "kto", "rl"]
+RungKind = Literal["baseline", "sft", "dpo", "kto", "rl", "classifier"]
 
 
 class _Strict(BaseModel):
@@ -146,9 +148,40 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "dpo": ("pairs", "file"),
     "kto": ("pairs", "file"),
     "rl": ("generate", "file"),
+    "classifier": ("generate", "file"),
 }
 _FILLED = {"model", "data", "out_dir", "task", "loss"}
 """Trainer fields the ladder sets itself (``loss`` comes from the rung's kind, or ``train.loss`` for dpo)."""
+
+
+class ClassifierSettings(_Strict):
+    """The ``train`` fields of a ``classifier`` rung: :func:`~agentladder.train.classifier.train_classifier`'s options.
+
+    Every ``layers`` x ``c_values`` configuration is fitted on the rung's training rows and scored on
+    ``validation`` (the ladder's own validation split by default); the best by macro-F1 is saved.
+    """
+
+    features: str | None = None
+    """The frozen feature model: a causal LM (alias, folder, LoRA run folder, hub id) or ``sentence:minilm`` /
+    ``sentence:PATH`` [default: the rung's starting model; a classifier's own feature model when it starts
+    from a classifier]."""
+    layers: list[int] | None = Field(None, min_length=1)
+    """Hidden-states indices to choose from [default: 1/4, 1/2, 3/4 and all of the depth]."""
+    pooling: Literal["mean", "last"] = "mean"
+    c_values: list[Annotated[float, Field(gt=0)]] = Field(default_factory=lambda: list(C_VALUES), min_length=1)
+    """Regularisation strengths tried (inverse: smaller is stronger)."""
+    validation: Literal["ladder", "holdout"] = "ladder"
+    """What chooses the layer and C: ``ladder``, the climb's validation split (the one the gate decides on);
+    ``holdout``, a stratified ``validation_share`` of the rung's training rows, which leaves the ladder's
+    validation split to the gate alone."""
+    validation_share: float = Field(0.2, gt=0, lt=1)
+    calibrate: bool = True
+    max_length: int = Field(256, ge=1)
+    batch_size: int = Field(16, ge=1)
+    cache_dir: str | None = None
+    """Feature cache folder [default: ``$AGENTLADDER_HOME/features``]."""
+    seed: int | None = None
+    """[default: the ladder's seed]"""
 
 
 # -- the gate -------------------------------------------------------------------------------------
@@ -275,7 +308,10 @@ class LadderConfig(_Strict):
                 raise _At(["rungs", i, "name"], f"rung name {rung.name!r} is used twice")
             if rung.start not in ("champion", "base") and rung.start not in seen:
                 raise _At(["rungs", i, "start"], f"{rung.start!r} is not champion, base or an earlier rung")
+            _check_generative_start(self.rungs[:i], rung, i)
             _check_train(rung, i)
+            if rung.kind == "classifier":
+                _check_classification(self.task, rung, i)
             if rung.instructions is not None:
                 _check_instructions(self.task, rung.instructions, i)
             seen.append(rung.name)
@@ -301,6 +337,9 @@ class _At(ValueError):
 
 
 def trainer_class(kind: str):
+    """The settings model of a rung kind's ``train`` fields."""
+    if kind == "classifier":
+        return ClassifierSettings
     if kind == "sft":
 
         return SFTConfig
@@ -315,11 +354,18 @@ def _check_train(rung: Rung, index: int) -> None:
     """Build the rung's trainer config with placeholders so a bad ``train`` field is caught now, with its place."""
     if rung.kind == "baseline":
         return
-    filled = sorted(set(rung.train) & (_FILLED - ({"loss"} if rung.kind == "dpo" else set())))
+    filled = sorted(set(rung.train) & (_FILLED - ({"loss"} if rung.kind in ("dpo", "classifier") else set())))
     if filled:
         raise _At(["rungs", index, "train", filled[0]], "the ladder sets this itself; leave it out")
     if rung.kind == "dpo" and rung.train.get("loss") == "kto":
         raise _At(["rungs", index, "train", "loss"], "KTO is its own rung kind: kind: kto")
+    if rung.kind == "classifier":
+        try:
+            ClassifierSettings(**rung.train)
+        except ValidationError as err:
+            loc, message = first_error(err)
+            raise _At(["rungs", index, "train", *loc], message) from None
+        return
     if "rpo_alpha" in rung.train:
         raise _At(["rungs", index, "train", "rpo_alpha"], RENAMED)
     placeholders: dict[str, Any] = {"out_dir": "-", "model": "-"}
@@ -331,6 +377,32 @@ def _check_train(rung: Rung, index: int) -> None:
     except ValidationError as err:
         loc, message = first_error(err)
         raise _At(["rungs", index, "train", *loc], message) from None
+
+
+def _check_generative_start(before: list[Rung], rung: Rung, index: int) -> None:
+    """A generative rung cannot train from a classifier: it may not start from one, nor from the champion once
+    a classifier rung could be it."""
+    if rung.kind not in ("sft", "dpo", "kto", "rl"):
+        return
+    classifiers = [r.name for r in before if r.kind == "classifier"]
+    if rung.start in classifiers or (rung.start == "champion" and classifiers):
+        raise _At(["rungs", index, "start"], f"a {rung.kind} rung cannot train from the classifier rung "
+                  f"{classifiers[0]!r} (a head on features, no text to generate): give start: base or the name of "
+                  "an earlier generative rung")
+
+
+def _check_classification(task_name: str, rung: Rung, index: int) -> None:
+    """A classifier rung needs a classification task (a label set), and reads the text alone."""
+    if rung.instructions is not None:
+        raise _At(["rungs", index, "instructions"], "a classifier reads the event's text alone: instructions "
+                  "apply to generative rungs only")
+    try:
+        task = get_task(task_name)
+    except ValueError:
+        return  # reported when the climb starts
+    if not isinstance(task, ClassificationTask):
+        raise _At(["rungs", index, "kind"], f"a classifier rung needs a classification task (one with a label "
+                  f"set, such as log-triage); {task.name!r} is not one")
 
 
 def _check_instructions(task_name: str, instructions: str, index: int) -> None:
@@ -434,5 +506,5 @@ def _resolve_files(data: dict[str, Any], base: Path) -> None:
             ev[key] = str(base / ev[key])
 
 
-__all__ = ["DistillData", "EvalSettings", "FileData", "Gate", "GenerateData", "Guard", "LadderConfig",
+__all__ = ["ClassifierSettings", "DistillData", "EvalSettings", "FileData", "Gate", "GenerateData", "Guard", "LadderConfig",
            "PairsData", "Rung", "load_ladder", "parse_ladder"]

@@ -16,6 +16,13 @@ from); pairs for preference optimisation (or labelled examples, checks or a judg
 the tuned model's own graded answers); a reward (checks or a judge) and enough prompts for RL. The
 plan lists the phases from the next one to the first whose usual range reaches the target.
 These bands are rules of thumb from practice, not guarantees: measure every rung (``agentladder climb``).
+
+The component's type changes the first step. A ``classification`` component (its answer is one label
+of a fixed set) starts with the classifier rung: a head on a frozen model's features, trained in
+minutes on a CPU, always a valid label, with calibrated probabilities; the phased plan (SFT to answer
+the label) follows only if the frozen features fall short. A ``retrieval`` component is improved by
+fine-tuning its embedding model on (query, relevant passage) pairs, not by tuning a generator.
+``generation`` and ``extraction`` components follow the phased plan above.
 """
 
 from __future__ import annotations
@@ -48,12 +55,18 @@ PHASES: tuple[Phase, ...] = (
 )
 CEILINGS = {"prompt": 0.75, "sft": 0.85, "preference": 0.92}
 """Accuracy at which a phase counts as exhausted and the next one is recommended."""
+COMPONENTS = ("classification", "extraction", "generation", "retrieval")
+"""The component types :func:`recommend` knows."""
+CLASSIFIER_MIN = 200
+"""Labelled examples a head on frozen features usually wants (every class among them)."""
+RETRIEVAL_MIN = 1000
+"""(query, relevant passage) pairs an embedding fine-tune usually wants."""
 
 
 @dataclass
 class Recommendation:
     rung: str
-    """``none`` (target met), ``prompt``, ``sft``, ``preference`` or ``rl``."""
+    """``none`` (target met), ``prompt``, ``sft``, ``preference``, ``rl``, ``classifier`` or ``embedding``."""
     title: str
     ready: bool
     """The team has (or can make from what it has) the data this rung needs."""
@@ -63,12 +76,15 @@ class Recommendation:
     reasons: list[str] = field(default_factory=list)
     plan: list[str] = field(default_factory=list)
     """The phases from this one up to the first whose usual range reaches the target."""
+    component: str = "generation"
+    """The component's type: ``classification``, ``extraction``, ``generation`` or ``retrieval``."""
 
     def to_json(self) -> dict:
         return asdict(self)
 
     def text(self) -> str:
-        lines = [f"next rung: {self.title}" + ("" if self.ready else " (collect data first)")]
+        lines = [f"component: {self.component}",
+                 f"next rung: {self.title}" + ("" if self.ready else " (collect data first)")]
         if self.expected:
             lines.append(f"usually reaches: {self.expected[0]:.0%}-{self.expected[1]:.0%}")
         lines.append(f"data: {self.data_needed}")
@@ -99,13 +115,18 @@ def _plan(start: Phase, target: float) -> list[str]:
 
 
 def recommend(*, accuracy: float, target: float, labeled: int = 0, pairs: int = 0, trajectories: int = 0,
-              checks: bool = False, judge: bool = False, task: str = "TASK") -> Recommendation:
+              checks: bool = False, judge: bool = False, task: str = "TASK",
+              component: str = "generation") -> Recommendation:
     """The next rung for a team with this data, accuracy and target; see the module docstring.
 
     ``labeled``: examples with the right answer; ``pairs``: preference pairs; ``trajectories``: prompts
     or reasoning trajectories for RL beyond the labelled ones; ``checks``: verifiable checks of an
-    answer (a parser and grader); ``judge``: an LLM judge with a rubric.
+    answer (a parser and grader); ``judge``: an LLM judge with a rubric. ``component``: the component's
+    type (:data:`COMPONENTS`); for ``retrieval``, ``accuracy`` is its recall@k on validation and ``labeled``
+    counts (query, relevant passage) pairs.
     """
+    if component not in COMPONENTS:
+        raise ConfigError(f"component {component!r}: choose one of {', '.join(COMPONENTS)}")
     for name, v in (("accuracy", accuracy), ("target", target)):
         if not 0.0 <= v <= 1.0:
             raise ConfigError(f"{name} is a share between 0 and 1 (0.78 for 78 %), got {v}")
@@ -117,7 +138,11 @@ def recommend(*, accuracy: float, target: float, labeled: int = 0, pairs: int = 
             rung="none", title="none: the target is met", ready=True, data_needed="none", expected=None,
             command=None, reasons=[f"accuracy {accuracy:.0%} already reaches the target {target:.0%}",
                                    "keep measuring on fresh data; feed the runtime's traces and reviews back "
-                                   "as pairs when accuracy drifts"])
+                                   "as pairs when accuracy drifts"], component=component)
+    if component == "classification":
+        return _classifier(accuracy, target, labeled, task)
+    if component == "retrieval":
+        return _embedding(accuracy, target, labeled)
     phase = phase_for(accuracy)
     reward = checks or judge
     reasons = [f"accuracy {accuracy:.0%} is " + (
@@ -140,8 +165,61 @@ def recommend(*, accuracy: float, target: float, labeled: int = 0, pairs: int = 
         ready, data, command = _preference(labeled, pairs, reward, checks, judge, reasons, task)
     else:
         ready, data, command = _rl(labeled, trajectories, reward, checks, reasons, task)
+    reasons.insert(0, f"a {component} component writes its answer: the phased plan (prompt, SFT, preference, RL)")
     return Recommendation(rung=phase.name, title=phase.title, ready=ready, data_needed=data,
-                          expected=(phase.low, phase.high), command=command, reasons=reasons, plan=plan)
+                          expected=(phase.low, phase.high), command=command, reasons=reasons, plan=plan,
+                          component=component)
+
+
+def _classifier(accuracy: float, target: float, labeled: int, task: str) -> Recommendation:
+    """A classification component: a head on frozen features first, fine-tuning only if that falls short."""
+    reasons = [
+        "a classification component answers with one label of a fixed set: a head on a frozen model's features "
+        "trains in minutes on a CPU, always answers a valid label and gives calibrated probabilities, so it comes "
+        "before any generative fine-tuning",
+        f"accuracy {accuracy:.0%} is below the target {target:.0%}; there is no usual range for frozen features: "
+        "how much of the label they carry depends on the model and the task, so measure the classifier on "
+        "validation (the climb's classifier rung chooses its layer and C there)",
+        "in a ladder it is a rung of kind: classifier after the prompted baseline (agentladder climb log-triage "
+        "is one)",
+        "if it falls short of the target, fine-tune next: SFT of the model to answer the label on the same rows"]
+    command = (f"agentladder train classifier --features smollm2-135m --data labelled.jsonl "
+               f"--validation validation.jsonl --task {task} --out runs/cls")
+    if labeled >= CLASSIFIER_MIN:
+        reasons.append(f"{labeled:,} labelled examples are enough to fit a head ({CLASSIFIER_MIN}+, every class "
+                       "among them; more help the rare classes)")
+        ready, data = True, f"{labeled:,} labelled examples (have)"
+    else:
+        missing = CLASSIFIER_MIN - labeled
+        reasons.append(f"a head wants {CLASSIFIER_MIN}+ labelled examples with every class among them; {labeled:,} "
+                       f"is {missing:,} short: prompt the model with a few examples meanwhile")
+        ready, data = False, f"{missing:,} more labelled examples"
+    return Recommendation(rung="classifier", title="classifier on frozen features (the classifier rung)",
+                          ready=ready, data_needed=data, expected=None, command=command, reasons=reasons,
+                          plan=["classifier", "sft"], component="classification")
+
+
+def _embedding(accuracy: float, target: float, labeled: int) -> Recommendation:
+    """A retrieval component: fine-tune the embedding model (agentladder has no command for it yet)."""
+    reasons = [
+        "a retrieval component ranks passages by embedding similarity: what it retrieves is set by the embedding "
+        "model, so the rung to climb is embedding fine-tuning (the retrieval rung), not a generator's",
+        f"recall {accuracy:.0%} is below the target {target:.0%}: fine-tune the embedding model contrastively on "
+        "(query, relevant passage) pairs, the other passages of a batch as negatives (sentence-transformers' "
+        "MultipleNegativesRankingLoss), and measure recall@k on validation",
+        "agentladder has no embedding fine-tuning command or rung yet: train it with sentence-transformers "
+        "directly, then point the component at the new model folder"]
+    if labeled >= RETRIEVAL_MIN:
+        reasons.append(f"{labeled:,} (query, passage) pairs are enough to start ({RETRIEVAL_MIN:,}+)")
+        ready, data = True, f"{labeled:,} (query, relevant passage) pairs (have)"
+    else:
+        missing = RETRIEVAL_MIN - labeled
+        reasons.append(f"{labeled:,} (query, passage) pairs is {missing:,} short of {RETRIEVAL_MIN:,}: log the "
+                       "queries users ask and the passages that answered them")
+        ready, data = False, f"{missing:,} more (query, relevant passage) pairs"
+    return Recommendation(rung="embedding", title="embedding fine-tuning (the retrieval rung)", ready=ready,
+                          data_needed=data, expected=None, command=None, reasons=reasons, plan=["embedding"],
+                          component="retrieval")
 
 
 def _sft(labeled: int, reward: bool, reasons: list[str], task: str) -> tuple[bool, str, str | None]:
@@ -199,4 +277,4 @@ def _rl(labeled: int, trajectories: int, reward: bool, checks: bool, reasons: li
     return False, f"{10000 - prompts:,} more prompts", command
 
 
-__all__ = ["PHASES", "Phase", "Recommendation", "phase_for", "recommend"]
+__all__ = ["COMPONENTS", "PHASES", "Phase", "Recommendation", "phase_for", "recommend"]

@@ -71,9 +71,10 @@ class ModelVersion:
     ladder: str
     rung: str
     kind: str
-    """``baseline``, ``sft``, ``dpo``, ``kto``, ``rl``."""
+    """``baseline``, ``sft``, ``dpo``, ``kto``, ``rl``, ``classifier``."""
     path: str
-    """Weights folder (``full``), adapter folder (``adapter``) or the base model spec (``base``)."""
+    """Weights folder (``full``), adapter folder (``adapter``), classifier folder (``classifier``: a frozen model's
+    features and a head) or the base model spec (``base``)."""
     artifact: str
     parent: str | None = None
     base_model: str | None = None
@@ -219,7 +220,9 @@ class Registry:
         tmp = out.with_name(f".{out.name}.tmp")
         if tmp.exists():
             shutil.rmtree(tmp)
-        if not merged:
+        if version.artifact == "classifier":  # a classifier folder is its own export: manifest and head
+            shutil.copytree(version.path, tmp)
+        elif not merged:
             if version.artifact != "adapter":
                 raise ConfigError(f"{version.id} holds {version.artifact} weights, not a LoRA adapter: export merged")
             tmp.mkdir(parents=True)

@@ -21,7 +21,7 @@ from agentladder.train.plots import save_figure
 if TYPE_CHECKING:
     from agentladder.ladder.climb import ClimbResult, RungResult
 
-EXAMPLE_UNIT = {"baseline": "shots", "sft": "rows", "dpo": "pairs", "kto": "rows", "rl": "prompts"}
+EXAMPLE_UNIT = {"baseline": "shots", "sft": "rows", "dpo": "pairs", "kto": "rows", "rl": "prompts", "classifier": "rows"}
 REPORTED = "test"
 """The reporting split whose other metrics the table shows."""
 

@@ -38,14 +38,17 @@ from agentladder.data.io import (
     write_jsonl,
 )
 from agentladder.data.schema import Conversation
+from agentladder.errors import ConfigError
 from agentladder.evals.sampling import pairs_from_task, pass_rates
 from agentladder.ladder.config import LadderConfig, Rung, trainer_class
 from agentladder.ladder.fresh import file_inputs, rung_seed, without
+from agentladder.models.classifier import MANIFEST, FeatureClassifier, is_classifier_folder
 from agentladder.models.loading import RUN_META
 from agentladder.models.providers import make_provider
 from agentladder.tasks import get_task, write_data
 from agentladder.tasks.make import fresh_samples
 from agentladder.tasks.task import input_key
+from agentladder.train.classifier import train_classifier
 from agentladder.train.preference import preference
 from agentladder.train.rl import rl
 from agentladder.train.sft import sft
@@ -67,6 +70,9 @@ class RungContext:
     """Normalised inputs the rung may not train on: every held-out split's, and every earlier rung's."""
     notes: dict[str, Any] = field(default_factory=dict)
     """What the rung's data making found (rows dropped, the filter's yield, the prompts it drew)."""
+    validation: str | None = None
+    """The climb's validation split (a file of the task's rows): what a classifier rung chooses its
+    configuration on, as the gate decides every rung on it."""
 
     @property
     def task(self) -> str:
@@ -348,9 +354,65 @@ def run_rl(ctx: RungContext) -> Trained:
     return out
 
 
+def classifier_data(ctx: RungContext) -> str:
+    """The classifier rung's ``{"text", "label"}`` rows: fresh rows of the task's generated split, or a file
+    without the rows an earlier rung or a held-out split used."""
+    spec = ctx.rung.data
+    if spec.source == "file":  # type: ignore[union-attr]
+        return _file(ctx)
+    out = ctx.dir / "data.jsonl"
+    if not out.exists():
+        write_data(ctx.task, spec.split, spec.rows, out, seed=ctx.seed, exclude=ctx.exclude)  # type: ignore[union-attr]
+    return str(out)
+
+
+def feature_model(start_model: str) -> str:
+    """The feature model a classifier rung uses by default: its starting model, or, when that is a classifier
+    (a classifier rung after a classifier rung), the model that classifier reads features from."""
+    if is_classifier_folder(start_model):
+        return FeatureClassifier.load(start_model).spec.model
+    return start_model
+
+
+def run_classifier(ctx: RungContext) -> Trained:
+    """A scikit-learn head on a frozen model's features (:func:`~agentladder.train.classifier.train_classifier`):
+    every layer x C configuration fitted on the rung's rows and chosen on the climb's validation split (or a
+    held-out share of the rows, ``train.validation: holdout``); the test split is never read here. The chosen
+    classifier is saved to ``run/`` and scored by the same evaluation as every rung."""
+    settings = trainer_class("classifier")(**ctx.rung.train)
+    t0 = time.perf_counter()
+    data = classifier_data(ctx)
+    data_seconds = time.perf_counter() - t0
+    run, record = ctx.dir / "run", ctx.dir / "train.json"
+    features = settings.features or feature_model(ctx.start_model)
+    if not (is_classifier_folder(run) and record.exists()):
+        if settings.validation == "ladder" and ctx.validation is None:
+            raise ConfigError(f"rung {ctx.rung.name!r}: no validation split to choose the classifier on")
+        result = train_classifier(
+            data, str(run), features=features, layers=settings.layers, pooling=settings.pooling,
+            validation=ctx.validation if settings.validation == "ladder" else None,
+            validation_share=settings.validation_share, task=ctx.ladder.task, c_values=settings.c_values,
+            calibrate=settings.calibrate, max_length=settings.max_length, batch_size=settings.batch_size,
+            cache_dir=settings.cache_dir, seed=ctx.ladder.seed if settings.seed is None else settings.seed,
+            overwrite=True, progress=ctx.progress)
+        atomic_write_text(record, json.dumps({"seconds": result.seconds}) + "\n")
+    manifest = json.loads((run / MANIFEST).read_text())
+    training = manifest.get("training", {})
+    seconds = json.loads(record.read_text())["seconds"]
+    chosen = {"features": features, "layer": manifest["features"].get("layer"), "C": training.get("C"),
+              "pooling": settings.pooling}
+    notes = {**ctx.notes, "chosen": chosen, "configurations_tried": training.get("configurations_tried"),
+             "chosen_on": training.get("validation"), "data_rows": training.get("rows"),
+             "chooser_validation": {k: manifest.get("validation", {}).get(k) for k in ("accuracy", "macro_f1")},
+             "feature_seconds": seconds.get("features"), "head_seconds": seconds.get("heads")}
+    return Trained(model=str(run), artifact="classifier", data_path=data, examples=training.get("rows"),
+                   tokens=None, train_seconds=sum(seconds.values()), data_seconds=data_seconds,
+                   settings={**settings.model_dump(), **chosen}, notes=notes, inputs=_drawn(ctx, data))
+
+
 RUNNERS: dict[str, Runner] = {"baseline": run_baseline, "sft": run_sft, "dpo": run_preference,
-                              "kto": run_preference, "rl": run_rl}
+                              "kto": run_preference, "rl": run_rl, "classifier": run_classifier}
 """The runner of each rung kind; :func:`~agentladder.ladder.climb.climb` takes replacements."""
 
-__all__ = ["RUNNERS", "RungContext", "Runner", "Trained", "run_baseline", "run_preference", "run_rl", "run_sft",
+__all__ = ["RUNNERS", "RungContext", "Runner", "Trained", "feature_model", "run_baseline", "run_classifier", "run_preference", "run_rl", "run_sft",
            "run_stats"]

@@ -28,3 +28,29 @@ def test_the_yaml_example_is_a_valid_ladder():
     config = parse_ladder(yaml.safe_load(example.group(1)), source="docs/ladder.md")
     assert [r.kind for r in config.rungs] == ["baseline", "sft", "dpo", "rl"]
     assert config.rungs[1].task(config.task) == "medication-directions@brief"
+
+
+def test_the_classifier_rung_example_is_a_valid_ladder():
+    import yaml
+
+    from agentladder.ladder import parse_ladder
+
+    example = re.search(r"## The classifier rung\n.*?```yaml\n(.*?)```", DOC.read_text(), re.DOTALL)
+    assert example is not None
+    config = parse_ladder(yaml.safe_load(example.group(1)), source="docs/ladder.md")
+    assert [r.kind for r in config.rungs] == ["baseline", "classifier"]
+
+
+def test_the_recommend_outputs_shown_are_what_the_cli_prints():
+    from typer.testing import CliRunner
+
+    from agentladder.cli import app
+
+    text = DOC.read_text()
+    shown_blocks = re.findall(r"```\n\$ agentladder (recommend [^\n]*)\n(.*?)```", text, re.DOTALL)
+    assert len(shown_blocks) >= 2
+    for shown in shown_blocks:
+        args = shown[0].split()
+        res = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+        assert res.exit_code == 0, res.output
+        assert [line.strip() for line in res.output.splitlines()] == [line.strip() for line in shown[1].splitlines()]

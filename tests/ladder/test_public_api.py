@@ -5,7 +5,7 @@ import agentladder.ladder
 
 def test_public_names():
     assert sorted(agentladder.ladder.__all__) == [
-        "ClimbResult", "Gate", "Guard", "LadderConfig", "ModelVersion", "PHASES", "RUNNERS", "Recommendation",
+        "COMPONENTS", "ClassifierSettings", "ClimbResult", "Gate", "Guard", "LadderConfig", "ModelVersion", "PHASES", "RUNNERS", "Recommendation",
         "Registry", "Rung", "RungContext", "RungResult", "Trained", "Verdict", "climb", "default_registry",
         "demo_ladder", "judge", "load_ladder", "parse_ladder", "read_climb", "recommend", "shipped_ladders",
         "write_report",

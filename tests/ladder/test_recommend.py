@@ -68,3 +68,49 @@ def test_bad_input_is_a_clear_error():
         recommend(accuracy=78, target=0.95)
     with pytest.raises(ValueError, match="labeled cannot be negative"):
         recommend(accuracy=0.5, target=0.95, labeled=-1)
+
+
+def test_a_classification_component_starts_with_the_classifier_rung():
+    rec = recommend(accuracy=0.47, target=0.9, labeled=3000, task="log-triage", component="classification")
+    assert rec.rung == "classifier" and rec.ready and rec.plan == ["classifier", "sft"]
+    assert rec.command.startswith("agentladder train classifier") and "--task log-triage" in rec.command
+    assert rec.component == "classification" and rec.expected is None
+    text = rec.text()
+    assert text.startswith("component: classification\nnext rung: classifier on frozen features")
+    assert "frozen model's features" in text and "kind: classifier" in text
+    short = recommend(accuracy=0.47, target=0.9, labeled=150, component="classification")
+    assert not short.ready and short.data_needed == "50 more labelled examples"
+    assert recommend(accuracy=0.9, target=0.9, component="classification").rung == "none"
+
+
+def test_a_retrieval_component_is_told_embedding_fine_tuning_without_a_command_that_does_not_exist():
+    rec = recommend(accuracy=0.6, target=0.9, labeled=2000, component="retrieval")
+    assert rec.rung == "embedding" and rec.ready and rec.command is None and rec.plan == ["embedding"]
+    assert "the retrieval rung" in rec.title
+    assert any("no embedding fine-tuning command" in r for r in rec.reasons)
+    assert not recommend(accuracy=0.6, target=0.9, labeled=999, component="retrieval").ready
+
+
+@pytest.mark.parametrize("component", ["generation", "extraction"])
+def test_generation_and_extraction_follow_the_phased_plan(component):
+    rec = recommend(labeled=1200, pairs=0, accuracy=0.78, target=0.95, component=component)
+    assert rec.rung == "sft" and rec.plan == ["sft", "preference", "rl"] and rec.component == component
+    assert rec.reasons[0].startswith(f"a {component} component writes its answer")
+
+
+def test_an_unknown_component_is_a_clear_error():
+    with pytest.raises(ValueError, match="component 'ranking': choose one of classification, extraction"):
+        recommend(accuracy=0.5, target=0.9, component="ranking")
+
+
+def test_the_cli_takes_the_component():
+    from typer.testing import CliRunner
+
+    from agentladder.cli import app
+
+    res = CliRunner().invoke(app, ["recommend", "--component", "classification", "--labeled", "3000",
+                                   "--accuracy", "0.47", "--target", "0.9", "--task", "log-triage", "--json"])
+    assert res.exit_code == 0, res.output
+    assert '"rung": "classifier"' in res.output and '"component": "classification"' in res.output
+    bad = CliRunner().invoke(app, ["recommend", "--component", "ranking", "--accuracy", "0.5", "--target", "0.9"])
+    assert bad.exit_code == 1 and "choose one of classification" in bad.output

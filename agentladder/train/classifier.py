@@ -146,6 +146,22 @@ def declared_labels(task: str | None, labels: Sequence[str] | None) -> list[str]
     return list(labels) if labels else None
 
 
+def labelled_splits(data: str, validation: str | None, *, task: str | None, labels: Sequence[str] | None,
+                    validation_share: float, seed: int) -> tuple[list[Sample], list[Sample], list[str], str]:
+    """The training rows, the validation rows, the label set and where validation came from: ``validation``
+    when given, else a stratified, seeded ``validation_share`` of ``data`` (file:line:field errors for
+    labels outside the set, blank texts and empty classes)."""
+    declared = declared_labels(task, labels)
+    train_rows = load_labelled(data, declared)
+    label_set = declared or sorted({r.target for r in train_rows})
+    if len(label_set) < 2:
+        raise ConfigError(f"{data}: a classifier needs at least two labels, found {label_set}")
+    if validation:
+        return train_rows, load_labelled(validation, label_set), label_set, validation
+    train_rows, val_rows = split_validation(train_rows, validation_share, seed)
+    return train_rows, val_rows, label_set, f"{validation_share:.0%} of {data} held out (seed {seed})"
+
+
 def train_classifier(
     data: str,
     out_dir: str,
@@ -181,16 +197,8 @@ def train_classifier(
         raise ConfigError("give at least one C to try")
     if not heads or set(heads) - set(HEADS):
         raise ConfigError(f"heads {list(heads)}: choose among {', '.join(HEADS)}")
-    declared = declared_labels(task, labels)
-    train_rows = load_labelled(data, declared)
-    label_set = declared or sorted({r.target for r in train_rows})
-    if len(label_set) < 2:
-        raise ConfigError(f"{data}: a classifier needs at least two labels, found {label_set}")
-    if validation:
-        val_rows, val_source = load_labelled(validation, label_set), validation
-    else:
-        train_rows, val_rows = split_validation(train_rows, validation_share, seed)
-        val_source = f"{validation_share:.0%} of {data} held out (seed {seed})"
+    train_rows, val_rows, label_set, val_source = labelled_splits(
+        data, validation, task=task, labels=labels, validation_share=validation_share, seed=seed)
     extractor = FeatureExtractor(features, max_length=max_length, batch_size=batch_size)
     cache = FeatureCache(cache_dir)
     start = time.perf_counter()

@@ -37,14 +37,8 @@ from rich.progress import (
 from agentladder.errors import ConfigError, OutputExistsError
 from agentladder.models.classifier import is_classifier_folder
 from agentladder.models.seqclassifier import LoraClassifier, sequence_classifier
-from agentladder.tasks.classification import load_labelled
 from agentladder.tasks.task import Sample
-from agentladder.train.classifier import (
-    ClassifierResult,
-    declared_labels,
-    figures,
-    split_validation,
-)
+from agentladder.train.classifier import ClassifierResult, figures, labelled_splits
 
 LRS = (5e-4,)
 """Learning rates tried by default (one: each costs a whole training run)."""
@@ -78,16 +72,8 @@ def train_lora_classifier(
         raise ConfigError("give at least one learning rate, each above 0")
     if epochs < 1 or rank < 1 or (max_rows is not None and max_rows < 1):
         raise ConfigError("epochs, rank and max_rows must be at least 1")
-    declared = declared_labels(task, labels)
-    train_rows = load_labelled(data, declared)
-    labels_ = declared or sorted({r.target for r in train_rows})
-    if len(labels_) < 2:
-        raise ConfigError(f"{data}: a classifier needs at least two labels, found {labels_}")
-    if validation:
-        val_rows, val_source = load_labelled(validation, labels_), validation
-    else:
-        train_rows, val_rows = split_validation(train_rows, validation_share, seed)
-        val_source = f"{validation_share:.0%} of {data} held out (seed {seed})"
+    train_rows, val_rows, labels_, val_source = labelled_splits(
+        data, validation, task=task, labels=labels, validation_share=validation_share, seed=seed)
     if max_rows is not None and len(train_rows) > max_rows:
         train_rows = random.Random(f"lora-classifier:{seed}").sample(train_rows, max_rows)
 

@@ -6,8 +6,9 @@ the test split), for SmolLM2-135M:
 - **prompted**: the base model with the task's instruction and ``--shots`` examples (the reference);
 - **features**: ``train_classifier``, a head on the frozen model's features, choosing on validation among
   layers 4, 8, 12 and 15 each and side by side, with logistic heads at C 0.01 and 0.1 and an MLP head (15
-  configurations, the winner calibrated; layers past 15 lost on validation in docs/classifier.md's search,
-  and leaving them out stops the forward pass at block 15), with an empty feature cache, so the time
+  configurations, the winner calibrated; in the exploration on validation of docs/classifier.md, layer 23
+  alone and side by side with 8 and 15 scored below layer 15, and leaving it out stops the forward pass
+  at block 15), with an empty feature cache, so the time
   includes the forward passes: the figure the issue's target "trained in under 5 minutes on 2 CPU cores"
   is about;
 - **lora**: ``train_lora_classifier``, a LoRA sequence-classification fine-tune (1 epoch over at most

@@ -29,15 +29,15 @@ from agentladder.serve.gateway.db import redact
 from agentladder.serve.guard import GuardGateway, GuardHooks, load_guard
 
 
-def parse_adapters(specs: list[str]) -> dict[str, str]:
+def parse_adapters(specs: list[str], option: str = "--adapter", what: str = "a LoRA run folder") -> dict[str, str]:
     """``NAME=PATH`` options as ``{NAME: PATH}`` (a clear error for a malformed or repeated one)."""
     out: dict[str, str] = {}
     for spec in specs:
         name, sep, path = spec.partition("=")
         if not sep or not name.strip() or not path.strip():
-            raise ConfigError(f"--adapter {spec!r}: write NAME=PATH (a LoRA run folder)")
+            raise ConfigError(f"{option} {spec!r}: write NAME=PATH ({what})")
         if name in out:
-            raise ConfigError(f"--adapter {name!r} is given twice")
+            raise ConfigError(f"{option} {name!r} is given twice")
         out[name.strip()] = path.strip()
     return out
 
@@ -76,12 +76,16 @@ def serve_command(
         help="Put the gateway in front of this OpenAI-compatible server instead of loading a model.")] = None,
     vllm_port: Annotated[int, typer.Option(help="vLLM's own port, on the loopback (--engine vllm).")] = 8001,
     vllm_arg: Annotated[list[str] | None, typer.Option(help="An argument passed on to vLLM (repeat).")] = None,
+    classifier: Annotated[list[str] | None, typer.Option(
+        "--classifier", help="A classifier as NAME=PATH (a folder of `agentladder train classifier`), answering "
+                             "/classify and chat with a label; repeat for several.")] = None,
     guard: Annotated[str | None, typer.Option(
         help="A guard policy (guard.yaml) for every call: personal data masked, denied topics and prompt "
              "injection refused; audit rows in --traces-db (docs/guardrails.md).")] = None,
 ) -> None:
     """Serve a base model and its LoRA specialists over the OpenAI API (see docs/serve.md)."""
     adapters = parse_adapters(adapter or [])
+    classifiers = parse_adapters(classifier or [], "--classifier", "a classifier folder")
     if engine not in ("local", "vllm"):
         raise ConfigError(f"--engine {engine!r}: choose local or vllm")
     hooks: Gateway | None = None
@@ -94,6 +98,8 @@ def serve_command(
         hooks = GuardHooks(policy, audit=Store(traces_db or default_db()))
     if policy is not None:
         stderr.print(f"guard: policy {policy.name!r} on every call, audit rows in {traces_db or default_db()}")
+    if (engine == "vllm" or upstream) and classifiers:
+        raise ConfigError("--classifier serves from this process: it does not go with --engine vllm or --upstream")
     if engine == "vllm" or upstream:
         command = None if upstream else vllm_command(
             model, adapters, port=vllm_port, served_model_name=served_model_name, max_model_len=max_model_len,
@@ -104,8 +110,10 @@ def serve_command(
     stderr.print(f"loading {model}" + (f" with {', '.join(adapters)}" if adapters else ""))
     state = load_state(model, adapters=adapters, embeddings=embeddings, dtype=dtype,
                        served_model_name=served_model_name, max_model_len=max_model_len, max_batch=max_batch,
-                       max_prefill_tokens=max_prefill_tokens, default_max_tokens=default_max_tokens, hooks=hooks)
-    names = [state.served.name, *state.served.specialists] + ([state.embedder.name] if state.embedder else [])
+                       max_prefill_tokens=max_prefill_tokens, default_max_tokens=default_max_tokens, hooks=hooks,
+                       classifiers=classifiers)
+    names = ([state.served.name, *state.served.specialists] + ([state.embedder.name] if state.embedder else [])
+             + list(state.classifiers))
     stderr.print(f"[green]serving[/] {', '.join(names)} on http://{host}:{port}/v1")
     run(state, host=host, port=port, log_level=log_level, shutdown_timeout=shutdown_timeout)
 

@@ -157,8 +157,10 @@ _FILLED = {"model", "data", "out_dir", "task", "loss"}
 class ClassifierSettings(_Strict):
     """The ``train`` fields of a ``classifier`` rung: :func:`~agentladder.train.classifier.train_classifier`'s options.
 
-    Every ``layers`` x ``c_values`` configuration is fitted on the rung's training rows and scored on
-    ``validation`` (the ladder's own validation split by default); the best by macro-F1 is saved.
+    Every ``layers`` (and with ``concat`` all of them side by side) x ``heads`` (the logistic one at each of
+    ``c_values``) configuration is fitted on the rung's training rows and scored on ``validation`` (the
+    ladder's own validation split by default); the best by macro-F1 is saved, in the final form that
+    validation prefers.
     """
 
     features: str | None = None
@@ -170,6 +172,10 @@ class ClassifierSettings(_Strict):
     pooling: Literal["mean", "last"] = "mean"
     c_values: list[Annotated[float, Field(gt=0)]] = Field(default_factory=lambda: list(C_VALUES), min_length=1)
     """Regularisation strengths tried (inverse: smaller is stronger)."""
+    heads: list[Literal["logistic", "mlp"]] = Field(default_factory=lambda: ["logistic"], min_length=1)
+    """Heads tried on each feature candidate: balanced logistic regression (each C), the small MLP."""
+    concat: bool = False
+    """Also try the candidate layers side by side as one more feature candidate."""
     validation: Literal["ladder", "holdout"] = "ladder"
     """What chooses the layer and C: ``ladder``, the climb's validation split (the one the gate decides on);
     ``holdout``, a stratified ``validation_share`` of the rung's training rows, which leaves the ladder's

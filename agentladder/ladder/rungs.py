@@ -392,7 +392,7 @@ def run_classifier(ctx: RungContext) -> Trained:
             data, str(run), features=features, layers=settings.layers, pooling=settings.pooling,
             validation=ctx.validation if settings.validation == "ladder" else None,
             validation_share=settings.validation_share, task=ctx.ladder.task, c_values=settings.c_values,
-            calibrate=settings.calibrate, max_length=settings.max_length, batch_size=settings.batch_size,
+            heads=settings.heads, concat=settings.concat, calibrate=settings.calibrate, max_length=settings.max_length, batch_size=settings.batch_size,
             cache_dir=settings.cache_dir, seed=ctx.ladder.seed if settings.seed is None else settings.seed,
             overwrite=True, progress=ctx.progress)
         atomic_write_text(record, json.dumps({"seconds": result.seconds}) + "\n")

@@ -28,6 +28,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -166,6 +167,14 @@ class FeatureExtractor:
         # Right padding: a causal model's real tokens never see the pads after them, and their positions
         # start at 0, so a text's features do not depend on the batch it is in.
         self._tokenizer.padding_side = "right"
+
+    @property
+    def tokenizer(self) -> Any:
+        """The causal LM's tokenizer (loading the model), None for a sentence-embedding model."""
+        if self.sentence:
+            return None
+        self.load()
+        return self._tokenizer
 
     @property
     def num_layers(self) -> int:

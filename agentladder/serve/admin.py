@@ -1,4 +1,8 @@
-"""The other routes: ``/v1/models``, the adapter routes, ``/v1/embeddings``, ``/health``, ``/metrics``.
+"""The other routes: ``/v1/models``, the adapter routes, ``/v1/embeddings``, ``/classify``, ``/health``,
+``/metrics``.
+
+``/classify`` (and ``/v1/classify``) answers with a served classifier in vLLM's shape
+(:mod:`~agentladder.serve.classify`).
 
 ``/v1/load_lora_adapter`` and ``/v1/unload_lora_adapter`` take vLLM's bodies
 (``{"lora_name", "lora_path", "load_inplace"}`` and ``{"lora_name"}``) and answer as
@@ -25,6 +29,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from agentladder.errors import ConfigError
 from agentladder.serve.calls import Call, parse, serve_call
+from agentladder.serve.classify import ClassificationRequest
 from agentladder.serve.errors import APIError, bad_request, not_found
 from agentladder.serve.hooks import CallUsage
 from agentladder.serve.metrics import CONTENT_TYPE
@@ -44,6 +49,7 @@ def cards(state: ServerState) -> list[dict[str, Any]]:
     out = state.served.cards()
     if state.embedder is not None:
         out.append(state.embedder.card())
+    out.extend(c.card() for c in state.classifiers.values())
     return out
 
 
@@ -72,6 +78,8 @@ async def embeddings(request: Request) -> Response:
         body = parse(EmbeddingRequest, raw or {})
         embedder = call.state.embedder
         if embedder is None or body.model != embedder.name:
+            if body.model in call.state.classifiers:
+                raise bad_request(f"`{body.model}` is a classifier; call /classify", "model", "wrong_model_type")
             if call.state.served.adapter_for(body.model) is not False:
                 raise bad_request(f"`{body.model}` generates text; the embedding model here is "
                                   f"{embedder.name if embedder else 'not loaded (start with --embeddings)'}",
@@ -82,6 +90,25 @@ async def embeddings(request: Request) -> Response:
         return answer
 
     return await serve_call(request, "embeddings", work)
+
+
+@router.post("/classify")
+@router.post("/v1/classify")
+async def classify(request: Request) -> Response:
+    async def work(call: Call, raw: dict[str, Any] | None) -> dict[str, Any]:
+        body = parse(ClassificationRequest, raw or {})
+        found = call.state.classifiers.get(body.model)
+        if found is None:
+            if body.model in {c["id"] for c in cards(call.state)}:
+                raise bad_request(f"`{body.model}` is not a classifier; the classifiers here are "
+                                  f"{', '.join(call.state.classifiers) or 'none (start with --classifier)'}",
+                                  "model", "wrong_model_type")
+            raise not_found(body.model)
+        answer = await found.answer(body)
+        call.usage = CallUsage(answer["usage"]["prompt_tokens"], 0)
+        return answer
+
+    return await serve_call(request, "classify", work)
 
 
 @router.post("/v1/load_lora_adapter")
@@ -96,6 +123,8 @@ async def load_lora_adapter(request: Request) -> Response:
                               "the adapter in place, set 'load_inplace' to True.", "lora_name")
         if state.embedder is not None and body.lora_name == state.embedder.name:
             raise bad_request(f"'{body.lora_name}' is the embedding model's name", "lora_name")
+        if body.lora_name in state.classifiers:
+            raise bad_request(f"'{body.lora_name}' is a classifier's name", "lora_name")
         if not Path(body.lora_path).expanduser().is_dir():
             raise APIError(404, f"Loading lora {body.lora_name} failed: No adapter found for {body.lora_path}",
                            param="lora_path", code="not_found")

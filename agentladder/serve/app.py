@@ -1,7 +1,7 @@
 """The server: a FastAPI app over one base model, its specialists and the continuous-batching worker.
 
 :func:`load_state` loads what ``agentladder serve`` serves (the base model, each
-``--adapter NAME=PATH``, the embedding model); :func:`create_app` puts the routes in
+``--adapter NAME=PATH``, the embedding model, each ``--classifier NAME=PATH``); :func:`create_app` puts the routes in
 front of it (:mod:`~agentladder.serve.routes`, :mod:`~agentladder.serve.admin`), with
 errors in the OpenAI shape (:mod:`~agentladder.serve.errors`) and the gateway's hooks
 (:mod:`~agentladder.serve.hooks`); :func:`run` serves it with uvicorn.
@@ -22,7 +22,9 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from agentladder.errors import ConfigError
 from agentladder.serve import admin, errors, routes
+from agentladder.serve.classify import ServedClassifier, load_classifiers
 from agentladder.serve.embeddings import Embedder
 from agentladder.serve.hooks import Gateway, ServerHooks
 from agentladder.serve.metrics import Metrics
@@ -41,9 +43,15 @@ class ServerState:
     """
 
     def __init__(self, served: Served, *, embedder: Embedder | None = None, hooks: Gateway | None = None,
-                 max_batch: int = 32, max_prefill_tokens: int = 8192, default_max_tokens: int | None = None):
+                 max_batch: int = 32, max_prefill_tokens: int = 8192, default_max_tokens: int | None = None,
+                 classifiers: Mapping[str, ServedClassifier] | None = None):
         self.served = served
         self.embedder = embedder
+        self.classifiers: dict[str, ServedClassifier] = dict(classifiers or {})
+        taken = {served.name, *served.specialists, *([embedder.name] if embedder else [])}
+        for name in self.classifiers:
+            if name in taken:
+                raise ConfigError(f"--classifier {name!r}: another served model has that name")
         self.hooks: Gateway = hooks or ServerHooks()
         self.scheduler = Scheduler(served.engine, max_len=served.max_len, max_batch=max_batch,
                                    max_prefill_tokens=max_prefill_tokens)
@@ -55,13 +63,16 @@ class ServerState:
 
 def load_state(model: str, *, adapters: Mapping[str, str] | None = None, embeddings: str | None = None,
                dtype: str = "float32", device: str = "cpu", served_model_name: str | None = None,
-               max_model_len: int | None = None, hooks: Gateway | None = None, **options: Any) -> ServerState:
-    """Load the base model, attach each adapter (name -> LoRA run folder), load the embedding model."""
+               max_model_len: int | None = None, hooks: Gateway | None = None,
+               classifiers: Mapping[str, str] | None = None, **options: Any) -> ServerState:
+    """Load the base model, attach each adapter (name -> LoRA run folder), load the embedding model and
+    each classifier (name -> classifier folder)."""
     served = Served(model, name=served_model_name, dtype=dtype, device=device, max_len=max_model_len)
     for name, path in (adapters or {}).items():
         served.attach(name, path)
     embedder = Embedder(embeddings) if embeddings else None
-    return ServerState(served, embedder=embedder, hooks=hooks, **options)
+    return ServerState(served, embedder=embedder, hooks=hooks, classifiers=load_classifiers(dict(classifiers or {})),
+                       **options)
 
 
 def create_app(state: ServerState) -> FastAPI:

@@ -52,6 +52,9 @@ def adapter_for(state: ServerState, model: str) -> str | None:
     if found is False:
         if state.embedder is not None and model == state.embedder.name:
             raise bad_request(f"`{model}` is an embedding model; call /v1/embeddings", "model", "wrong_model_type")
+        if model in state.classifiers:
+            raise bad_request(f"`{model}` is a classifier; call /classify or /v1/chat/completions", "model",
+                              "wrong_model_type")
         raise not_found(model)
     return found  # type: ignore[return-value]
 
@@ -96,6 +99,11 @@ def usage_of(prompts: list[list[int]], choices: list[ChoiceText]) -> CallUsage:
 async def _chat(call: Call, raw: dict[str, Any] | None) -> Any:
     state = call.state
     body = parse(ChatCompletionRequest, raw or {})
+    classifier = state.classifiers.get(body.model)
+    if classifier is not None:
+        answer = await classifier.chat(body)
+        call.usage = CallUsage(answer["usage"]["prompt_tokens"], 0)
+        return streamed(_answered_stream(call, body, answer)) if body.stream else answer
     adapter = adapter_for(state, body.model)
     plan = await asyncio.to_thread(plan_chat, body, state.served.tokenizer, state.structured)
     max_tokens = check_budget(len(plan.prompt), body.token_budget, state.served.max_len, state.default_max_tokens,
@@ -175,6 +183,23 @@ async def _chat_stream(call: Call, run: Run, body: ChatCompletionRequest, plan: 
     finally:
         run.cancel()
     await call.finish(status, final)  # before [DONE]: a client that has read the stream finds the call recorded
+    yield sse("[DONE]")
+
+
+async def _answered_stream(call: Call, body: ChatCompletionRequest, answer: dict[str, Any]) -> AsyncIterator[str]:
+    """A chat answer already made (a classifier's label) as a stream: role, content, finish, [DONE]."""
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    head = {"id": answer["id"], "object": "chat.completion.chunk", "created": answer["created"], "model": body.model,
+            "system_fingerprint": None}
+    for choice in answer["choices"]:
+        i, content = choice["index"], choice["message"]["content"]
+        for delta, finish in (({"role": "assistant", "content": ""}, None), ({"content": content}, None),
+                              ({}, choice["finish_reason"])):
+            yield sse({**head, "choices": [{"index": i, "delta": delta, "logprobs": None, "finish_reason": finish}],
+                       **({"usage": None} if include_usage else {})})
+    if include_usage:
+        yield sse({**head, "choices": [], "usage": answer["usage"]})
+    await call.finish(200, answer)
     yield sse("[DONE]")
 
 

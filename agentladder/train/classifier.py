@@ -5,12 +5,15 @@ validation texts once (every candidate layer from one forward pass, cached on di
 :class:`~agentladder.models.features.FeatureCache`), then tries each candidate layer with each
 regularisation strength ``C``: a logistic regression with balanced class weights (each class's rows
 weighted by ``n / (k * n_class)``, so a rare P1 counts as much as a common P3), fitted on train and
-scored on validation by macro-F1 (ties: accuracy, then the smaller ``C``). The winner is refitted
-with calibrated probabilities (:class:`~sklearn.calibration.CalibratedClassifierCV`, Platt's sigmoid
-over 3 stratified folds of the training rows), answering with the label of largest probability over its
-training share (a balanced decision, as the regression's was: calibration brings the priors back) and saved as a classifier folder
+scored on validation by macro-F1 (ties: accuracy, then the smaller ``C``). The winner is refitted in
+its final form, itself chosen on validation by the same rule among three (:data:`FINAL_FORMS`): with
+calibrated probabilities (:class:`~sklearn.calibration.CalibratedClassifierCV`, Platt's sigmoid over 3
+stratified folds of the training rows) answering the label of largest probability over its training
+share (a balanced decision, as the balanced head's was: calibration brings the priors back); the same
+calibrated head answering its plain argmax; or the head as searched (probabilities not calibrated). A
+tie keeps the first. It is saved as a classifier folder
 (:class:`~agentladder.models.classifier.FeatureClassifier`) whose manifest lists every configuration
-tried with its validation figures. The test split is never read here.
+and final form tried with its validation figures. The test split is never read here.
 
 Without a validation file, a stratified, seeded ``validation_share`` of the training rows is held out
 (and the final head is fitted on the rest).
@@ -48,6 +51,8 @@ from agentladder.tasks.task import Sample
 
 C_VALUES = (0.01, 0.1, 1.0, 10.0)
 """Regularisation strengths tried (inverse: smaller is stronger), on standardised features."""
+FINAL_FORMS = ("calibrated, balanced decision", "calibrated, argmax", "not calibrated")
+"""The chosen configuration's final forms, in order of preference on a tie (without ``calibrate``: the last)."""
 LAYER_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 """Without ``layers``: the hidden states at these fractions of the model's depth are tried."""
 
@@ -63,7 +68,8 @@ class ClassifierResult:
     tried: list[dict[str, Any]]
     """Every configuration with its validation figures, in the order tried."""
     validation: dict[str, Any]
-    """The saved (calibrated) head on the validation rows: accuracy, macro-F1, recall by class, confusion."""
+    """The saved head (in its chosen final form) on the validation rows: accuracy, macro-F1, recall by class,
+    confusion."""
     seconds: dict[str, float] = field(default_factory=dict)
     head: str = "logistic"
     """The chosen head: ``logistic`` (``c`` is its C) or ``mlp`` (``c`` is its L2 penalty)."""
@@ -212,20 +218,19 @@ def train_classifier(
     tried = _search(x_train, y_train, x_val, y_val, label_set, tried_layers, concat, heads, c_values, seed)
     best = max(tried, key=lambda t: (t["macro_f1"], t["accuracy"], -t["C"]))
     chosen_layers = best["layer"] if isinstance(best["layer"], list) else None
-    x_best_train, x_best_val = (_stack(x, best["layer"]) for x in (x_train, x_val))
-    final = make_head(best["C"], calibrate=calibrate, seed=seed, kind=best["head"]).fit(x_best_train, y_train)
     spec = FeatureSpec(features, chosen_layers[-1] if chosen_layers else best["layer"], pooling, max_length)
-    priors = {label: y_train.count(label) / len(y_train) for label in label_set} if calibrate else None
-    classifier = FeatureClassifier(spec, label_set, final, priors=priors, layers=chosen_layers)
-    columns = [list(final.classes_).index(label) for label in label_set]
-    chosen = figures(classifier.decide(final.predict_proba(x_best_val)[:, columns]), y_val, label_set)
+    forms = _final_forms(best, _stack(x_train, best["layer"]), y_train, _stack(x_val, best["layer"]), y_val,
+                         label_set, spec, chosen_layers, calibrate, seed)
+    form, classifier, chosen = max(forms, key=lambda f: (f[2]["macro_f1"], f[2]["accuracy"]))
     head_seconds = time.perf_counter() - start
 
     info = {"training": {"data": str(data), "rows": len(train_rows), "validation": val_source,
-                         "validation_rows": len(val_rows), "calibrated": calibrate, "seed": seed,
-                         "head": HEAD_NAMES[best["head"]],
+                         "validation_rows": len(val_rows), "calibrated": form != FINAL_FORMS[-1],
+                         "final_form": form, "seed": seed, "head": HEAD_NAMES[best["head"]],
                          "C": best["C"], "configurations_tried": len(tried), "selection": "validation macro-F1"},
-            "tried": tried, "validation": chosen}
+            "tried": tried, "final_forms": [{"form": f, **{k: v[k] for k in ("accuracy", "macro_f1", "recall")}}
+                                            for f, _, v in forms],
+            "validation": chosen}
     classifier.info = info
     classifier.save(out_dir, overwrite=overwrite)
     extractor.close()
@@ -235,6 +240,25 @@ def train_classifier(
 
 HEAD_NAMES = {"logistic": "StandardScaler + LogisticRegression(class_weight=balanced)",
               "mlp": "StandardScaler + MLP(256 units, balanced sample weights, early stopping)"}
+
+
+def _final_forms(best: dict[str, Any], x_train: np.ndarray, y_train: list[str], x_val: np.ndarray, y_val: list[str],
+                 labels: list[str], spec: FeatureSpec, layers: list[int] | None, calibrate: bool,
+                 seed: int) -> list[tuple[str, FeatureClassifier, dict[str, Any]]]:
+    """The chosen configuration refitted in each final form (:data:`FINAL_FORMS`), each scored on validation."""
+    heads = []
+    if calibrate:
+        calibrated = make_head(best["C"], calibrate=True, seed=seed, kind=best["head"]).fit(x_train, y_train)
+        priors = {label: y_train.count(label) / len(y_train) for label in labels}
+        heads += [(FINAL_FORMS[0], calibrated, priors), (FINAL_FORMS[1], calibrated, None)]
+    plain = make_head(best["C"], calibrate=False, seed=seed, kind=best["head"]).fit(x_train, y_train)
+    heads.append((FINAL_FORMS[2], plain, None))
+    out = []
+    for form, head, priors in heads:
+        classifier = FeatureClassifier(spec, labels, head, priors=priors, layers=layers)
+        columns = [list(head.classes_).index(label) for label in labels]
+        out.append((form, classifier, figures(classifier.decide(head.predict_proba(x_val)[:, columns]), y_val, labels)))
+    return out
 
 
 def _stack(x: dict[int | None, np.ndarray], layer: int | None | list[int]) -> np.ndarray:
@@ -276,5 +300,5 @@ def _features(extractor: FeatureExtractor, texts: list[str], layers: list[int | 
     return out
 
 
-__all__ = ["C_VALUES", "HEADS", "ClassifierResult", "candidate_layers", "declared_labels", "figures", "make_head", "split_validation",
+__all__ = ["C_VALUES", "FINAL_FORMS", "HEADS", "ClassifierResult", "candidate_layers", "declared_labels", "figures", "make_head", "split_validation",
            "train_classifier"]

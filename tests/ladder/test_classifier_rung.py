@@ -116,13 +116,16 @@ def test_the_shipped_ladder_climbs_on_the_tiny_model_from_the_cli(tmp_path):
     cls = report["rungs"][1]
     assert cls["kind"] == "classifier" and cls["artifact"] == "classifier" and cls["examples"] == 48
 
-    # The layer and C were chosen on the climb's validation split: 2 layers x 2 values, each scored there.
+    # The shipped recipe was chosen on the climb's validation split: layers 1, 2 and both side by side, each
+    # with the logistic head at 2 values of C and the MLP head, each scored there.
     run = out / "02-classifier" / "run"
     manifest = json.loads((run / "classifier.json").read_text())
     assert manifest["training"]["validation"] == str(out / "validation.jsonl")
-    assert manifest["training"]["configurations_tried"] == 4 and len(manifest["tried"]) == 4
-    assert cls["notes"]["configurations_tried"] == 4 and cls["notes"]["chosen"]["features"] == "tiny"
-    assert {(t["layer"], t["C"]) for t in manifest["tried"]} == {(1, 0.1), (1, 1.0), (2, 0.1), (2, 1.0)}
+    assert manifest["training"]["configurations_tried"] == 9 and len(manifest["tried"]) == 9
+    assert cls["notes"]["configurations_tried"] == 9 and cls["notes"]["chosen"]["features"] == "tiny"
+    assert {(str(t["layer"]), t["head"], t["C"]) for t in manifest["tried"] if t["head"] == "logistic"} == {
+        (str(layer), "logistic", c) for layer in (1, 2, [1, 2]) for c in (0.1, 1.0)}
+    assert sorted(str(t["layer"]) for t in manifest["tried"] if t["head"] == "mlp") == ["1", "2", "[1, 2]"]
     assert FeatureClassifier.load(run).labels == ["P1", "P2", "P3"]
 
     # Its training rows are fresh: none is a validation or test row.
@@ -142,7 +145,7 @@ def test_the_shipped_ladder_climbs_on_the_tiny_model_from_the_cli(tmp_path):
         assert [v.kind for v in registry.lineage("log-triage/classifier")] == ["baseline", "classifier"]
         version = registry.get("log-triage/classifier")
         assert version.artifact == "classifier" and version.decided_on["split"] == "validation"
-        assert version.data_hash and version.config["layer"] in (1, 2)
+        assert version.data_hash and version.config["layer"] in (1, 2, [1, 2])
     exported = runner.invoke(app, ["models", "export", "log-triage/classifier", "--out", str(tmp_path / "exp"),
                                    "--registry", reg])
     assert exported.exit_code == 0, exported.output

@@ -1,8 +1,10 @@
 """The log-triage task: seeded splits that share no event, the priority rules, three families of writing,
 and the classification rows' file:line:field errors."""
 
+import itertools
 import json
 import random
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -18,7 +20,16 @@ from agentladder.tasks.logtriage import (
     priority,
     split_of_event,
 )
-from agentladder.tasks.logtriage.render import ENV_NAMES, LAYOUTS, MESSAGES, REPEATS, STACKS, render
+from agentladder.tasks.logtriage.render import (
+    ENV_NAMES,
+    FAMILIES,
+    LAYOUTS,
+    MESSAGES,
+    REPEATS,
+    SPLIT_FAMILIES,
+    STACKS,
+    render,
+)
 from agentladder.tasks.task import Sample
 
 
@@ -41,17 +52,23 @@ def test_train_validation_and_test_never_share_an_event_or_a_row():
              for split, n in (("train", 2000), ("validation", 400), ("test", 400))}
     assert not texts["train"] & texts["validation"] and not texts["train"] & texts["test"]
     assert not texts["validation"] & texts["test"]
-    assert any("(repeated" in t for t in texts["train"])  # noisy duplicates are in the data
+    assert any("(repeated" in t or "(seen" in t or "similar]" in t for t in texts["train"])  # noisy duplicates are in the data
 
 
 def test_each_split_is_written_in_its_own_family():
+    assert set(SPLIT_FAMILIES["train"]).isdisjoint(SPLIT_FAMILIES["validation"] + SPLIT_FAMILIES["test"])
+    assert set(FAMILIES) == {f for fs in SPLIT_FAMILIES.values() for f in fs}
     for table in (MESSAGES, LAYOUTS, STACKS, REPEATS):
-        families = [{table[f]} if isinstance(table[f], str) else set(table[f]) if not isinstance(table[f], dict)
-                    else {p for v in table[f].values() for p in v} for f in ("train", "validation", "test")]
-        assert not families[0] & families[1] and not families[0] & families[2] and not families[1] & families[2]
+        phrasings = [{table[f]} if isinstance(table[f], str) else set(table[f]) if not isinstance(table[f], dict)
+                     else {p for v in table[f].values() for p in v} for f in FAMILIES]
+        assert all(not a & b for a, b in itertools.combinations(phrasings, 2))  # no family shares a phrasing
     for env in ("prod", "staging", "dev"):
-        names = [set(ENV_NAMES[f][env]) for f in ("train", "validation", "test")]
-        assert not names[0] & names[1] and not names[0] & names[2] and not names[1] & names[2]
+        names = [set(ENV_NAMES[f][env]) for f in FAMILIES]
+        assert all(not a & b for a, b in itertools.combinations(names, 2))
+    envs = {f: {n for names in ENV_NAMES[f].values() for n in names} for f in FAMILIES}
+    train_rows = [r["text"] for r in generate_rows("train", 300)]
+    for f in SPLIT_FAMILIES["train"]:  # every training family is drawn
+        assert any(re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", t) for t in train_rows for name in envs[f])
     test_rows = [r["text"] for r in generate_rows("test", 300)]
     assert not any("(prod)" in t or "[prod]" in t or "env=production" in t for t in test_rows)
     assert all(t.startswith(("ts=", "{")) for t in test_rows)
@@ -82,7 +99,7 @@ def test_each_split_is_written_in_its_own_family():
 ])
 def test_priority_follows_the_spec(event, label):
     assert priority(event) == label
-    for family in ("train", "validation", "test"):
+    for family in FAMILIES:
         assert render(event, family, random.Random(0))  # every event can be written in every family
 
 

@@ -16,7 +16,7 @@ from agentladder.models.classifier import FeatureClassifier, is_classifier_folde
 from agentladder.models.features import FeatureSpec
 from agentladder.models.providers import ClassifierProvider, ProviderError, make_provider
 from agentladder.tasks.task import Sample
-from agentladder.train.classifier import make_head, split_validation, train_classifier
+from agentladder.train.classifier import FINAL_FORMS, make_head, split_validation, train_classifier
 
 
 def _toy_rows(n: int, seed: int) -> list[dict]:
@@ -55,6 +55,10 @@ def test_a_head_on_tiny_features_separates_a_toy_set_and_round_trips(tmp_path, t
     manifest = json.loads((result.out_dir / "classifier.json").read_text())
     assert manifest["features"] == {"model": "tiny", "layer": result.layer, "pooling": "mean", "max_length": 256}
     assert manifest["training"]["configurations_tried"] == 4 and manifest["labels"] == ["codes", "words"]
+    forms = manifest["final_forms"]  # the chosen configuration's final forms, each scored on validation
+    assert [f["form"] for f in forms] == list(FINAL_FORMS)
+    best = max(forms, key=lambda f: (f["macro_f1"], f["accuracy"]))  # the first of equals: balanced, calibrated
+    assert manifest["training"]["final_form"] == best["form"] and manifest["validation"]["macro_f1"] == best["macro_f1"]
 
     texts = [r["text"] for r in _toy_rows(20, 2)]
     clf = FeatureClassifier.load(result.out_dir)
@@ -163,3 +167,13 @@ def test_layers_side_by_side_and_an_mlp_head_are_candidates_chosen_on_validation
     with pytest.raises(ConfigError, match="heads"):
         train_classifier(train, str(tmp_path / "x"), features="tiny", layers=[1], validation=val, heads=["forest"],
                          progress=False)
+
+
+def test_without_calibration_the_head_is_kept_as_searched(tmp_path, toy):
+    train, val = toy
+    result = train_classifier(train, str(tmp_path / "plain"), features="tiny", layers=[2], validation=val,
+                              c_values=[1.0], calibrate=False, cache_dir=str(tmp_path / "cache"), progress=False)
+    manifest = json.loads((result.out_dir / "classifier.json").read_text())
+    assert [f["form"] for f in manifest["final_forms"]] == ["not calibrated"]
+    assert manifest["training"]["final_form"] == "not calibrated" and manifest["training"]["calibrated"] is False
+    assert FeatureClassifier.load(result.out_dir).priors is None

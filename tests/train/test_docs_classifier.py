@@ -28,7 +28,8 @@ def test_the_commands_use_options_that_exist():
                 block.replace("\\\n", " ").splitlines() if c.startswith("agentladder")]
     assert len(commands) >= 5
     for words in commands:
-        path = [w for w in words[1:3] if not w.startswith("-") and w in ("data", "make", "train", "classifier", "eval")]
+        path = [w for w in words[1:3] if not w.startswith("-") and w in ("data", "make", "train", "classifier", "eval",
+                                                                          "serve")]
         shown = CliRunner().invoke(app, [*path, "--help"], terminal_width=200)
         assert shown.exit_code == 0, shown.output
         for option in (w for w in words if w.startswith("--")):

@@ -1,4 +1,5 @@
-"""The built-in log-triage task: production log events, their priority rules, and three families of writing."""
+"""The built-in log-triage task: production log events, their priority rules, and its families of writing
+(five for train, one each for validation and test)."""
 
 from agentladder.tasks.logtriage.events import (
     CRITICAL,

@@ -1,9 +1,9 @@
-"""Seeded log-triage rows: events drawn, split by a hash of the event, written in the split's own family.
+"""Seeded log-triage rows: events drawn, split by a hash of the event, written in the split's own families.
 
 An event's split is fixed by a hash of what happened (:meth:`~.events.Event.bucket`), not of how it is
 written, so every copy of an event (a noisy duplicate, the same event written twice) stays in one split:
 ``train``, ``validation`` and ``test`` never share an event, let alone a row. Each split is written in its
-own family of phrasings (:mod:`~agentladder.tasks.logtriage.render`).
+own families of phrasings (:mod:`~agentladder.tasks.logtriage.render`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import random
 
 from agentladder.errors import ConfigError
 from agentladder.tasks.logtriage.events import draw_event, priority
-from agentladder.tasks.logtriage.render import render
+from agentladder.tasks.logtriage.render import SPLIT_FAMILIES, render
 
 SPLITS = {"train": range(0, 8), "validation": range(8, 9), "test": range(9, 10)}
 REPEAT_SHARE = 0.12
@@ -23,6 +23,13 @@ def split_of_event(event) -> str:
     """The split ``event`` belongs to."""
     bucket = event.bucket()
     return next(name for name, buckets in SPLITS.items() if bucket in buckets)
+
+
+def family(split: str, rng: random.Random) -> str:
+    """The family one row of ``split`` is written in (a split of one family draws nothing from ``rng``, so
+    its rows are those it had before the training split had several)."""
+    families = SPLIT_FAMILIES[split]
+    return families[0] if len(families) == 1 else rng.choice(families)
 
 
 def generate_rows(split: str, n: int, seed: int = 0) -> list[dict]:
@@ -45,7 +52,7 @@ def generate_rows(split: str, n: int, seed: int = 0) -> list[dict]:
             continue
         copies = [0] + ([rng.randint(2, 500)] if rng.random() < REPEAT_SHARE else [])
         for repeated in copies:
-            text = render(event, split, rng, repeated=repeated)
+            text = render(event, family(split, rng), rng, repeated=repeated)
             if text in seen or len(rows) >= n:
                 continue
             seen.add(text)

@@ -1,8 +1,9 @@
-"""Writing an :class:`~agentladder.tasks.logtriage.events.Event` as a log line, in one of three families.
+"""Writing an :class:`~agentladder.tasks.logtriage.events.Event` as a log line, in one of seven families.
 
-Each split has its own family of writing: line layouts, environment names, message phrasings, stack
-traces and the way a repeated line is marked. ``train`` uses one family, ``validation`` another and
-``test`` a third; no phrasing of one family is used by another. A classifier that only learnt the
+Each split has its own families of writing: line layouts, environment names, message phrasings, stack
+traces and the way a repeated line is marked. ``train`` is written in five families (as a real
+training set gathers logs from services that each write their own way), ``validation`` in a sixth and
+``test`` in a seventh; no phrasing of one family is used by another. A classifier that only learnt the
 training templates scores worse on validation and test, so the layer and regularisation chosen on
 validation are those that carry over to lines written by someone else, and the test figure measures
 that, not template memorisation. The label never depends on the writing (:func:`~.events.priority`).
@@ -14,16 +15,30 @@ import random
 
 from agentladder.tasks.logtriage.events import Event
 
-FAMILIES = ("train", "validation", "test")
+FAMILIES = ("train", "train-ops", "train-pager", "train-csv", "train-xml", "validation", "test")
+SPLIT_FAMILIES = {"train": FAMILIES[:5], "validation": ("validation",), "test": ("test",)}
+"""The families each split is written in: the training rows in five (so no one layout, environment name
+or phrasing is a cue a classifier can lean on), validation and test each in one of their own."""
 
 ENV_NAMES = {
     "train": {"prod": ("prod",), "staging": ("staging",), "dev": ("dev",)},
+    "train-ops": {"prod": ("prod-eu", "prod-us"), "staging": ("qa", "uat"), "dev": ("devbox", "ci")},
+    "train-pager": {"prod": ("prod1", "prod-main"), "staging": ("beta", "rc"), "dev": ("lab", "scratch")},
+    "train-csv": {"prod": ("prod-ap", "primary"), "staging": ("preview", "integration"),
+                  "dev": ("workstation", "playground")},
+    "train-xml": {"prod": ("prod-blue", "prod-green"), "staging": ("perf", "demo"), "dev": ("feature-env", "devenv")},
     "validation": {"prod": ("production",), "staging": ("stage",), "dev": ("development",)},
     "test": {"prod": ("prd", "live"), "staging": ("stg", "preprod"), "dev": ("sandbox", "local")},
 }
 
 LAYOUTS = {
     "train": ("{ts} {level} [{service}] ({env}) {msg}", "[{env}][{service}] {level} {clock} {msg}"),
+    "train-ops": ("{clock} | {level} | {service} | {env} | {msg}", "<{lower}> {service}@{env} {msg}"),
+    "train-pager": ("[{level}] service: {service}, deployment: {env}, detail: {msg}",
+                    "{ts} {service} ({env}) - {level} - {msg}"),
+    "train-csv": ('{ts},{level},{service},{env},"{msg}"', "{day}/03/2026 {clock};{service};{env};{level};{msg}"),
+    "train-xml": ('<event level="{lower}" service="{service}" tier="{env}">{msg}</event>',
+                  "Level: {level}; Source: {service}; Tier: {env}; Text: {msg}"),
     "validation": ("{month} {day} {clock} {host} {service}[{pid}]: env={env} {level} {msg}",),
     "test": ('ts={ts} level={lower} svc={service} env={env} msg="{msg}"',
              '{{"time": "{ts}", "severity": "{level}", "app": "{service}", "environment": "{env}", "message": "{msg}"}}'),
@@ -35,6 +50,14 @@ LEVELS = {"errors": "ERROR", "outage": "CRITICAL", "latency": "WARN", "saturatio
 RESOURCE_NAMES = {
     "train": {"disk": "disk /var/lib", "memory": "memory", "cpu": "cpu", "connection pool": "db connection pool",
               "queue": "job queue"},
+    "train-ops": {"disk": "root partition", "memory": "ram", "cpu": "cpu time", "connection pool":
+                  "redis connections", "queue": "task queue depth"},
+    "train-pager": {"disk": "data disk", "memory": "jvm memory", "cpu": "cpu cores", "connection pool": "mysql pool",
+                    "queue": "sqs queue"},
+    "train-csv": {"disk": "disk quota", "memory": "memory limit", "cpu": "cpu share", "connection pool":
+                  "connection slots", "queue": "work queue"},
+    "train-xml": {"disk": "storage", "memory": "resident memory", "cpu": "compute", "connection pool":
+                  "db handles", "queue": "event queue"},
     "validation": {"disk": "filesystem /data", "memory": "heap", "cpu": "processor", "connection pool":
                    "database connections", "queue": "message backlog"},
     "test": {"disk": "volume /mnt/store", "memory": "RSS", "cpu": "CPU load", "connection pool": "pg pool",
@@ -64,6 +87,97 @@ MESSAGES: dict[str, dict[str, tuple[str, ...]]] = {
         "routine:cache": ("cache warmed with {value} entries",),
         "routine:job": ("nightly job completed in {value}s",),
         "routine:flag": ("feature flag checkout_v{value} enabled",),
+    },
+    "train-ops": {
+        "errors": ("{value}% error responses ({code})", "failure ratio {value}% with {exception}"),
+        "outage": ("all {limit} nodes unreachable, health check red",
+                   "no healthy hosts ({limit} of {limit} down), returning {code}"),
+        "latency": ("response p99 at {value}ms, SLO is {limit}ms", "latency check: p99 {value}ms, SLO {limit}ms"),
+        "saturation": ("{resource} at {value}% capacity", "{resource} {value}% consumed"),
+        "breach:login": ("suspicious admin login by {user} after {value} failed tries from a new region",),
+        "breach:escalation": ("{user} elevated to root without an approved ticket",),
+        "breach:export": ("{value}k customer rows exported by {user} outside business hours",),
+        "breach:secret": ("private key of {user} exposed in a build log",),
+        "breach:shell": ("netcat listener spawned on {host} by {user}",),
+        "attack:bruteforce": ("{value} failed password attempts from {ip} blocked",),
+        "attack:injection": ("{value} malicious query strings from {ip} rejected by the WAF",),
+        "attack:ratelimit": ("client {ip} exceeded its quota {value} times",),
+        "attack:scan": ("{value} probe packets from {ip} discarded",),
+        "certificate": ("cert {service}.example.com: {value} days until expiry",),
+        "routine:deploy": ("release {value} deployed successfully",),
+        "routine:config": ("configuration reloaded, {value} entries",),
+        "routine:retry": ("{exception} on first try, retry ok",),
+        "routine:cache": ("cache preloaded ({value} objects)",),
+        "routine:job": ("batch job finished after {value}s",),
+        "routine:flag": ("flag exp_{value} turned on",),
+    },
+    "train-pager": {
+        "errors": ("{value}% failed requests, last status {code}", "errors on {value}% of traffic ({exception})"),
+        "outage": ("service dead: {limit} instances of {limit} not responding",
+                   "every one of {limit} hosts out of rotation, clients get {code}"),
+        "latency": ("slow: p99 {value}ms with a {limit}ms target", "p99 of {value}ms, limit set at {limit}ms"),
+        "saturation": ("{resource} {value}% in use", "{resource} filled to {value}%"),
+        "breach:login": ("admin account {user} logged in from a new device after {value} wrong passwords",),
+        "breach:escalation": ("role of {user} changed to owner by an unknown actor",),
+        "breach:export": ("{user} pulled {value}k customer profiles in bulk",),
+        "breach:secret": ("credentials for {user} posted in a public chat channel",),
+        "breach:shell": ("web shell uploaded on {host}, running as {user}",),
+        "attack:bruteforce": ("{value} login failures from {ip} in ten minutes",),
+        "attack:injection": ("{value} attack strings from {ip} caught by the input filter",),
+        "attack:ratelimit": ("{ip} rate limited, {value} requests refused",),
+        "attack:scan": ("scanner at {ip} probed {value} ports",),
+        "certificate": ("TLS cert of {service}.example.com: {value} days left",),
+        "routine:deploy": ("deploy #{value} complete",),
+        "routine:config": ("{value} config values reloaded",),
+        "routine:retry": ("recovered from {exception} after a retry",),
+        "routine:cache": ("{value} cache entries loaded",),
+        "routine:job": ("job run took {value}s, status ok",),
+        "routine:flag": ("feature exp{value} activated",),
+    },
+    "train-csv": {
+        "errors": ("request failures {value}% (code {code})", "{value}% of calls raised {exception}"),
+        "outage": ("{limit} of {limit} servers failing checks, service offline",
+                   "service offline, load balancer has 0/{limit} members up"),
+        "latency": ("p99 response {value}ms; SLO {limit}ms", "response times p99 {value} ms (allowed {limit} ms)"),
+        "saturation": ("{resource} used {value}%", "{resource} reached {value}% of limit"),
+        "breach:login": ("{value} failed attempts then a successful admin login for {user} from abroad",),
+        "breach:escalation": ("{user} granted admin on production by no known request",),
+        "breach:export": ("{user} exported a file of {value}k customer records",),
+        "breach:secret": ("signing secret of {user} visible in an error page",),
+        "breach:shell": ("remote shell opened to {host} as {user} from an unknown address",),
+        "attack:bruteforce": ("{ip} tried {value} passwords, all rejected",),
+        "attack:injection": ("{value} SQLi attempts from {ip} dropped",),
+        "attack:ratelimit": ("{value} requests from {ip} over the rate limit",),
+        "attack:scan": ("{ip} scanned {value} endpoints",),
+        "certificate": ("certificate of {service}.example.com runs out in {value} days",),
+        "routine:deploy": ("version {value} live on all servers",),
+        "routine:config": ("{value} configuration keys applied",),
+        "routine:retry": ("call retried after {exception}, succeeded",),
+        "routine:cache": ("cache filled: {value} records",),
+        "routine:job": ("report job done in {value}s",),
+        "routine:flag": ("experiment {value} enabled for users",),
+    },
+    "train-xml": {
+        "errors": ("error ratio {value}% (HTTP {code})", "{value}% of transactions failed: {exception}"),
+        "outage": ("service down: {limit}/{limit} replicas crashed", "outage: every instance ({limit}) unhealthy"),
+        "latency": ("slowness: p99 {value}ms, SLO {limit}ms", "measured p99 {value}ms for a {limit}ms SLO"),
+        "saturation": ("{resource} level {value}%", "{resource} occupancy {value}%"),
+        "breach:login": ("admin console opened by {user} at an odd hour after {value} failures",),
+        "breach:escalation": ("{user} assigned the administrator role without approval",),
+        "breach:export": ("{value}k customer records copied off-site by {user}",),
+        "breach:secret": ("password for {user} leaked in a support ticket",),
+        "breach:shell": ("unknown binary executing on {host} as {user}",),
+        "attack:bruteforce": ("brute force: {value} attempts from {ip}",),
+        "attack:injection": ("{value} injection attempts from {ip} blocked",),
+        "attack:ratelimit": ("{ip} hit the rate limit ({value} requests)",),
+        "attack:scan": ("{value} scan requests from {ip} refused",),
+        "certificate": ("certificate {service}.example.com ends in {value} days",),
+        "routine:deploy": ("build {value} deployed",),
+        "routine:config": ("reloaded {value} settings",),
+        "routine:retry": ("{exception} then success on retry",),
+        "routine:cache": ("{value} items cached at startup",),
+        "routine:job": ("scheduled task ran {value}s",),
+        "routine:flag": ("switch flag_{value} on",),
     },
     "validation": {
         "errors": ("{value} percent of calls returned {code} in the last minute",),
@@ -116,6 +230,10 @@ MESSAGES: dict[str, dict[str, tuple[str, ...]]] = {
 
 STACKS = {
     "train": (" | at com.shop.{module}.Handler.process(Handler.java:{line})",),
+    "train-ops": (" | at Shop.{module}.Handler.Run() in Handler.cs:line {line}",),
+    "train-pager": (" | {module}/handler.rb:{line}:in `call'",),
+    "train-csv": (" | {module}.cpp:{line} in operator()",),
+    "train-xml": (" | at {module}::handler::run ({module}.rs:{line})",),
     "validation": (' | File "/srv/app/{module}.py", line {line}, in handle',),
     "test": (" | goroutine {line} [running]: main.{module}() /src/{module}.go:{line}",
              " | at {module} (/app/src/{module}.js:{line}:17)"),
@@ -123,6 +241,10 @@ STACKS = {
 
 REPEATS = {
     "train": " (repeated {n}x)",
+    "train-ops": " (seen {n} times)",
+    "train-pager": " [{n} similar]",
+    "train-csv": " (occurred {n} times)",
+    "train-xml": " (+{n} duplicates)",
     "validation": " [last message repeated {n} times]",
     "test": " x{n} (deduplicated)",
 }
@@ -162,4 +284,4 @@ def _number(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:.1f}"
 
 
-__all__ = ["FAMILIES", "render"]
+__all__ = ["FAMILIES", "SPLIT_FAMILIES", "render"]

@@ -30,6 +30,7 @@ from agentladder.agents.faults import (
 )
 from agentladder.agents.graph import END, Graph, GraphLimitError
 from agentladder.agents.guard import Guard, GuardBlocked, GuardResult
+from agentladder.agents.index import Hit, VectorIndex, retriever_tool
 from agentladder.agents.jobqueue import JobQueue, JobTool
 from agentladder.agents.jobs import AwaitJob, JobError, JobHandle, JobState
 from agentladder.agents.loopback import LoopbackServer
@@ -58,6 +59,9 @@ from agentladder.models.providers import Provider as ChatProvider
 from agentladder.models.providers import ScriptedProvider as ScriptedChat
 
 __all__ = [
+    "Hit",
+    "VectorIndex",
+    "retriever_tool",
     "Agent",
     "AgentError",
     "AgentResult",

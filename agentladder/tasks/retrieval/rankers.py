@@ -11,8 +11,11 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -21,6 +24,29 @@ from agentladder.errors import ConfigError
 from agentladder.models.embedding import embedder_path, load_embedder
 
 RRF_K = 60
+
+_FINGERPRINT_FILES = ("model.safetensors", "pytorch_model.bin", "config.json", "modules.json",
+                      "tokenizer.json", "1_Pooling/config.json", "sentence_bert_config.json")
+
+
+@functools.cache
+def _fingerprint(folder: str, stamp: tuple) -> str:
+    h = hashlib.sha256()
+    for name in _FINGERPRINT_FILES:
+        path = Path(folder) / name
+        if path.is_file():
+            h.update(name.encode())
+            with path.open("rb") as fh:
+                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    h.update(block)
+    return h.hexdigest()[:16]
+
+
+def embedder_fingerprint(embedder: str | os.PathLike | None) -> str:
+    """A hash of the embedder's weights and configuration: two folders with the same model agree."""
+    folder = embedder_path(embedder)
+    stamp = tuple((f, os.stat(folder / f).st_mtime_ns) for f in _FINGERPRINT_FILES if (folder / f).is_file())
+    return _fingerprint(str(folder), stamp)
 
 
 class Ranker(Protocol):
@@ -134,4 +160,5 @@ def make_ranker(spec: str) -> Ranker:
     return DenseRanker(spec)
 
 
-__all__ = ["BM25Ranker", "DenseRanker", "HybridRanker", "RRF_K", "Ranker", "encode", "make_ranker", "rrf", "top_k"]
+__all__ = ["BM25Ranker", "DenseRanker", "HybridRanker", "RRF_K", "Ranker", "embedder_fingerprint", "embedder_path", "encode",
+           "make_ranker", "rrf", "top_k"]

@@ -138,6 +138,16 @@ class VectorIndex:
     def __len__(self) -> int:
         return len(self._ids)
 
+    def get(self, pid: str) -> Hit | None:
+        """The stored passage ``pid`` (score 1.0), ``None`` when there is none."""
+        if pid not in self._texts:
+            return None
+        return Hit(pid, self._texts[pid], 1.0, self._meta[pid])
+
+    def passages(self) -> dict[str, str]:
+        """Every stored passage's text, by id, in the order they were added."""
+        return {pid: self._texts[pid] for pid in self._ids}
+
     # -- searching --------------------------------------------------------------------------------
     def _dense(self, query: str, depth: int) -> list[tuple[str, float]]:
         q = encode(self.embedder, [query])

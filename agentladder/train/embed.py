@@ -172,9 +172,7 @@ def train_embed(config: EmbedConfig | None = None, **settings: Any) -> EmbedResu
     _, val_queries = load_split(_validation_path(config), config.corpus or query_file(config.data).parent / "corpus.jsonl")
     if config.max_rows is not None and config.max_rows < len(queries):
         queries = random.Random(f"embed:{config.seed}").sample(queries, config.max_rows)
-    with quiet_transformers():
-        base = st.SentenceTransformer(base_path, device="cpu", local_files_only=True)
-    dataset = triplets(base, passages, queries, config.hard_negatives, progress=config.progress)
+    dataset = None  # mined only when a candidate still has to train (a finished run resumes without it)
     base_val = score(base_path, passages, val_queries)
     tried = []
     for lr in config.lrs:
@@ -183,15 +181,19 @@ def train_embed(config: EmbedConfig | None = None, **settings: Any) -> EmbedResu
         if done.is_file():
             tried.append(json.loads(done.read_text()))
             continue
+        if dataset is None:
+            with quiet_transformers():
+                base = st.SentenceTransformer(base_path, device="cpu", local_files_only=True)
+            dataset = triplets(base, passages, queries, config.hard_negatives, progress=config.progress)
         seconds = _train_one(config, base_path, dataset, lr, folder)
         entry = {"learning_rate": lr, "train_seconds": round(seconds, 2), "validation": score(folder, passages, val_queries),
-                 "folder": str(folder)}
+                 "folder": str(folder), "examples": len(dataset)}
         atomic_write_text(done, json.dumps(entry) + "\n")
         tried.append(entry)
     best = max(tried, key=lambda t: (t["validation"][SELECT], t["validation"]["mrr"]))
     _install(Path(best["folder"]), out)
     result = EmbedResult(out, best["learning_rate"], best["validation"], base_val, tried, best["train_seconds"],
-                         len(dataset), str(_validation_path(config)))
+                         best.get("examples", 0), str(_validation_path(config)))
     manifest = {"kind": "embedder", "base_model": config.model, "base_path": base_path,
                 "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
                 "selected_by": SELECT, "learning_rate": result.learning_rate, "validation": result.validation,

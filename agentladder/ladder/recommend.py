@@ -199,16 +199,19 @@ def _classifier(accuracy: float, target: float, labeled: int, task: str) -> Reco
                           plan=["classifier", "sft"], component="classification")
 
 
+EMBED_COMMAND = "agentladder train embed --model minilm --data kb/train.jsonl --out runs/embed1"
+
+
 def _embedding(accuracy: float, target: float, labeled: int) -> Recommendation:
-    """A retrieval component: fine-tune the embedding model (agentladder has no command for it yet)."""
+    """A retrieval component: fine-tune the embedding model (``agentladder train embed``)."""
     reasons = [
         "a retrieval component ranks passages by embedding similarity: what it retrieves is set by the embedding "
         "model, so the rung to climb is embedding fine-tuning (the retrieval rung), not a generator's",
         f"recall {accuracy:.0%} is below the target {target:.0%}: fine-tune the embedding model contrastively on "
         "(query, relevant passage) pairs, the other passages of a batch as negatives (sentence-transformers' "
         "MultipleNegativesRankingLoss), and measure recall@k on validation",
-        "agentladder has no embedding fine-tuning command or rung yet: train it with sentence-transformers "
-        "directly, then point the component at the new model folder"]
+        "agentladder train embed does it (hard negatives mined with the base model, the learning rate chosen on "
+        "validation); score it with agentladder eval --task retrieval (docs/retrieval.md)"]
     if labeled >= RETRIEVAL_MIN:
         reasons.append(f"{labeled:,} (query, passage) pairs are enough to start ({RETRIEVAL_MIN:,}+)")
         ready, data = True, f"{labeled:,} (query, relevant passage) pairs (have)"
@@ -218,7 +221,7 @@ def _embedding(accuracy: float, target: float, labeled: int) -> Recommendation:
                        "queries users ask and the passages that answered them")
         ready, data = False, f"{missing:,} more (query, relevant passage) pairs"
     return Recommendation(rung="embedding", title="embedding fine-tuning (the retrieval rung)", ready=ready,
-                          data_needed=data, expected=None, command=None, reasons=reasons, plan=["embedding"],
+                          data_needed=data, expected=None, command=EMBED_COMMAND, reasons=reasons, plan=["embedding"],
                           component="retrieval")
 
 

@@ -62,3 +62,38 @@ def tiny_model(*, tokenizer=None, hidden_size: int = 64, num_layers: int = 2, se
         torch.manual_seed(seed)
         model = LlamaForCausalLM(config)
     return model
+
+
+def write_tiny_encoder(folder, texts, *, hidden_size: int = 32, num_layers: int = 2, seed: int = 0) -> str:
+    """A tiny randomly initialised BERT sentence encoder saved as a sentence-transformers folder.
+
+    Its WordPiece vocabulary is the lower-cased words of ``texts`` (and their letters), so it needs no
+    download; mean pooling over the tokens, as the packaged MiniLM. For tests of embedding training and
+    retrieval mechanics, in seconds.
+    """
+    import os
+    import re
+    import tempfile
+
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    words = sorted({w for t in texts for w in re.findall(r"\w+", t.lower())})
+    letters = sorted({ch for w in words for ch in w})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *letters, *[f"##{c}" for c in letters],
+             *[w for w in words if w not in letters]]
+    vocab += sorted({ch for t in texts for ch in t if not ch.isalnum() and not ch.isspace()} - set(vocab))
+    folder = str(folder)
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=hidden_size, num_hidden_layers=num_layers,
+                        num_attention_heads=2, intermediate_size=2 * hidden_size, max_position_embeddings=128)
+    with tempfile.TemporaryDirectory() as tmp:
+        vocab_file = os.path.join(tmp, "vocab.txt")
+        with open(vocab_file, "w", encoding="utf-8") as fh:
+            fh.write("\n".join(vocab) + "\n")
+        BertTokenizerFast(vocab_file, do_lower_case=True).save_pretrained(tmp)
+        BertModel(config).save_pretrained(tmp)
+        word = models.Transformer(tmp, max_seq_length=64)
+        encoder = SentenceTransformer(modules=[word, models.Pooling(hidden_size, pooling_mode="mean")], device="cpu")
+        encoder.save(folder)
+    return folder

@@ -83,11 +83,12 @@ def test_a_classification_component_starts_with_the_classifier_rung():
     assert recommend(accuracy=0.9, target=0.9, component="classification").rung == "none"
 
 
-def test_a_retrieval_component_is_told_embedding_fine_tuning_without_a_command_that_does_not_exist():
+def test_a_retrieval_component_is_told_embedding_fine_tuning_and_its_command():
     rec = recommend(accuracy=0.6, target=0.9, labeled=2000, component="retrieval")
-    assert rec.rung == "embedding" and rec.ready and rec.command is None and rec.plan == ["embedding"]
+    assert rec.rung == "embedding" and rec.ready and rec.plan == ["embedding"]
+    assert rec.command.startswith("agentladder train embed ")
     assert "the retrieval rung" in rec.title
-    assert any("no embedding fine-tuning command" in r for r in rec.reasons)
+    assert any("agentladder train embed" in r for r in rec.reasons)
     assert not recommend(accuracy=0.6, target=0.9, labeled=999, component="retrieval").ready
 
 

@@ -8,7 +8,9 @@ from typing import Annotated
 import typer
 
 from agentladder.cli.errors import friendly_errors, stderr, stdout
-from agentladder.errors import MissingFileError
+from agentladder.errors import ConfigError, MissingFileError
+from agentladder.evals.preference import TASK as PREFERENCE_TASK
+from agentladder.evals.preference import preference_accuracy, table
 from agentladder.evals.runner import default_out, evaluate
 
 
@@ -16,7 +18,9 @@ from agentladder.evals.runner import default_out, evaluate
 def eval_command(
     model: Annotated[list[str], typer.Option(
         "--model", help="Model to evaluate (repeat for side by side): alias, run folder, hub id or openai:MODEL[@URL].")],
-    task: Annotated[str, typer.Option(help="Task name (or module:attribute).")] = "medication-directions",
+    task: Annotated[str, typer.Option(
+        help="Task name (or module:attribute); preference-accuracy scores reward models on --data pairs.")
+    ] = "medication-directions",
     data: Annotated[str | None, typer.Option(
         help="JSONL rows to score \\[default: the task's generated test split, 300 rows].")] = None,
     shots: Annotated[int, typer.Option(help="Few-shot examples from the training split.")] = 0,
@@ -41,6 +45,13 @@ def eval_command(
             raise MissingFileError(f"--rubric {rubric}: no such file")
         rubric = Path(rubric[1:]).read_text(encoding="utf-8").strip()
     folder = out or str(default_out(task.split(":")[-1]))
+    if task == PREFERENCE_TASK:
+        if data is None:
+            raise ConfigError(f"--task {PREFERENCE_TASK} needs --data: a JSONL file of held-out pairs")
+        stdout.print(table(preference_accuracy(model, data, out=folder, limit=limit, n_resamples=bootstrap,
+                                               batch_size=batch_size)))
+        stderr.print(f"[green]done[/]: report.json, report.md and scores.jsonl in {folder}")
+        return
     report = evaluate(
         model, task, data=data, shots=shots, limit=limit, out=folder, batch_size=batch_size,
         max_new_tokens=max_new_tokens, data_seed=data_seed, similarity=similarity, judge=judge, rubric=rubric,

@@ -8,7 +8,7 @@ rows: pairs with the Bradley-Terry loss (an optional margin: each pair's ``metad
 own chat template; a text longer than ``max_length`` tokens keeps its last tokens (the answer).
 
 The loop is the one every trainer shares (checkpoints, resume, metrics, progress). When it has taken
-its last step, the rewards of (up to 512) training answers give the normalisation an RL reward
+its last step, the rewards of the answers of (up to 256) training rows give the normalisation an RL reward
 applies, the held-out rows are scored (pairwise accuracy, calibration; for grades, squared error and
 Spearman's rho), and the folder is written (:class:`~agentladder.models.rewardmodel.RewardModel`),
 its manifest last. The held-out rows are ``validation``, or a seeded ``validation_share`` of the
@@ -41,9 +41,6 @@ from agentladder.train.loop import LossOutput, TrainConfig, Trainer, TrainResult
 from agentladder.train.reward_losses import bradley_terry_loss, grade_regression_loss, grade_target
 from agentladder.train.run import RUN_CONFIG, LoraFields, resolved_spec, run_config
 
-NORMALISATION_ROWS = 512
-"""Training answers scored for the normalisation statistics."""
-
 
 class RewardConfig(LoraFields, TrainConfig):
     """A reward model: the base, the feedback, the losses. ``batch_size`` counts rows (a pair is one)."""
@@ -70,6 +67,8 @@ class RewardConfig(LoraFields, TrainConfig):
     """Peak learning rate [default: 1e-4 with LoRA, 1e-5 full fine-tuning]."""
     batch_size: int = Field(8, ge=1)
     """Rows per micro-batch (a pair is one row, two sequences)."""
+    normalisation_rows: int = Field(256, ge=1)
+    """Training rows (a seeded draw) whose answers' rewards give the normalisation mean and std."""
 
     @model_validator(mode="after")
     def _check(self) -> RewardConfig:
@@ -233,7 +232,7 @@ def train_reward_model(config: RewardConfig | None = None, /, *, resume: bool = 
     validation = None
     if trainer.step >= trainer.total_steps and world.is_main:
         rm.net = unwrap(trainer.model)
-        sample = random.Random(f"reward-norm:{config.seed}").sample(train_rows, min(NORMALISATION_ROWS, len(train_rows)))
+        sample = random.Random(f"reward-norm:{config.seed}").sample(train_rows, min(config.normalisation_rows, len(train_rows)))
         answers = [r.chosen if isinstance(r, PreferencePair) else r.completion for r in sample]
         answers += [r.rejected for r in sample if isinstance(r, PreferencePair)]
         prompts = [r.prompt for r in sample] + [r.prompt for r in sample if isinstance(r, PreferencePair)]

@@ -1,4 +1,4 @@
-"""``agentladder train sft|dpo|kto|rl|reward|classifier``: thin shells over :func:`~agentladder.train.sft`,
+"""``agentladder train sft|dpo|kto|rl|reward|judge|classifier``: thin shells over :func:`~agentladder.train.sft`,
 :func:`~agentladder.train.preference`, :func:`~agentladder.train.rl` and
 :func:`~agentladder.train.reward_model.train_reward_model`.
 
@@ -29,6 +29,7 @@ from agentladder.cli.options import (
 )
 from agentladder.errors import ConfigError
 from agentladder.train.classifier import C_VALUES, train_classifier
+from agentladder.train.judge import JudgeConfig, train_judge
 from agentladder.train.loop import TrainConfig, TrainResult
 from agentladder.train.lora_classifier import LRS, train_lora_classifier
 from agentladder.train.preference import RENAMED, PreferenceConfig, preference
@@ -149,6 +150,28 @@ def train_reward(resume: ResumeOption = None, quiet: QuietOption = False, **sett
     held = (f", held-out pairwise accuracy {v['accuracy']:.3f} on {v['pairs']} pairs (ECE {v['ece']:.3f})"
             if v else "")
     stderr.print(f"[green]done[/]: {result.steps} steps, final loss {result.final_loss:.4f}{held} -> {result.out_dir}")
+
+
+@train_app.command("judge")
+@friendly_errors
+@config_options(JudgeConfig, *RUN, "rubric", "validation", "validation_share", "grade_min", "grade_max",
+                Opt("compare_untuned", ("--compare-untuned/--no-compare-untuned",)), "max_new_tokens", *LORA,
+                "max_length", *LOOP)
+def train_judge_command(resume: ResumeOption = None, quiet: QuietOption = False, **settings: Any) -> None:
+    """A tuned judge: SFT on graded answers (grade and reasons) against a rubric file, in the judge format the
+    evals parse; its agreement with held-out grades next to the untuned model's in judge.json."""
+    if resume:
+        result = train_judge(out_dir=resume, resume=True, progress=not quiet)
+    elif not settings.get("data") or not settings.get("out_dir") or not settings.get("rubric"):
+        raise ConfigError("--data, --rubric and --out are required (or --resume RUN_FOLDER)")
+    else:
+        result = train_judge(make_config(JudgeConfig, settings, progress=not quiet))
+    text = ""
+    for who, f in (result.agreement or {}).items():
+        kappa = "n/a" if f["quadratic_kappa"] is None else f"{f['quadratic_kappa']:.3f}"
+        text += (f"\n  {who}: exact {f['exact']:.3f}, within one {f['within_one']:.3f}, quadratic kappa {kappa}, "
+                 f"parsed {f['parsed']:.3f} on {f['rows']} held-out rows")
+    stderr.print(f"[green]done[/]: {result.steps} steps -> {result.out_dir}{text}", soft_wrap=True)
 
 
 @train_app.command("classifier")

@@ -11,7 +11,9 @@ scale, a margin that is not a non-negative number.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
+from pathlib import Path
 
 from agentladder.data.io import iter_json_lines, validate_row
 from agentladder.data.schema import GradedResponse, Message, PreferencePair
@@ -68,4 +70,43 @@ def load_feedback(path: str | os.PathLike, *, scale: tuple[float, float] = (1, 5
     return out
 
 
-__all__ = ["FeedbackRow", "check_grade", "check_pair", "load_feedback"]
+
+
+_GRADE_LINE = re.compile(r"^\s*(?:[-*]\s*)?(?:\*\*)?(\d+)(?:\*\*)?\s*[:=.)-]\s*(?:\*\*)?\s*(\S.*)$")
+_NUMBERED = re.compile(r"^\s*(?:[-*]\s*)?(?:\*\*)?\d")
+
+
+def load_rubric(path: str | os.PathLike, scale: tuple[int, int] = (1, 5)) -> str:
+    """A rubric file as the text a judge is shown, checked line by line.
+
+    The file is free text (what good answers do) with one line per grade of ``scale``:
+    ``5: correct, specific, cited and concise`` (a list marker or bold around the number is fine).
+    A line that starts with a number but is not such a line, a grade off the scale, a grade given
+    twice, or a grade missing is a :class:`DataError` naming the file and line.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(p, None, None, "no such rubric file")
+    lines = p.read_text(encoding="utf-8").splitlines()
+    seen: dict[int, int] = {}
+    lo, hi = scale
+    for i, line in enumerate(lines, start=1):
+        m = _GRADE_LINE.match(line)
+        if m is None:
+            if _NUMBERED.match(line):
+                raise DataError(p, i, "grade", f"expected 'N: what an answer of grade N does', got {line.strip()!r}")
+            continue
+        grade = int(m.group(1))
+        if not lo <= grade <= hi:
+            raise DataError(p, i, "grade", f"{grade} is outside the scale {lo}-{hi}")
+        if grade in seen:
+            raise DataError(p, i, "grade", f"grade {grade} is described twice (first on line {seen[grade]})")
+        seen[grade] = i
+    missing = [g for g in range(lo, hi + 1) if g not in seen]
+    if missing:
+        raise DataError(p, None, "grade", f"no line for grade {', '.join(map(str, missing))} "
+                        f"(write one 'N: ...' line per grade {lo}-{hi})")
+    return "\n".join(line.rstrip() for line in lines).strip()
+
+
+__all__ = ["FeedbackRow", "check_grade", "check_pair", "load_feedback", "load_rubric"]

@@ -30,9 +30,9 @@ def test_the_python_examples_run_in_order():
 def test_the_commands_use_options_that_exist():
     commands = [shlex.split(c.split("#")[0]) for block in BASH for c in block.replace("\\\n", " ").splitlines()
                 if c.startswith("agentladder")]
-    assert len(commands) >= 4
+    assert len(commands) >= 5
     for words in commands:
-        path = [w for w in words[1:3] if not w.startswith("-") and w in ("train", "reward", "rl", "eval")]
+        path = [w for w in words[1:3] if not w.startswith("-") and w in ("train", "reward", "rl", "eval", "judge")]
         shown = CliRunner().invoke(app, [*path, "--help"], terminal_width=200)
         assert shown.exit_code == 0, shown.output
         for option in (w for w in words if w.startswith("--")):

@@ -207,3 +207,29 @@ def test_cli_trains_evaluates_and_ppo_raises_the_reward_models_score(tmp_path):
     res = runner.invoke(app, ["eval", "--task", "preference-accuracy", "--model", str(tmp_path / "ppo"),
                               "--data", str(test)])
     assert res.exit_code == 1 and "not a reward model folder" in res.output
+
+
+def test_a_killed_reward_model_run_resumes_to_the_same_model(tmp_path, monkeypatch):
+    from agentladder.train.loop import Trainer
+
+    data = toy_pairs(tmp_path / "pairs.jsonl", n=32)
+    settings = dict(model="tiny", data=str(data), max_steps=6, save_every=2, learning_rate=1e-3, batch_size=4,
+                    progress=False, tensorboard=False, validation_share=0.25)
+    whole = train_reward_model(out_dir=str(tmp_path / "whole"), **settings)
+    original = Trainer.train_step
+
+    def dies_at_step_4(self, step):
+        if step == 3:
+            raise KeyboardInterrupt
+        return original(self, step)
+
+    monkeypatch.setattr(Trainer, "train_step", dies_at_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        train_reward_model(out_dir=str(tmp_path / "cut"), **settings)
+    assert not is_reward_model_folder(tmp_path / "cut")
+    monkeypatch.setattr(Trainer, "train_step", original)
+    resumed = train_reward_model(out_dir=str(tmp_path / "cut"), resume=True, progress=False)
+    assert [r["step"] for r in resumed.history] == [1, 2, 3, 4, 5, 6]
+    assert [r["loss"] for r in resumed.history] == pytest.approx([r["loss"] for r in whole.history], abs=1e-5)
+    assert resumed.validation["pairs"]["mean_margin"] == pytest.approx(whole.validation["pairs"]["mean_margin"],
+                                                                       abs=1e-4)

@@ -9,6 +9,8 @@ import typer
 
 from agentladder.cli.errors import friendly_errors, stderr, stdout
 from agentladder.errors import ConfigError, MissingFileError
+from agentladder.evals.preference import TASK as PREFERENCE_TASK
+from agentladder.evals.preference import preference_accuracy, table
 from agentladder.evals.retrieval import evaluate_retrieval
 from agentladder.evals.runner import default_out, evaluate
 
@@ -19,7 +21,8 @@ def eval_command(
         "--model", help="Model to evaluate (repeat for side by side): alias, run folder, hub id or openai:MODEL[@URL]; "
         "retrieval: minilm, an embedding model folder, bm25 or hybrid:MODEL.")],
     task: Annotated[str, typer.Option(
-        help="Task name (or module:attribute); retrieval scores rankers on a knowledge-base split.")] = "medication-directions",
+        help="Task name (or module:attribute); retrieval scores rankers on a knowledge-base split; "
+             "preference-accuracy scores reward models on --data pairs.")] = "medication-directions",
     data: Annotated[str | None, typer.Option(
         help="JSONL rows to score \\[default: the task's generated test split, 300 rows]; retrieval: a query file (kb/test).")] = None,
     corpus: Annotated[str | None, typer.Option(
@@ -52,6 +55,13 @@ def eval_command(
         found = evaluate_retrieval(model, data, corpus=corpus, out=folder, limit=limit, n_resamples=bootstrap)
         stdout.print(found.table())
         stderr.print(f"[green]done[/]: report.json, report.md and rankings.jsonl in {folder}")
+        return
+    if task == PREFERENCE_TASK:
+        if data is None:
+            raise ConfigError(f"--task {PREFERENCE_TASK} needs --data: a JSONL file of held-out pairs")
+        stdout.print(table(preference_accuracy(model, data, out=folder, limit=limit, n_resamples=bootstrap,
+                                               batch_size=batch_size)))
+        stderr.print(f"[green]done[/]: report.json, report.md and scores.jsonl in {folder}")
         return
     report = evaluate(
         model, task, data=data, shots=shots, limit=limit, out=folder, batch_size=batch_size,

@@ -1,5 +1,6 @@
-"""``agentladder train sft|dpo|kto|rl|classifier``: thin shells over :func:`~agentladder.train.sft`,
-:func:`~agentladder.train.preference` and :func:`~agentladder.train.rl`.
+"""``agentladder train sft|dpo|kto|rl|reward|judge|classifier``: thin shells over :func:`~agentladder.train.sft`,
+:func:`~agentladder.train.preference`, :func:`~agentladder.train.rl` and
+:func:`~agentladder.train.reward_model.train_reward_model`.
 
 Each option is a field of the trainer's config (:mod:`agentladder.cli.options`). Data-parallel
 runs launch the same commands through torch distributed:
@@ -31,9 +32,11 @@ from agentladder.ladder.embed import register_embedder
 from agentladder.train.classifier import C_VALUES, train_classifier
 from agentladder.train.embed import LRS as EMBED_LRS
 from agentladder.train.embed import EmbedConfig, train_embed
+from agentladder.train.judge import JudgeConfig, train_judge
 from agentladder.train.loop import TrainConfig, TrainResult
 from agentladder.train.lora_classifier import LRS, train_lora_classifier
 from agentladder.train.preference import RENAMED, PreferenceConfig, preference
+from agentladder.train.reward_model import RewardConfig, train_reward_model
 from agentladder.train.rl import rl
 from agentladder.train.rl_config import RLConfig, load_rl_config
 from agentladder.train.sft import SFTConfig, sft
@@ -104,11 +107,19 @@ def train_kto(resume: ResumeOption = None, quiet: QuietOption = False, **setting
                 Opt("lora", ("--lora/--full",)), "rollout_backend", "seed", "save_every", given_only=True)
 def train_rl(
     config: Annotated[str | None, typer.Option(help="YAML file of RLConfig settings; options given here win.")] = None,
+    reward_model: Annotated[str | None, typer.Option(
+        help="A reward model folder (agentladder train reward) as the reward, normalised by its training "
+             "rewards; replaces the configured rewards.")] = None,
     resume: ResumeOption = None,
     quiet: QuietOption = False,
     **settings: Any,
 ) -> None:
-    """Reinforcement learning with verifiable or judged rewards: PPO, GRPO, DAPO, GSPO, Dr. GRPO, RLOO, REINFORCE++."""
+    """Reinforcement learning with verifiable, judged or learned rewards: PPO, GRPO, DAPO, GSPO, Dr. GRPO, RLOO,
+    REINFORCE++."""
+    if reward_model:
+        if resume:
+            raise ConfigError("--reward-model: a resumed run keeps the rewards it was started with")
+        settings["rewards"] = [{"type": "reward_model", "path": reward_model}]
     if resume:
         result = rl(out_dir=resume, resume=True, progress=not quiet)
     elif config:
@@ -122,6 +133,48 @@ def train_rl(
         reward = f", reward {last['reward']:.3f}" if "reward" in last else ""
         stderr.print(f"[green]done[/]: {result.steps} steps{reward} -> {result.out_dir} "
                   f"(curves: {result.out_dir / 'reward.png'})")
+
+
+@train_app.command("reward")
+@friendly_errors
+@config_options(RewardConfig, *RUN, "validation", "validation_share", "margin", "grade_min", "grade_max",
+                "grade_weight",
+                "max_length", *LORA, *LOOP)
+def train_reward(resume: ResumeOption = None, quiet: QuietOption = False, **settings: Any) -> None:
+    """A reward model: a scalar head on a causal LM, Bradley-Terry on pairs and regression on 1-5 grades;
+    held-out pairwise accuracy and calibration in its manifest."""
+    if resume:
+        result = train_reward_model(out_dir=resume, resume=True, progress=not quiet)
+    elif not settings.get("data") or not settings.get("out_dir"):
+        raise ConfigError("--data and --out are required (or --resume RUN_FOLDER)")
+    else:
+        result = train_reward_model(make_config(RewardConfig, settings, progress=not quiet))
+    v = (result.validation or {}).get("pairs")
+    held = (f", held-out pairwise accuracy {v['accuracy']:.3f} on {v['pairs']} pairs (ECE {v['ece']:.3f})"
+            if v else "")
+    stderr.print(f"[green]done[/]: {result.steps} steps, final loss {result.final_loss:.4f}{held} -> {result.out_dir}")
+
+
+@train_app.command("judge")
+@friendly_errors
+@config_options(JudgeConfig, *RUN, "rubric", "validation", "validation_share", "grade_min", "grade_max",
+                Opt("compare_untuned", ("--compare-untuned/--no-compare-untuned",)), "max_new_tokens", *LORA,
+                "max_length", *LOOP)
+def train_judge_command(resume: ResumeOption = None, quiet: QuietOption = False, **settings: Any) -> None:
+    """A tuned judge: SFT on graded answers (grade and reasons) against a rubric file, in the judge format the
+    evals parse; its agreement with held-out grades next to the untuned model's in judge.json."""
+    if resume:
+        result = train_judge(out_dir=resume, resume=True, progress=not quiet)
+    elif not settings.get("data") or not settings.get("out_dir") or not settings.get("rubric"):
+        raise ConfigError("--data, --rubric and --out are required (or --resume RUN_FOLDER)")
+    else:
+        result = train_judge(make_config(JudgeConfig, settings, progress=not quiet))
+    text = ""
+    for who, f in (result.agreement or {}).items():
+        kappa = "n/a" if f["quadratic_kappa"] is None else f"{f['quadratic_kappa']:.3f}"
+        text += (f"\n  {who}: exact {f['exact']:.3f}, within one {f['within_one']:.3f}, quadratic kappa {kappa}, "
+                 f"parsed {f['parsed']:.3f} on {f['rows']} held-out rows")
+    stderr.print(f"[green]done[/]: {result.steps} steps -> {result.out_dir}{text}", soft_wrap=True)
 
 
 @train_app.command("classifier")

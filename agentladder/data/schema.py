@@ -13,6 +13,7 @@ Row types for each rung:
 - :class:`PreferencePair` holds a shared prompt and a chosen and a rejected
   continuation (DPO family); :class:`MarkedResponse` a single continuation
   marked desirable or not (KTO).
+- :class:`GradedResponse` is a single continuation with a grade (1-5) and its reasons (reward models, judges).
 - :class:`RLPrompt` is a prompt plus what the grader needs to score a response.
 """
 
@@ -182,6 +183,24 @@ class MarkedResponse(_Strict):
     prompt: list[Message] = Field(min_length=1)
     completion: list[Message] = Field(min_length=1)
     label: bool
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    message_fields: ClassVar[tuple[tuple[str, str], ...]] = (("prompt", "user"), ("completion", "assistant"))
+
+
+class GradedResponse(_Strict):
+    """A single continuation with an expert's grade on a scale (1-5 by default) and, optionally, the reasons.
+
+    Reward models regress on the grade; a tuned judge learns to write the grade and the reasons.
+    """
+
+    id: str | None = None
+    prompt: list[Message] = Field(min_length=1)
+    completion: list[Message] = Field(min_length=1)
+    grade: float
+    """The grade, inside the scale the reader is given (``agentladder.data.feedback``)."""
+    reasons: str | None = None
+    """Why the grade was given, in the grader's words."""
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     message_fields: ClassVar[tuple[tuple[str, str], ...]] = (("prompt", "user"), ("completion", "assistant"))

@@ -25,6 +25,7 @@ from agentladder.evals.report import EvalReport, ModelResult
 from agentladder.evals.samples import SampleStore, prompt_key
 from agentladder.evals.similarity import semantic_similarity
 from agentladder.models.providers import Provider, make_provider
+from agentladder.rewards.judge import read_judge
 from agentladder.rewards.judging import DEFAULT_RUBRIC
 from agentladder.tasks.metrics import mean_metric
 from agentladder.tasks.registry import get_task
@@ -151,8 +152,10 @@ def _add_similarity(results: dict[str, ModelResult], references: list[str], kw: 
 def _add_judgement(results: dict[str, ModelResult], judge: str | Provider, rubric: str | None, requests: list[str],
                    references: list[str], baseline_label: str | None, batch_size: int, kw: dict[str, Any]) -> None:
     """The judge's grade of every answer and, with a baseline, each model's win rate against it."""
+    tuned = read_judge(judge) or {}  # a tuned judge (agentladder train judge) brings its rubric and scale
     judge_provider = make_provider(judge, batch_size=batch_size)
-    grader = Judge(judge_provider, rubric or DEFAULT_RUBRIC)
+    grader = Judge(judge_provider, rubric or tuned.get("rubric") or DEFAULT_RUBRIC,
+                   scale=tuple(tuned.get("scale") or (1, 5)))  # type: ignore[arg-type]
     for result in results.values():
         graded = grader.grade(requests, [rec["output"] for rec in result.records], references, **kw)
         for rec, verdict, raw in zip(result.records, graded.verdicts, graded.raw, strict=True):

@@ -24,6 +24,7 @@ from agentladder.rewards.judging import (
     parse_verdict,
     single_prompt,
 )
+from agentladder.rewards.reward_model import RewardModelReward, preference_figures
 from agentladder.rewards.shaping import overlong_penalty, span_token_values, token_char_ranges
 from agentladder.rewards.spans import RegexSpanReward, WrongFieldSpans
 
@@ -41,6 +42,7 @@ __all__ = [
     "RegexReward",
     "RegexSpanReward",
     "Reward",
+    "RewardModelReward",
     "RewardInput",
     "RewardOutput",
     "Span",
@@ -57,6 +59,7 @@ __all__ = [
     "parse_preference",
     "parse_ranking",
     "parse_verdict",
+    "preference_figures",
     "single_prompt",
     "span_token_values",
     "token_char_ranges",

@@ -7,10 +7,11 @@ rewards:
     metric: exact
   - {type: regex, pattern: '^\\{.*\\}$', full: true, weight: 0.1, name: json_only}
   - {type: judge, provider: "openai:gpt-4o-mini", rubric: "Correct and concise.", weight: 0.5}
+  - {type: reward_model, path: runs/rm1}   # a trained reward model, normalised by its training rewards
 ```
 
 Types: ``exact``, ``field``, ``json_schema``, ``regex``, ``numeric``, ``python``,
-``task``, ``judge``, ``group_judge``, ``regex_spans``, ``wrong_field_spans``. Every other
+``task``, ``judge``, ``group_judge``, ``reward_model``, ``regex_spans``, ``wrong_field_spans``. Every other
 key is passed to the reward's constructor; an unknown type or key is an error that names
 the entry.
 """
@@ -34,6 +35,7 @@ from agentladder.rewards.graders import (
     TaskReward,
 )
 from agentladder.rewards.judge import GroupJudgeReward, JudgeReward
+from agentladder.rewards.reward_model import RewardModelReward
 from agentladder.rewards.spans import RegexSpanReward, WrongFieldSpans
 
 REWARD_TYPES: dict[str, type[Reward]] = {
@@ -46,6 +48,7 @@ REWARD_TYPES: dict[str, type[Reward]] = {
     "task": TaskReward,
     "judge": JudgeReward,
     "group_judge": GroupJudgeReward,
+    "reward_model": RewardModelReward,
     "regex_spans": RegexSpanReward,
     "wrong_field_spans": WrongFieldSpans,
 }

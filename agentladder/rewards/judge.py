@@ -9,7 +9,10 @@ verdict parsers are in :mod:`agentladder.rewards.judging`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from agentladder.models.providers import make_provider
 from agentladder.rewards.base import Reward, RewardInput, RewardOutput
@@ -21,6 +24,15 @@ from agentladder.rewards.judging import (
     single_prompt,
 )
 
+JUDGE_MANIFEST = "judge.json"
+"""What a tuned judge's folder holds beside the model (``agentladder train judge``): its rubric, scale, agreement."""
+
+
+def read_judge(folder: Any) -> dict[str, Any] | None:
+    """A tuned judge folder's ``judge.json`` (rubric, scale, agreement), or ``None`` for anything else."""
+    path = Path(folder) / JUDGE_MANIFEST if isinstance(folder, (str, Path)) else None
+    return json.loads(path.read_text(encoding="utf-8")) if path is not None and path.is_file() else None
+
 
 def _request(item: RewardInput) -> str:
     return next((m.content or "" for m in reversed(item.prompt) if m.role == "user"), "")
@@ -30,15 +42,19 @@ class JudgeReward(Reward):
     """Rubric score from an LLM judge, mapped from ``scale`` to ``[0, 1]``.
 
     The target, when the row has one, is shown as the reference answer. Every response of a
-    group is judged in one batched provider call.
+    group is judged in one batched provider call. A tuned judge's folder (``agentladder train judge``)
+    brings its own rubric and scale, used when none is given here.
     """
 
     name = "judge"
 
-    def __init__(self, provider, *, rubric: str = DEFAULT_RUBRIC, scale: tuple[int, int] = (1, 5),
+    def __init__(self, provider, *, rubric: str | None = None, scale: tuple[int, int] | None = None,
                  unscored: float = 0.5, max_new_tokens: int = 128):
+        tuned = read_judge(provider) or {}
         self.provider = make_provider(provider)
-        self.rubric, self.scale, self.unscored, self.max_new_tokens = rubric, tuple(scale), unscored, max_new_tokens
+        self.rubric = rubric or tuned.get("rubric") or DEFAULT_RUBRIC
+        self.scale = tuple(scale or tuned.get("scale") or (1, 5))
+        self.unscored, self.max_new_tokens = unscored, max_new_tokens
 
     def score_group(self, items: Sequence[RewardInput]) -> list[RewardOutput]:
         prompts = [single_prompt(self.rubric, _request(it), it.completion,

@@ -19,7 +19,9 @@ and :meth:`RLTrainer.train_step` reads as this list:
 6. ``ppo_epochs`` passes of ``num_minibatches`` optimizer updates each, through the loop's
    :meth:`~agentladder.train.loop.Trainer.update`, each prompt run once per micro-batch for all
    of its responses (:mod:`agentladder.train.shared_prompt`); then one step of the schedule;
-7. the rollout engine gets the new weights.
+7. the rollout engine gets the new weights;
+8. with ``gold_rewards``, the first round's responses get the gold score too, and the reward-hacking
+   monitor compares it with the proxy (:mod:`agentladder.train.rl_monitor`).
 
 What the step measured travels as typed records (:mod:`agentladder.train.rl_metrics`) until
 it becomes the step's line in ``metrics.jsonl``.
@@ -75,6 +77,7 @@ from agentladder.train.rl_batch import (
 from agentladder.train.rl_config import PRESETS, RLConfig, load_rl_config
 from agentladder.train.rl_losses import aggregate, clipped_policy_loss, value_loss
 from agentladder.train.rl_metrics import Update, UpdateSums, step_metrics
+from agentladder.train.rl_monitor import HackingMonitor, plot_proxy_gold, repetition
 from agentladder.train.rl_rollout import (
     Group,
     PromptRow,
@@ -102,8 +105,13 @@ class RLTrainer(Trainer):
 
     def __init__(self, model, tokenizer, prompts: Sequence[PromptRow], rewards, config: RLConfig, *,
                  rollout: RolloutBackend | None = None, world: World | None = None, reference_model=None,
-                 environment: ToolEnvironment | None = None, description: str | None = None):
+                 environment: ToolEnvironment | None = None, description: str | None = None, gold=None):
         self.rl = config
+        self.gold = gold
+        """A held-out gold score (anything with ``score_group``), never trained on; None: no hacking monitor."""
+        self.monitor = HackingMonitor(config.hacking_window, config.hacking_tolerance) if gold is not None else None
+        self.stopped: str | None = None
+        """Why the run stopped early (the hacking monitor fired with ``on_hacking: stop``)."""
         self.tokenizer = tokenizer
         self.rewards = rewards
         self.max_new = config.max_new_tokens or 256
@@ -144,8 +152,28 @@ class RLTrainer(Trainer):
         self._advance_schedule()  # 6. one step of the schedule, with or without an update
         self.rollout.sync_weights(self.model)  # 7. the engine samples from the new weights
         rollout.stats.kl = mean_token_kl(kl, batch.mask) if kl is not None else None
-        return step_metrics(rollout.stats, updates, train_s=time.perf_counter() - t0,
-                            lr=self.scheduler.get_last_lr()[0])
+        metrics = step_metrics(rollout.stats, updates, train_s=time.perf_counter() - t0,
+                               lr=self.scheduler.get_last_lr()[0])
+        metrics.update(self._watch(rollout.first, metrics, step))  # 8. proxy against gold
+        return metrics
+
+    def _watch(self, groups: list[Group], metrics: dict[str, float], step: int) -> dict[str, float]:
+        """The responses' repetition and, with a gold score, its mean and the hacking monitor's verdict."""
+        reps = [repetition(c.token_ids) for g in groups for c in g.completions]
+        out = {"repetition": sum(reps) / len(reps)} if reps else {}
+        if self.monitor is None or not reps:
+            return out
+        gold = [t for g in groups for t in score_group(self.gold, g.prompt, g.completions,
+                                                           max_new_tokens=self.max_new).total]
+        out["gold"] = sum(gold) / len(gold)
+        message = self.monitor.update(metrics["reward"], out["gold"])
+        if message:
+            out["hacking"] = 1.0
+            warnings.warn(f"step {step + 1}: {message}", RuntimeWarning, stacklevel=2)
+            if self.rl.on_hacking == "stop":
+                self.stopped = f"step {step + 1}: {message}"
+                self.total_steps = step + 1  # the loop ends after this step, saving the model it has
+        return out
 
     # -- 1-3. rollout -----------------------------------------------------------------------------
     def _rollout(self, step: int) -> Rollout:
@@ -423,6 +451,7 @@ def rl(config: RLConfig | None = None, /, *, resume: bool = False, rollout: Roll
     prompts, dropped = load_prompts(config, run.tokenizer)
     if reward is None:
         reward = build_rewards(default_rewards(config))
+    gold = build_rewards(config.gold_rewards, source="gold_rewards") if config.gold_rewards else None
     run.save_config()
     model.to(world.device)
     if rollout is None and config.rollout_backend == "vllm":
@@ -433,10 +462,11 @@ def rl(config: RLConfig | None = None, /, *, resume: bool = False, rollout: Roll
     if config.max_turns > 1 and environment is None:
         raise ConfigError("max_turns > 1 needs an environment that answers each assistant turn")
     trainer = RLTrainer(model, run.tokenizer, prompts, reward, config, rollout=rollout, world=world,
-                        reference_model=reference_model, environment=environment)
+                        reference_model=reference_model, environment=environment, gold=gold)
     result = trainer.run(resume=resume)
     if world.is_main and result.history:
         plot_rewards(result.history, run.out_dir / "reward.png", title=f"{trainer.description}: {run.out_dir.name}")
+        plot_proxy_gold(result.history, run.out_dir / "hacking.png", title=f"proxy against gold: {run.out_dir.name}")
 
     def policy(trained):
         """The model to save: without the value head; merged when its adapter sits on a merged LoRA run,
@@ -450,7 +480,8 @@ def rl(config: RLConfig | None = None, /, *, resume: bool = False, rollout: Roll
         return {"method": config.preset or "rl", "base_model": lineage_base(config.model, lora),
                 "start_model": resolved_spec(config.model), "lora": lora, "steps": trainer.step,
                 "task": config.task, "data": config.data, "prompts": len(prompts), "prompts_dropped": dropped,
-                "algorithm": config.algorithm(), "final_reward": last.get("reward")}
+                "algorithm": config.algorithm(), "final_reward": last.get("reward"), "final_gold": last.get("gold"),
+                "stopped": trainer.stopped}
 
     return finish_run(run, trainer, result, metadata, prepare=policy, restore_attention=trainer.shared)
 

@@ -78,6 +78,16 @@ class RLConfig(LoraFields, TrainConfig):
     """With a task and no data: how many prompts to generate."""
     rewards: list[dict[str, Any]] | None = None
     """Reward components (``agentladder.rewards.config``); default: the task's scorer."""
+    gold_rewards: list[dict[str, Any]] | None = None
+    """A held-out gold score (entries as ``rewards``: the task's grader, a reference judge) scored on every
+    first-round response and never trained on; with it the run watches for reward hacking
+    (``agentladder.train.rl_monitor``) and plots proxy against gold (``hacking.png``)."""
+    hacking_window: int = Field(5, ge=1)
+    """The monitor compares the mean proxy and gold of the last this many steps with the ones before them."""
+    hacking_tolerance: float = Field(0.0, ge=0)
+    """The proxy must rise, and the gold fall, by more than this for the monitor to fire."""
+    on_hacking: Literal["warn", "stop"] = "warn"
+    """When the monitor fires: ``warn`` (and mark the step ``hacking``), or ``stop`` the run there and save the model."""
 
     batch_size: int = Field(4, ge=1)
     """Prompts per rollout step (each answered ``group_size`` times)."""
@@ -220,13 +230,12 @@ def load_rl_config(path: str | Path, **overrides: Any) -> RLConfig:
         config = RLConfig(**data)
     except ValidationError as err:
         raise data_error(err, path, lambda loc: yaml_line(text, loc)) from None
-    if config.rewards:  # build each reward once now, so a bad entry is reported with its line
-
-        for i, spec in enumerate(config.rewards):
+    for key in ("rewards", "gold_rewards"):  # build each reward once now, so a bad entry is reported with its line
+        for i, spec in enumerate(getattr(config, key) or []):
             try:
-                build_reward(spec, f"rewards[{i}]")
+                build_reward(spec, f"{key}[{i}]")
             except ValueError as err:
-                raise DataError(path, yaml_line(text, ["rewards", i]), None, str(err)) from None
+                raise DataError(path, yaml_line(text, [key, i]), None, str(err)) from None
     return config
 
 

@@ -113,7 +113,15 @@ def test_option_names_stay_as_they_were():
     assert _options("train", "rl") == [
         "--preset", "--model", "--task", "--data", "--out", "--group-size", "--batch-size", "--max-steps",
         "--n-prompts", "--max-new-tokens", "--temperature", "--kl-coef", "--lr", "--lora", "--full",
-        "--rollout-backend", "--seed", "--save-every", "--config", "--resume", "--quiet", "--no-quiet"]
+        "--rollout-backend", "--seed", "--save-every", "--config", "--reward-model", "--resume", "--quiet",
+        "--no-quiet"]
+    assert _options("train", "reward") == [
+        "--data", "--out", "--model", "--validation", "--validation-share", "--margin", "--grade-min", "--grade-max",
+        "--grade-weight", "--max-length", *COMMON, *LOOP, "--resume", "--quiet", "--no-quiet"]
+    assert _options("train", "judge") == [
+        "--data", "--out", "--model", "--rubric", "--validation", "--validation-share", "--grade-min", "--grade-max",
+        "--compare-untuned", "--no-compare-untuned", "--max-new-tokens", *COMMON, "--max-length", *LOOP, "--resume",
+        "--quiet", "--no-quiet"]
 
 
 def test_help_is_the_fields_docstring():

@@ -1,0 +1,224 @@
+"""Agent RL on a tiny model: episodes of real agents, exact ids and log-probs, masking, failures, skipped
+groups, resume, the entry point."""
+
+import asyncio
+import json
+
+import pytest
+import torch
+
+from agentladder.agents import Agent, Runtime, tool
+from agentladder.data.schema import ToolCall
+from agentladder.models.providers import ScriptedProvider
+from agentladder.models.providers.policy import EpisodeRecorder, PolicyProvider, recording
+from agentladder.models.rollout import LocalRollout
+from agentladder.models.tiny import tiny_model
+from agentladder.train import rl
+from agentladder.train.agent_episodes import Episode, load_tasks, read_episodes
+from agentladder.train.agent_rl import AgentRLTrainer
+from agentladder.train.rl_config import RLConfig
+
+LETTERS = "abcdefghijklmnopqrstuvwxyz "
+
+
+@tool
+def lookup(item: str) -> str:
+    """Look an item up.
+
+    Args:
+        item: what to look up
+    """
+    return f"stock of {item}: 42 units"
+
+
+def _other(runtime):
+    """A fixed agent on another provider: it calls a real tool, then answers with what it read."""
+    script = [ToolCall(id="c1", name="lookup", arguments={"item": "pens"}), "pens: 42 units in stock"]
+    return Agent(ScriptedProvider(script), tools=[lookup], name="clerk")
+
+
+def build_team(policy, runtime=None):
+    """Three agents: a scripted clerk with a tool, the trained writer (two calls in one session, with memory),
+    and a critic on the same policy under another name (recorded, never trained)."""
+    writer = Agent(policy.named("writer"), name="writer", memory=True, max_new_tokens=6)
+    critic = Agent(policy.named("critic"), name="critic", max_new_tokens=4)
+
+    async def team(task):
+        rt = runtime or Runtime(":memory:")
+        clerk = await _other(rt).arun(task, runtime=rt, session="s")
+        first = await writer.arun(f"notes: {clerk.output}", runtime=rt, session="s")
+        second = await writer.arun("again, shorter", runtime=rt, session="s")
+        await critic.arun(f"judge: {first.output}", runtime=rt, session="s")
+        return second.output
+
+    return team
+
+
+def lower_share(row, episode):
+    text = episode.output or ""
+    return sum(ch in LETTERS for ch in text) / max(1, len(text))
+
+
+def _config(tmp_path, **kw):
+    settings = dict(model="tiny", data="unused", out_dir=str(tmp_path / "run"), group_size=4, batch_size=2,
+                    max_new_tokens=8, max_steps=2, learning_rate=3e-3, seed=0, progress=False, tensorboard=False,
+                    save_every=1, share_prompt=False, train_agents=["writer"])
+    settings.update(kw)
+    return RLConfig(**settings)
+
+
+TASKS = [{"id": f"t{i}", "input": f"count item {i}"} for i in range(4)]
+
+
+def _trainer(tmp_path, tok, model=None, build=build_team, reward=lower_share, **kw):
+    model = model if model is not None else tiny_model(tokenizer=tok)
+    return AgentRLTrainer(model, tok, load_tasks(TASKS), build, reward, _config(tmp_path, **kw),
+                          runtime=Runtime(":memory:"))
+
+
+def test_sampled_ids_are_what_training_sees_and_log_probs_match(tmp_path, tok):
+    trainer = _trainer(tmp_path, tok)
+    groups, _, _ = trainer._episodes(0)
+    assert groups, "the toy reward varies within a group"
+    episode = groups[0].episodes[0]
+    assert [c.agent for c in episode.calls] == ["writer", "writer", "critic"]
+    # the second writer call's prompt holds the first reply and the clerk's tool result, as inputs
+    second = tok.decode(episode.calls[1].prompt_ids)
+    assert "pens: 42 units in stock" in second and episode.calls[0].text.strip() in second
+    batch = trainer._episode_batch(groups)
+    writer_calls = [c for g in groups for e in g.episodes for c in e.calls if c.agent == "writer"]
+    assert len(batch.samples) == len(writer_calls)
+    for s, c in zip(batch.samples, writer_calls, strict=True):
+        assert s.prompt == c.prompt_ids and s.completion == c.token_ids and all(s.mask)
+    recomputed = trainer._no_grad_pass(trainer.model, batch)
+    mask = batch.mask.bool()
+    assert torch.allclose(recomputed[mask], batch.old_logps[mask], atol=1e-5)
+
+
+def test_only_the_trained_agents_sampled_tokens_are_scored(tmp_path, tok):
+    trainer = _trainer(tmp_path, tok)
+    groups, _, _ = trainer._episodes(0)
+    batch = trainer._episode_batch(groups)
+    collated = trainer.collate_samples(batch.samples)
+    ids, mask = collated["input_ids"], collated["mask"]
+    # the scored positions are exactly the writer's sampled tokens, row by row
+    for i, s in enumerate(batch.samples):
+        row = ids[i].tolist()
+        scored = [row[len(s.prompt) + j] for j in range(len(s.completion)) if mask[i, j]]
+        assert scored == s.completion
+    tool_ids = tok("stock of pens: 42 units", add_special_tokens=False)["input_ids"]
+    critic = {tuple(c.token_ids) for g in groups for e in g.episodes for c in e.calls if c.agent == "critic"}
+    for s in batch.samples:
+        text = tok.decode(s.completion)
+        assert "42 units" not in text
+        assert tuple(s.completion) not in critic or not s.completion
+        assert s.completion[: len(tool_ids)] != tool_ids
+    # a backward pass puts gradient only through the scored tokens' log-probs: the loss equals the
+    # loss of a batch whose prompts (tool results, other agents' turns) are cut to nothing but their ids
+    loss = trainer.loss(trainer.model, collated).loss_sum
+    assert torch.isfinite(loss)
+
+
+def failing_team(policy):
+    writer = Agent(policy.named("writer"), name="writer", max_new_tokens=6)
+
+    async def team(task):
+        rt = Runtime(":memory:")
+        out = (await writer.arun(task, runtime=rt)).output
+        if task.endswith("1"):
+            raise RuntimeError("the tool service is down")
+        if task.endswith("2"):
+            await writer.arun("more", runtime=rt)  # a second call: past episode_max_calls=1
+        if task.endswith("3"):
+            await asyncio.sleep(5)
+        return out
+
+    return team
+
+
+def test_failing_episodes_are_recorded_and_do_not_stop_the_step(tmp_path, tok):
+    trainer = _trainer(tmp_path, tok, build=failing_team, batch_size=4, episode_max_calls=1, episode_timeout=1.0,
+                       failed_episode_reward=-1.0, max_steps=1)
+    metrics = trainer.train_step(0)
+    assert metrics["episodes_error"] == pytest.approx(0.25)
+    assert metrics["episodes_calls"] == pytest.approx(0.25)
+    assert metrics["episodes_timeout"] == pytest.approx(0.25)
+    logged = read_episodes(tmp_path / "run" / "episodes.jsonl")
+    by_task = {}
+    for _, e in logged:
+        by_task.setdefault(e.task_id, []).append(e)
+    assert {e.status for e in by_task["t1"]} == {"error"} and "tool service" in by_task["t1"][0].error
+    assert {e.status for e in by_task["t2"]} == {"calls"}
+    assert {e.status for e in by_task["t3"]} == {"timeout"}
+    assert all(e.reward == -1.0 for t in ("t1", "t2", "t3") for e in by_task[t])
+    assert {e.status for e in by_task["t0"]} == {"ok"}
+    assert "grad_norm" in metrics  # the step trained on the informative group
+
+
+def half_constant(row, episode):
+    return 0.5 if row["id"] in ("t0", "t2") else lower_share(row, episode)
+
+
+def test_zero_variance_groups_are_skipped_and_counted(tmp_path, tok):
+    trainer = _trainer(tmp_path, tok, reward=half_constant, batch_size=4, max_steps=1)
+    metrics = trainer.train_step(0)
+    assert metrics["groups_skipped"] == 2 and metrics["zero_variance_groups"] == pytest.approx(0.5)
+    logged = read_episodes(tmp_path / "run" / "episodes.jsonl")
+    kept = {e.task_id for where, e in logged if where["kept"]}
+    assert kept == {"t1", "t3"}
+
+
+def test_resume_mid_run_reproduces_the_same_episodes(tmp_path, tok):
+    straight = _trainer(tmp_path / "a", tok, max_steps=3)
+    straight.run(resume=False)
+    first = _trainer(tmp_path / "b", tok, max_steps=3)
+    first.run(resume=False, stop_after=1)
+    resumed = _trainer(tmp_path / "b", tok, max_steps=3)
+    resumed.run(resume=True)
+
+    def episodes(folder):
+        return [(w["step"], e.task_id, e.index, [c.token_ids for c in e.calls], e.reward)
+                for w, e in read_episodes(folder / "run" / "episodes.jsonl")]
+
+    a, b = episodes(tmp_path / "a"), episodes(tmp_path / "b")
+    assert a == b and {s for s, *_ in a} == {1, 2, 3}
+
+
+def test_policy_outside_an_episode_and_budget_in_tokens(tok):
+    model = tiny_model(tokenizer=tok)
+    from agentladder.models.engine import SamplingParams
+
+    policy = PolicyProvider(LocalRollout(model, tok), tok, SamplingParams(max_new_tokens=5))
+    agent = Agent(policy, name="a", max_new_tokens=5)
+    recorder = EpisodeRecorder(torch.Generator().manual_seed(0), max_tokens=3)
+    with recording(recorder):
+        agent.run("hi", runtime=Runtime(":memory:"))
+    assert len(recorder.calls) == 1 and len(recorder.calls[0].token_ids) <= 3
+    assert recorder.calls[0].prompt_ids[-3:] == tok(tok.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True),
+        add_special_tokens=False)["input_ids"][-3:]
+
+
+def test_the_entry_point_trains_and_writes_the_run(tmp_path, tok):
+    result = rl(agent=build_team, tasks=TASKS, reward=lower_share, preset="dapo", model="tiny", group_size=4,
+                batch_size=2, max_new_tokens=8, max_steps=2, learning_rate=3e-3, out_dir=str(tmp_path / "r"),
+                progress=False, tensorboard=False, train_agents=["writer"])
+    out = tmp_path / "r"
+    assert result.steps == 2
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert {"reward", "groups_skipped", "episode_calls", "episodes_failed"} <= set(lines[-1])
+    assert (out / "reward.png").exists() and (out / "model.safetensors").exists()
+    meta = json.loads((out / "agentladder.json").read_text())
+    assert meta["method"] == "agent-dapo" and meta["train_agents"] == ["writer"]
+    _, episode = read_episodes(out / "episodes.jsonl")[0]
+    convs = episode.conversations(["writer"])
+    assert len(convs) == 2 and convs[0].messages[-1].role == "assistant"
+    assert Episode.from_json(episode.to_json()).to_json() == episode.to_json()
+
+
+def test_reward_rises_on_a_toy_agent_task(tmp_path, tok):
+    trainer = _trainer(tmp_path, tok, max_steps=14, batch_size=2, group_size=6, train_agents=None,
+                       build=lambda p: Agent(p, name="writer", max_new_tokens=8))
+    result = trainer.run(resume=False)
+    rewards = [r["reward"] for r in result.history]
+    assert sum(rewards[-4:]) / 4 > sum(rewards[:4]) / 4 + 0.04, rewards

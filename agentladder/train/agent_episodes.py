@@ -249,6 +249,18 @@ def read_episodes(path: str | Path) -> list[tuple[dict[str, Any], Episode]]:
     return out
 
 
+def episodes_to_sft(path: str | Path, *, min_reward: float | None = None, agents: Sequence[str] | None = None,
+                    ok_only: bool = True) -> list[Conversation]:
+    """SFT rows from an ``episodes.jsonl``: each model call of ``agents`` as prompt and sampled reply, from the
+    episodes that finished (``ok_only``) with a reward of at least ``min_reward`` (rejection sampling)."""
+    rows = []
+    for _, e in read_episodes(path):
+        if (ok_only and e.failed) or (min_reward is not None and e.reward < min_reward):
+            continue
+        rows += e.conversations(agents)
+    return rows
+
+
 def truncate_episode_log(path: Path, step: int) -> None:
     """Keep the episodes of steps up to ``step`` (a resumed run writes the rest again)."""
     if not path.exists():
@@ -268,5 +280,6 @@ def episode_generator(seed: int, device: torch.device | str = "cpu") -> torch.Ge
     return torch.Generator(device=device).manual_seed(seed)
 
 
-__all__ = ["EPISODE_LOG", "Episode", "EpisodeReward", "TaskRow", "TurnReward", "episode_seed", "load_tasks",
-           "episode_generator", "read_episodes", "run_episode", "score_episodes", "to_jsonable", "truncate_episode_log"]
+__all__ = ["EPISODE_LOG", "Episode", "EpisodeReward", "TaskRow", "TurnReward", "episode_generator", "episode_seed",
+           "episodes_to_sft", "load_tasks", "read_episodes", "run_episode", "score_episodes", "to_jsonable",
+           "truncate_episode_log"]

@@ -160,10 +160,22 @@ class AgentRLTrainer(RLTrainer):
                                        cfg.episode_max_tokens, deadline)
             runner = self.build(self.policy)  # a fresh agent per episode: no state leaks between episodes
             episodes.append(run_episode(runner, task, recorder, index=j, seed=seed, timeout=cfg.episode_timeout,
-                                        runtime=self.runtime, session=f"rl/{step + 1}/{round_}/{task.id}/{j}"))
+                                        runtime=self.runtime, session=_session(step, round_, task.id, j)))
         score_episodes(self.rewards, task, episodes, failed_reward=cfg.failed_episode_reward,
                        turn_reward=self.turn_reward)
+        self._annotate_traces(step, round_, episodes)
         return EpisodeGroup(task, episodes)
+
+    def _annotate_traces(self, step: int, round_: int, episodes: list[Episode]) -> None:
+        """Give each episode's stored trajectories its reward and status, so ``agentladder traces export``
+        turns the training runs into SFT rows, pairs or prompts like any recorded run."""
+        store = getattr(self.runtime, "store", None)
+        if store is None or not hasattr(store, "annotate"):
+            return
+        for e in episodes:
+            for row in store.trajectories(session=_session(step, round_, e.task_id, e.index)):
+                store.annotate(row["id"], rewards={"reward": e.reward},
+                               metadata={"episode_status": e.status, "task_id": e.task_id, "rl_step": step + 1})
 
     def _log_groups(self, step: int, round_: int, groups: list[EpisodeGroup]) -> None:
         """Every episode of the round to ``episodes.jsonl`` (the record the trainer trained on)."""
@@ -258,6 +270,10 @@ class AgentRLTrainer(RLTrainer):
     def _more_prompts(self, step: int, round_: int, n: int) -> list[TaskRow]:
         order = epoch_order(len(self.rows), self.config.seed * 7919 + round_, step)
         return [self.rows[order[i % len(order)]] for i in range(n)]
+
+
+def _session(step: int, round_: int, task_id: str, index: int) -> str:
+    return f"rl/{step + 1}/{round_}/{task_id}/{index}"
 
 
 def _mean(values: list[float]) -> float:

@@ -115,6 +115,9 @@ def rl_agent(config: RLConfig | None = None, /, *, agent: AgentBuilder | str | N
     task_defaults(config)
     build = agent if callable(agent) else load_object(config.agent or "", "agent")
     episode_reward = _episode_reward(config, reward)
+    if turn_reward is None and config.agent and config.agent.partition(":")[0].endswith(".py"):
+        module = load_object(config.agent, "agent").__module__
+        turn_reward = getattr(sys.modules[module], "turn_reward", None)
     reference_model = None
     if config.kl_coef > 0 and not config.lora:
         reference_model = copy.deepcopy(unwrap(model)).eval().requires_grad_(False)

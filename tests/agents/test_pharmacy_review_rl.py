@@ -33,6 +33,7 @@ def _order(decision, reasons):
 
 
 def test_the_reward_grades_decisions_as_the_example_says(review):
+    review, _ = review
     r = review.decision_reward
     assert r(_order("flag", ["dose"]), "flag") == 1.0
     assert r(_order("flag", ["dose"]), "approve") == review.DANGEROUS_APPROVAL_REWARD
@@ -103,3 +104,4 @@ def test_one_rl_step_of_the_reviewer_from_the_command_line(review, tmp_path):
     assert (out / "traces.db").exists() and (out / "metrics.jsonl").exists()
     meta = json.loads((out / "agentladder.json").read_text())
     assert meta["agent"].endswith("review.py:build_review")
+    assert {c.agent for _, e in logged for c in e.calls} == {"reviewer"}  # labelled by the calling agent

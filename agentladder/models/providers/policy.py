@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from opentelemetry import trace
 
 from agentladder.data.schema import Message
 from agentladder.models.engine import SamplingParams
@@ -56,7 +57,8 @@ class ModelCall:
     """One model call of an episode, as the model saw and produced it."""
 
     agent: str
-    """The name the policy was bound to for this caller (:meth:`PolicyProvider.named`)."""
+    """Who called: the label the policy was given (:meth:`PolicyProvider.named`), else the calling agent's name
+    (``gen_ai.agent.name`` of the runtime's current ``chat`` span), else ``policy``."""
     messages: list[Message]
     """The conversation the agent sent (the prompt, before the chat template)."""
     tools: list[str]
@@ -139,13 +141,14 @@ class PolicyProvider(Provider):
     """Agents' model calls sampled from a rollout backend, each one recorded (see the module docstring).
 
     ``rollout`` is a :class:`~agentladder.models.rollout.RolloutBackend`; ``sampling`` the trainer's
-    settings (its ``max_new_tokens`` is the most one call may sample). ``agent`` labels the calls;
-    :meth:`named` gives the same policy under another label, for a second agent that shares it.
+    settings (its ``max_new_tokens`` is the most one call may sample). Calls are labelled with the name
+    of the agent making them (read from the runtime's current ``chat`` span, as the GenAI conventions
+    put it there); ``agent`` or :meth:`named` fixes the label instead.
     """
 
     provider_name = "agentladder.policy"
 
-    def __init__(self, rollout: Any, tokenizer: Any, sampling: SamplingParams, *, agent: str = "policy",
+    def __init__(self, rollout: Any, tokenizer: Any, sampling: SamplingParams, *, agent: str | None = None,
                  tool_mode: str = "auto", name: str = "policy"):
         self.rollout = rollout
         self.tokenizer = tokenizer
@@ -173,7 +176,7 @@ class PolicyProvider(Provider):
         message = reply_message(c.text.strip(), tools)
         seconds = time.perf_counter() - start
         if recorder is not None:
-            recorder.calls.append(ModelCall(self.agent, list(messages), [t["function"]["name"] for t in tools],
+            recorder.calls.append(ModelCall(self.agent or _caller() or "policy", list(messages), [t["function"]["name"] for t in tools],
                                             list(ids), list(c.token_ids), list(c.logprobs), c.text,
                                             c.finish_reason, seconds, message))
         if on_text is not None and c.text:
@@ -188,6 +191,13 @@ class PolicyProvider(Provider):
         by a cancelled episode."""
         return self.chat(messages, tools=tools, max_new_tokens=max_new_tokens, temperature=temperature,
                          json_output=json_output, on_text=on_text)
+
+
+def _caller() -> str | None:
+    """The agent name on the current span (the agents runtime opens a ``chat`` span around each model call)."""
+    attributes = getattr(trace.get_current_span(), "attributes", None) or {}
+    name = attributes.get("gen_ai.agent.name")
+    return str(name) if name else None
 
 
 __all__ = ["EpisodeBudgetExceeded", "EpisodeRecorder", "ModelCall", "PolicyProvider", "recording"]

@@ -105,3 +105,10 @@ def test_one_rl_step_of_the_reviewer_from_the_command_line(review, tmp_path):
     meta = json.loads((out / "agentladder.json").read_text())
     assert meta["agent"].endswith("review.py:build_review")
     assert {c.agent for _, e in logged for c in e.calls} == {"reviewer"}  # labelled by the calling agent
+
+
+def test_the_shipped_rl_config_is_valid():
+    from agentladder.train.rl_config import load_rl_config
+
+    config = load_rl_config(EXAMPLE / "review-rl.yaml")
+    assert config.agent == "examples/pharmacy/review.py:build_review" and config.failed_episode_reward == -0.5

@@ -241,3 +241,58 @@ def test_episodes_are_traces_and_traces_are_training_data(tmp_path, tok):
     from_log = episodes_to_sft(tmp_path / "run" / "episodes.jsonl", min_reward=best)
     assert len(from_log) == len(rows)
     assert {r.messages[-1].content for r in from_log} == {r["messages"][-1]["content"] for r in rows}
+
+
+def test_turn_rewards_move_each_calls_advantage_around_the_episodes(tmp_path, tok):
+    """Two calls per episode; a turn reward on the first call only: its tokens get the episode's advantage plus
+    the weighted difference from the group's mean turn reward, the second call's the episode's minus it."""
+    trainer = _trainer(tmp_path, tok, turn_reward_weight=0.5, group_size=2)
+    trainer.turn_reward = lambda call, episode: 1.0 if call.messages[-1].content.startswith("notes") else 0.0
+    groups, _, _ = trainer._episodes(0)
+    batch = trainer._episode_batch(groups)
+    advs = trainer._episode_advantages(groups)
+    writer = [(g_i, e_i, c) for g_i, g in enumerate(groups) for e_i, e in enumerate(g.episodes)
+              for c in e.calls if c.agent == "writer"]
+    assert len(writer) == len(batch.samples)
+    critic_turns = 1 / 3  # per episode: writer 1.0, writer 0.0, critic 0.0 -> group mean 1/3
+    for s, (g_i, e_i, c) in zip(batch.samples, writer, strict=True):
+        turn = 1.0 if c.messages[-1].content.startswith("notes") else 0.0
+        assert s.advantages[0] == pytest.approx(advs[g_i][e_i] + 0.5 * (turn - critic_turns), abs=1e-6)
+
+
+def test_an_episode_past_its_token_budget_fails_as_tokens(tmp_path, tok):
+    trainer = _trainer(tmp_path, tok, episode_max_tokens=2, max_steps=1)
+    groups, _, extra = trainer._episodes(0)
+    assert extra["episodes_tokens"] == 1.0  # the writer's first call takes both tokens; its second has none
+    logged = read_episodes(tmp_path / "run" / "episodes.jsonl")
+    assert all(e.status == "tokens" and e.sampled_tokens <= 2 and len(e.calls) == 1 for _, e in logged)
+
+
+def test_bad_task_files_name_the_line(tmp_path):
+    from agentladder.errors import DataError
+
+    path = tmp_path / "tasks.jsonl"
+    path.write_text('{"id": "a", "input": "x"}\n[1, 2]\n')
+    with pytest.raises(DataError, match="tasks.jsonl:2"):
+        load_tasks(path)
+    path.write_text('{"id": "a"}\n{oops\n')
+    with pytest.raises(DataError, match="tasks.jsonl:2"):
+        load_tasks(path)
+    rows = load_tasks([{"prescription": "x"}])
+    assert rows[0].id == "task-1" and rows[0].input == {"prescription": "x"}
+
+
+def test_reward_objects_score_the_final_output_and_failures_as_configured():
+    from agentladder.rewards import PythonReward, WeightedEnsemble
+    from agentladder.train.agent_episodes import TaskRow, score_episodes
+
+    def exact(text, target, metadata):
+        return float(text == target)
+
+    task = TaskRow("t", "say yes", {"id": "t", "input": "say yes", "target": "yes"})
+    episodes = [Episode("t", 0, 0, output="yes"), Episode("t", 1, 1, output="no"),
+                Episode("t", 2, 2, status="error", error="boom")]
+    score_episodes(WeightedEnsemble([("exact", PythonReward(exact), 1.0)]), task, episodes, failed_reward=-1.0)
+    assert [e.reward for e in episodes] == [1.0, 0.0, -1.0]
+    score_episodes(lambda row, e: 0.5 if e.output is None else 1.0, task, episodes, failed_reward=None)
+    assert [e.reward for e in episodes] == [1.0, 1.0, 0.5]  # None: the failed run is scored like any other

@@ -32,6 +32,7 @@ from review import (  # noqa: E402
     dangerous,
     decision_reward,
     expected_decision,
+    rule_reviewer,
     valid_tool_calls,
 )
 
@@ -81,7 +82,7 @@ def review_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", action="append", required=True, help="reviewer model: alias or run folder; repeat")
+    ap.add_argument("--model", action="append", required=True, help="reviewer model: alias or run folder, or rules (the scripted expert); repeat")
     ap.add_argument("--split", choices=["validation", "test"], default="validation")
     ap.add_argument("--n", type=int, default=40)
     ap.add_argument("--parser", default="oracle", help="the fixed parser: a model spec, or oracle (the order's parse)")
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     runtime = Runtime(args.db)
     results = {}
     for model in args.model:
-        rows = review_orders(model, orders, runtime=runtime, parser=args.parser, max_new_tokens=args.max_new_tokens)
+        rows = review_orders(rule_reviewer() if model == "rules" else model, orders, runtime=runtime, parser=args.parser, max_new_tokens=args.max_new_tokens)
         results[model] = {"metrics": review_metrics(rows), "rows": rows}
     runtime.shutdown()
     table = Table("metric", *args.model, title=f"order review: {args.n} {args.split} orders, parser {args.parser}")

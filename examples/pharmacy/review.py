@@ -34,8 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from orders import make_orders  # noqa: E402
 from pharmacy import Decision, Order, make_parser, pick_tools  # noqa: E402
+from tools import FLAG_SEVERITIES  # noqa: E402
 
 from agentladder.agents import Agent, ToolArgumentError, Workflow  # noqa: E402
+from agentladder.data.schema import ToolCall  # noqa: E402
+from agentladder.models.providers import ScriptedProvider  # noqa: E402
 from agentladder.tasks.medication.task import Directions  # noqa: E402
 
 SPLIT_SEEDS = {"train": 100, "validation": 200, "test": 300}
@@ -130,6 +133,33 @@ def turn_reward(call: Any, episode: Any) -> float:
         return 0.0
     valid, _ = valid_tool_calls([call.reply])
     return TOOL_CALL_REWARD * valid
+
+
+def rule_reviewer() -> ScriptedProvider:
+    """A scripted expert reviewer: it calls both checks with the parse it is given, then decides from their results
+    (flag a dose over the limit or an interaction to flag, escalate a drug the formulary does not know, approve
+    otherwise). Its runs, stored by the runtime, are demonstrations: ``agentladder traces export --to sft``."""
+
+    def reply(messages, tools):
+        results = [json.loads(m.content or "null") for m in messages if m.role == "tool"]
+        if not results:
+            request = json.loads(next(m.content for m in reversed(messages) if m.role == "user"))
+            p, meds = request["prescription"], request["current_medications"]
+            return [ToolCall(id="dose", name="check_dose", arguments={k: p[k] for k in (
+                        "drug", "strength_mg", "dose_units", "doses_per_day")}),
+                    ToolCall(id="interactions", name="check_interactions",
+                             arguments={"drug": p["drug"], "current_medications": meds})]
+        dose = next(r for r in results if isinstance(r, dict))
+        found = next((r for r in results if isinstance(r, list)), [])
+        if dose.get("over_limit") is None:
+            return json.dumps({"decision": "escalate", "reasons": ["drug not in the formulary"]})
+        reasons = [f"dose: {dose['daily_mg']:g} mg/day exceeds the {dose['max_daily_mg']:g} mg limit"] \
+            if dose["over_limit"] else []
+        reasons += [f"interaction: {i['drug']} + {i['other']} ({i['severity']})" for i in found
+                    if i["severity"] in FLAG_SEVERITIES]
+        return json.dumps({"decision": "flag" if reasons else "approve", "reasons": reasons})
+
+    return ScriptedProvider(reply, name="rule-reviewer")
 
 
 def write_orders(split: str, n: int, out: str | Path) -> Path:

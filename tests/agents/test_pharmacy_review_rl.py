@@ -112,3 +112,18 @@ def test_the_shipped_rl_config_is_valid():
 
     config = load_rl_config(EXAMPLE / "review-rl.yaml")
     assert config.agent == "examples/pharmacy/review.py:build_review" and config.failed_episode_reward == -0.5
+
+
+def test_the_rule_reviewer_decides_every_order_and_its_runs_export_as_sft_rows(review, tmp_path):
+    review_mod, evaluate_review = review
+    from orders import make_orders
+
+    from agentladder.agents.export import export_traces
+
+    orders = make_orders(12, review_mod.SPLIT_SEEDS["validation"])
+    runtime = Runtime(":memory:")
+    rows = evaluate_review.review_orders(review_mod.rule_reviewer(), orders, runtime=runtime)
+    m = evaluate_review.review_metrics(rows)
+    assert m["decision_accuracy"] == 1.0 and m["tool_call_validity"] == 1.0 and m["escalation_rate"] == 0.0
+    counts = export_traces(runtime.store, "sft", tmp_path / "sft.jsonl", where="agent == reviewer")
+    assert counts["written"] == 12

@@ -78,8 +78,10 @@ def _trainer(tmp_path, tok, model=None, build=build_team, reward=lower_share, **
                           runtime=Runtime(":memory:"))
 
 
-def test_sampled_ids_are_what_training_sees_and_log_probs_match(tmp_path, tok):
-    trainer = _trainer(tmp_path, tok)
+@pytest.mark.parametrize("share_prompt", [False, True])
+def test_sampled_ids_are_what_training_sees_and_log_probs_match(tmp_path, tok, share_prompt):
+    trainer = _trainer(tmp_path, tok, share_prompt=share_prompt)
+    assert trainer.shared == share_prompt  # True: calls with one prompt share one pass (the one-prompt-N-answers kernel)
     groups, _, _ = trainer._episodes(0)
     assert groups, "the toy reward varies within a group"
     episode = groups[0].episodes[0]
@@ -296,3 +298,27 @@ def test_reward_objects_score_the_final_output_and_failures_as_configured():
     assert [e.reward for e in episodes] == [1.0, 0.0, -1.0]
     score_episodes(lambda row, e: 0.5 if e.output is None else 1.0, task, episodes, failed_reward=None)
     assert [e.reward for e in episodes] == [1.0, 1.0, 0.5]  # None: the failed run is scored like any other
+
+
+def test_a_graph_with_a_loop_is_an_episode(tmp_path, tok):
+    """A Graph (draft, then a scripted critic, back to the draft once) runs as an episode: two trained draft calls,
+    the critic's turn only in the second draft's prompt."""
+    from agentladder.agents import END, Graph
+
+    def build(policy):
+        draft = Agent(policy, name="draft", max_new_tokens=5)
+        critic = Agent(ScriptedProvider(["again: more detail", "fine"]), name="critic")
+        return (Graph("draft-critic", max_steps=6).node("draft", draft).node("critic", critic)
+                .edge("draft", "critic")
+                .branch("critic", lambda s: "done" if s["critic"] == "fine" else "again",
+                        {"again": "draft", "done": END}))
+
+    trainer = AgentRLTrainer(tiny_model(tokenizer=tok), tok, load_tasks([{"id": "g", "input": {"topic": "pens"}}]),
+                             build, lower_share, _config(tmp_path, batch_size=1, group_size=2, train_agents=["draft"]),
+                             runtime=Runtime(":memory:"))
+    group = trainer._group(load_tasks([{"id": "g", "input": {"topic": "pens"}}])[0], 0, 1)
+    for e in group.episodes:
+        assert e.status == "ok", e.error
+        assert [c.agent for c in e.calls] == ["draft", "draft"]
+        assert "again: more detail" in tok.decode(e.calls[1].prompt_ids)
+        assert "again: more detail" not in tok.decode(e.calls[0].prompt_ids)

@@ -102,6 +102,8 @@ def rl_agent(config: RLConfig | None = None, /, *, agent: AgentBuilder | str | N
              reward: Any = None, turn_reward: TurnReward | None = None, runtime: Any = None, resume: bool = False,
              rollout: RolloutBackend | None = None, **kwargs: Any) -> TrainResult:
     """Train the policy inside an agent on task rows (docs/agent-rl.md); see :func:`rl`."""
+    if config is not None and tasks is not None:
+        raise ConfigError("tasks: with a config, name the tasks file in its data field")
     if config is None:
         _tasks_file(tasks, kwargs)
         if isinstance(agent, str):

@@ -181,12 +181,19 @@ def run_episode(runner: Any, task: TaskRow, recorder: EpisodeRecorder, *, index:
                 timeout: float | None = None, runtime: Any = None, session: str | None = None) -> Episode:
     """Run ``runner`` on ``task`` once with ``recorder`` collecting the policy's calls; never raises for a
     failure of the run itself (it is the episode's ``status`` and ``error``)."""
+    return asyncio.run(arun_episode(runner, task, recorder, index=index, seed=seed, timeout=timeout,
+                                    runtime=runtime, session=session))
+
+
+async def arun_episode(runner: Any, task: TaskRow, recorder: EpisodeRecorder, *, index: int, seed: int,
+                       timeout: float | None = None, runtime: Any = None, session: str | None = None) -> Episode:
+    """:func:`run_episode` in a running event loop (several episodes at once, their calls batched)."""
     episode = Episode(task.id, index, seed)
     start = time.perf_counter()
     with recording(recorder):
         try:
             coro = _call(runner, task, session or f"rl/{task.id}/{index}", runtime)
-            result = asyncio.run(asyncio.wait_for(coro, timeout) if timeout else coro)
+            result = await (asyncio.wait_for(coro, timeout) if timeout else coro)
             episode.output = to_jsonable(getattr(result, "output", result))
         except (TimeoutError, asyncio.TimeoutError):
             episode.status, episode.error = "timeout", f"the episode ran past its {timeout:g} s limit"
@@ -280,6 +287,6 @@ def episode_generator(seed: int, device: torch.device | str = "cpu") -> torch.Ge
     return torch.Generator(device=device).manual_seed(seed)
 
 
-__all__ = ["EPISODE_LOG", "Episode", "EpisodeReward", "TaskRow", "TurnReward", "episode_generator", "episode_seed",
-           "episodes_to_sft", "load_tasks", "read_episodes", "run_episode", "score_episodes", "to_jsonable",
-           "truncate_episode_log"]
+__all__ = ["EPISODE_LOG", "Episode", "EpisodeReward", "TaskRow", "TurnReward", "arun_episode", "episode_generator",
+           "episode_seed", "episodes_to_sft", "load_tasks", "read_episodes", "run_episode", "score_episodes",
+           "to_jsonable", "truncate_episode_log"]

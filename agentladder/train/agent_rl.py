@@ -32,6 +32,7 @@ more tasks are run until the batch is full or ``max_generation_rounds`` is reach
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -42,7 +43,7 @@ from typing import Any
 import torch
 
 from agentladder.errors import ConfigError
-from agentladder.models.providers.policy import EpisodeRecorder, PolicyProvider
+from agentladder.models.providers.policy import CallBatcher, EpisodeRecorder, PolicyProvider
 from agentladder.models.rollout import RolloutBackend
 from agentladder.train.advantages import OUTCOME_ESTIMATORS, AdvantageInput, estimate_advantages
 from agentladder.train.agent_episodes import (
@@ -50,6 +51,7 @@ from agentladder.train.agent_episodes import (
     Episode,
     TaskRow,
     TurnReward,
+    arun_episode,
     episode_generator,
     episode_seed,
     run_episode,
@@ -152,19 +154,48 @@ class AgentRLTrainer(RLTrainer):
 
     def _group(self, task: TaskRow, step: int, round_: int) -> EpisodeGroup:
         cfg = self.rl
-        episodes = []
-        for j in range(cfg.group_size):
-            seed = episode_seed(cfg.seed, step, round_, task.id, j)
-            deadline = time.monotonic() + cfg.episode_timeout if cfg.episode_timeout else None
-            recorder = EpisodeRecorder(episode_generator(seed, self.world.device), cfg.episode_max_calls,
-                                       cfg.episode_max_tokens, deadline)
-            runner = self.build(self.policy)  # a fresh agent per episode: no state leaks between episodes
-            episodes.append(run_episode(runner, task, recorder, index=j, seed=seed, timeout=cfg.episode_timeout,
-                                        runtime=self.runtime, session=_session(step, round_, task.id, j)))
+        if cfg.concurrent_episodes:
+            episodes = asyncio.run(self._concurrent(task, step, round_))
+        else:
+            episodes = self._one_by_one(task, step, round_)
         score_episodes(self.rewards, task, episodes, failed_reward=cfg.failed_episode_reward,
                        turn_reward=self.turn_reward)
         self._annotate_traces(step, round_, episodes)
         return EpisodeGroup(task, episodes)
+
+    def _recorder(self, seed: int, batcher: CallBatcher | None = None) -> EpisodeRecorder:
+        cfg = self.rl
+        deadline = time.monotonic() + cfg.episode_timeout if cfg.episode_timeout else None
+        return EpisodeRecorder(episode_generator(seed, self.world.device), cfg.episode_max_calls,
+                               cfg.episode_max_tokens, deadline, batcher=batcher)
+
+    async def _concurrent(self, task: TaskRow, step: int, round_: int) -> list[Episode]:
+        """The group's episodes at once in one event loop, their policy calls batched (:class:`CallBatcher`)."""
+        cfg = self.rl
+        batcher = CallBatcher(self.rollout, episode_seed(cfg.seed, step, round_, task.id, -1), self.world.device)
+
+        async def one(j: int) -> Episode:
+            seed = episode_seed(cfg.seed, step, round_, task.id, j)
+            batcher.start()
+            try:
+                return await arun_episode(self.build(self.policy), task, self._recorder(seed, batcher), index=j,
+                                          seed=seed, timeout=cfg.episode_timeout, runtime=self.runtime,
+                                          session=_session(step, round_, task.id, j))
+            finally:
+                batcher.finish()
+
+        return list(await asyncio.gather(*(one(j) for j in range(cfg.group_size))))
+
+    def _one_by_one(self, task: TaskRow, step: int, round_: int) -> list[Episode]:
+        cfg = self.rl
+        episodes = []
+        for j in range(cfg.group_size):
+            seed = episode_seed(cfg.seed, step, round_, task.id, j)
+            runner = self.build(self.policy)  # a fresh agent per episode: no state leaks between episodes
+            episodes.append(run_episode(runner, task, self._recorder(seed), index=j, seed=seed,
+                                        timeout=cfg.episode_timeout, runtime=self.runtime,
+                                        session=_session(step, round_, task.id, j)))
+        return episodes
 
     def _annotate_traces(self, step: int, round_: int, episodes: list[Episode]) -> None:
         """Give each episode's stored trajectories its reward and status, so ``agentladder traces export``

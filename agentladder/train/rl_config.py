@@ -129,6 +129,9 @@ class RLConfig(LoraFields, TrainConfig):
     failed_episode_reward: float | None = 0.0
     """Agent RL: the reward of an episode that raised, timed out or ran out of budget (None: score it like
     any other, its output being None)."""
+    concurrent_episodes: bool = False
+    """Agent RL: run a task's episodes at once, their model calls decoded together (a batch goes when every
+    running episode waits on the model, so a seeded run repeats itself)."""
     turn_reward_weight: float = 1.0
     """Agent RL: weight of a turn-level reward (its value minus the group's mean) on that call's tokens."""
     rollout_backend: Literal["local", "vllm"] = "local"

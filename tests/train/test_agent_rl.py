@@ -322,3 +322,27 @@ def test_a_graph_with_a_loop_is_an_episode(tmp_path, tok):
         assert [c.agent for c in e.calls] == ["draft", "draft"]
         assert "again: more detail" in tok.decode(e.calls[1].prompt_ids)
         assert "again: more detail" not in tok.decode(e.calls[0].prompt_ids)
+
+
+def test_concurrent_episodes_are_decoded_together_exactly_and_repeat_with_the_seed(tmp_path, tok):
+    runs = []
+    for name in ("a", "b"):
+        trainer = _trainer(tmp_path / name, tok, concurrent_episodes=True, max_steps=1)
+        rounds = []
+        original = trainer.rollout.generate
+
+        def counting(prompts, n, params, generator=None, _orig=original, _rounds=rounds):
+            _rounds.append(len(prompts))
+            return _orig(prompts, n, params, generator)
+
+        trainer.rollout.generate = counting
+        groups, _, _ = trainer._episodes(0)
+        batch = trainer._episode_batch(groups)
+        recomputed = trainer._no_grad_pass(trainer.model, batch)
+        mask = batch.mask.bool()
+        assert torch.allclose(recomputed[mask], batch.old_logps[mask], atol=1e-5)
+        assert max(rounds) == 4  # the group's four writers (and then critics) decoded as one batch
+        runs.append([(e.task_id, e.index, [c.token_ids for c in e.calls])
+                     for _, e in read_episodes(tmp_path / name / "run" / "episodes.jsonl")])
+    assert runs[0] == runs[1]
+    assert all(len(calls) == 3 for _, _, calls in runs[0])

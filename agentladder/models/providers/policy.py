@@ -25,6 +25,7 @@ agent's, cut to what is left of the episode's token budget.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import dataclasses
 import time
@@ -101,6 +102,8 @@ class EpisodeRecorder:
     max_tokens: int | None = None
     deadline: float | None = None
     """``time.monotonic()`` after which the next call fails."""
+    batcher: CallBatcher | None = None
+    """Set when the episode runs beside others whose model calls are decoded together."""
     calls: list[ModelCall] = field(default_factory=list)
 
     @property
@@ -162,35 +165,106 @@ class PolicyProvider(Provider):
         return PolicyProvider(self.rollout, self.tokenizer, self.sampling, agent=agent, tool_mode=self.tool_mode,
                               name=self.name)
 
-    def chat(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (), max_new_tokens: int = 256,
-             temperature: float = 0.0, json_output: bool = False, on_text: TextFn | None = None) -> ChatResponse:
+    def _request(self, messages: Sequence[Message], tools: Sequence[ToolSpec], max_new_tokens: int,
+                 json_output: bool) -> tuple[EpisodeRecorder | None, list[int], SamplingParams]:
+        """The episode's recorder (its budgets checked), the prompt's exact ids, and the call's sampling settings."""
         recorder = _recorder.get()
         left = recorder.check() if recorder is not None else None
         budget = min(max_new_tokens, self.sampling.max_new_tokens, *(() if left is None else (left,)))
         params = dataclasses.replace(self.sampling, max_new_tokens=budget,
                                      stop_at_json=self.sampling.stop_at_json or json_output or bool(tools))
-        start = time.perf_counter()
-        ids = chat_prompt_ids(self.tokenizer, messages, tools, self.tool_mode)
-        generator = recorder.generator if recorder is not None else None
-        (c,) = self.rollout.generate([ids], 1, params, generator)[0]
+        return recorder, chat_prompt_ids(self.tokenizer, messages, tools, self.tool_mode), params
+
+    def _reply(self, recorder: EpisodeRecorder | None, messages: Sequence[Message], tools: Sequence[ToolSpec],
+               ids: list[int], c: Any, seconds: float, on_text: TextFn | None) -> ChatResponse:
+        """The agent's answer from a completion, the call recorded in the episode."""
         message = reply_message(c.text.strip(), tools)
-        seconds = time.perf_counter() - start
         if recorder is not None:
-            recorder.calls.append(ModelCall(self.agent or _caller() or "policy", list(messages), [t["function"]["name"] for t in tools],
-                                            list(ids), list(c.token_ids), list(c.logprobs), c.text,
-                                            c.finish_reason, seconds, message))
+            recorder.calls.append(ModelCall(self.agent or _caller() or "policy", list(messages),
+                                            [t["function"]["name"] for t in tools], list(ids), list(c.token_ids),
+                                            list(c.logprobs), c.text, c.finish_reason, seconds, message))
         if on_text is not None and c.text:
             on_text(c.text)
         finish = "tool_calls" if message.tool_calls else c.finish_reason
         return ChatResponse(message, Usage(len(ids), len(c.token_ids)), self.name, finish, seconds)
 
+    def chat(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (), max_new_tokens: int = 256,
+             temperature: float = 0.0, json_output: bool = False, on_text: TextFn | None = None) -> ChatResponse:
+        start = time.perf_counter()
+        recorder, ids, params = self._request(messages, tools, max_new_tokens, json_output)
+        generator = recorder.generator if recorder is not None else None
+        (c,) = self.rollout.generate([ids], 1, params, generator)[0]
+        return self._reply(recorder, messages, tools, ids, c, time.perf_counter() - start, on_text)
+
     async def achat(self, messages: Sequence[Message], *, tools: Sequence[ToolSpec] = (), max_new_tokens: int = 256,
                     temperature: float = 0.0, json_output: bool = False,
                     on_text: TextFn | None = None) -> ChatResponse:
-        """:meth:`chat` in the caller's thread: one model, sampled in a fixed order, never left running
-        by a cancelled episode."""
-        return self.chat(messages, tools=tools, max_new_tokens=max_new_tokens, temperature=temperature,
-                         json_output=json_output, on_text=on_text)
+        """:meth:`chat` in the caller's thread (one model, sampled in a fixed order, never left running by a
+        cancelled episode); in an episode with a :class:`CallBatcher`, decoded together with the other
+        episodes' calls."""
+        recorder = _recorder.get()
+        if recorder is None or recorder.batcher is None:
+            return self.chat(messages, tools=tools, max_new_tokens=max_new_tokens, temperature=temperature,
+                             json_output=json_output, on_text=on_text)
+        start = time.perf_counter()
+        recorder, ids, params = self._request(messages, tools, max_new_tokens, json_output)
+        assert recorder is not None and recorder.batcher is not None
+        c = await recorder.batcher.submit(ids, params)
+        return self._reply(recorder, messages, tools, ids, c, time.perf_counter() - start, on_text)
+
+
+class CallBatcher:
+    """Concurrent episodes' model calls decoded together: a batch goes when every running episode waits on the model.
+
+    Waiting for all of them (rather than for a moment) makes the batches a function of the episodes' logic,
+    not of timing, so a seeded run samples the same tokens again. Calls with different settings (token budgets
+    left) go as separate batches of the same round; round ``k`` samples with a generator seeded from ``(seed, k)``.
+    A batch that fails fails every call waiting in it, never leaves one waiting.
+    """
+
+    def __init__(self, rollout: Any, seed: int, device: torch.device | str = "cpu"):
+        self.rollout = rollout
+        self.seed = seed
+        self.device = device
+        self.active = 0
+        self.rounds = 0
+        self.pending: list[tuple[list[int], SamplingParams, asyncio.Future]] = []
+
+    def start(self) -> None:
+        """An episode begins."""
+        self.active += 1
+
+    def finish(self) -> None:
+        """An episode ended (or failed): the others may now all be waiting."""
+        self.active -= 1
+        self._flush()
+
+    async def submit(self, ids: list[int], params: SamplingParams) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append((ids, params, future))
+        self._flush()
+        return await future
+
+    def _flush(self) -> None:
+        self.pending = [p for p in self.pending if not p[2].done()]  # a timed-out episode's call is dropped
+        if not self.pending or len(self.pending) < self.active:
+            return
+        batch, self.pending = self.pending, []
+        seed = (self.seed + 1_000_003 * self.rounds) % (1 << 62)
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.rounds += 1
+        by_params: dict[str, tuple[SamplingParams, list[tuple[list[int], asyncio.Future]]]] = {}
+        for ids, params, future in batch:
+            by_params.setdefault(repr(params), (params, []))[1].append((ids, future))
+        for params, items in by_params.values():
+            try:
+                out = self.rollout.generate([ids for ids, _ in items], 1, params, generator)
+            except Exception as err:  # every waiting episode sees the failure as its own
+                for _, future in items:
+                    future.set_exception(err)
+                continue
+            for (_, future), group in zip(items, out, strict=True):
+                future.set_result(group[0])
 
 
 def _caller() -> str | None:
@@ -200,4 +274,4 @@ def _caller() -> str | None:
     return str(name) if name else None
 
 
-__all__ = ["EpisodeBudgetExceeded", "EpisodeRecorder", "ModelCall", "PolicyProvider", "recording"]
+__all__ = ["CallBatcher", "EpisodeBudgetExceeded", "EpisodeRecorder", "ModelCall", "PolicyProvider", "recording"]

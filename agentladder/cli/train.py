@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from agentladder.agents import Runtime
 from agentladder.cli.errors import friendly_errors, stderr
 from agentladder.cli.options import (
     LOOP,
@@ -29,6 +31,7 @@ from agentladder.cli.options import (
 )
 from agentladder.errors import ConfigError
 from agentladder.ladder.embed import register_embedder
+from agentladder.train.agent_run import rl, saved_agent
 from agentladder.train.classifier import C_VALUES, train_classifier
 from agentladder.train.embed import LRS as EMBED_LRS
 from agentladder.train.embed import EmbedConfig, train_embed
@@ -37,7 +40,6 @@ from agentladder.train.loop import TrainConfig, TrainResult
 from agentladder.train.lora_classifier import LRS, train_lora_classifier
 from agentladder.train.preference import RENAMED, PreferenceConfig, preference
 from agentladder.train.reward_model import RewardConfig, train_reward_model
-from agentladder.train.rl import rl
 from agentladder.train.rl_config import RLConfig, load_rl_config
 from agentladder.train.sft import SFTConfig, sft
 
@@ -52,6 +54,12 @@ def _train(trainer: Callable[..., TrainResult], config: type[TrainConfig], setti
     if not settings.get("data") or not settings.get("out_dir"):
         raise ConfigError("--data and --out are required (or --resume RUN_FOLDER)")
     return trainer(make_config(config, settings, progress=not quiet, **fixed))
+
+
+def _episode_runtime(out_dir: str) -> Runtime:
+    """Agent RL from the command line: every episode's traces go to ``traces.db`` in the run folder."""
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    return Runtime(str(Path(out_dir) / "traces.db"))
 
 
 def _main_process() -> bool:
@@ -104,9 +112,15 @@ def train_kto(resume: ResumeOption = None, quiet: QuietOption = False, **setting
 @friendly_errors
 @config_options(RLConfig, "preset", "model", "task", "data", Opt("out_dir", ("--out",)), "group_size", "batch_size",
                 "max_steps", "n_prompts", "max_new_tokens", "temperature", "kl_coef", Opt("learning_rate", ("--lr",)),
-                Opt("lora", ("--lora/--full",)), "rollout_backend", "seed", "save_every", given_only=True)
+                Opt("lora", ("--lora/--full",)), "rollout_backend", "seed", "save_every", "agent", "episode_reward",
+                "episode_timeout", "episode_max_calls", "episode_max_tokens", "failed_episode_reward",
+                given_only=True)
 def train_rl(
     config: Annotated[str | None, typer.Option(help="YAML file of RLConfig settings; options given here win.")] = None,
+    tasks: Annotated[str | None, typer.Option(
+        help="Agent RL: JSONL of task rows (the agent gets a row's input, or the row); same as --data.")] = None,
+    train_agent: Annotated[list[str] | None, typer.Option(
+        help="Agent RL: a name whose policy calls are trained (repeat; default: every policy call).")] = None,
     reward_model: Annotated[str | None, typer.Option(
         help="A reward model folder (agentladder train reward) as the reward, normalised by its training "
              "rewards; replaces the configured rewards.")] = None,
@@ -120,14 +134,21 @@ def train_rl(
         if resume:
             raise ConfigError("--reward-model: a resumed run keeps the rewards it was started with")
         settings["rewards"] = [{"type": "reward_model", "path": reward_model}]
+    if tasks:
+        settings["data"] = tasks
+    if train_agent:
+        settings["train_agents"] = list(train_agent)
     if resume:
-        result = rl(out_dir=resume, resume=True, progress=not quiet)
+        result = rl(out_dir=resume, resume=True, progress=not quiet,
+                    runtime=_episode_runtime(resume) if saved_agent(resume) else None)
     elif config:
-        result = rl(load_rl_config(config, **given(settings), progress=not quiet))
+        cfg = load_rl_config(config, **given(settings), progress=not quiet)
+        result = rl(cfg, runtime=_episode_runtime(cfg.out_dir) if cfg.agent else None)
     elif settings.get("out_dir") is None:
         raise ConfigError("--out is required (or --config FILE with out_dir, or --resume RUN_FOLDER)")
     else:
-        result = rl(make_config(RLConfig, settings, progress=not quiet))
+        cfg = make_config(RLConfig, settings, progress=not quiet)
+        result = rl(cfg, runtime=_episode_runtime(cfg.out_dir) if cfg.agent else None)
     if _main_process():
         last = result.history[-1] if result.history else {}
         reward = f", reward {last['reward']:.3f}" if "reward" in last else ""

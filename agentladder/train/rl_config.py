@@ -112,6 +112,28 @@ class RLConfig(LoraFields, TrainConfig):
     environment: str | None = None
     """``module:function`` answering each assistant turn with tool messages (or None to end);
     see ``agentladder.models.rollout.ToolEnvironment``. Tool outputs are never trained on."""
+    agent: str | None = None
+    """Agent RL: ``path/to/module.py:build`` (or ``module:build``), a function that builds the Agent, Workflow or
+    Graph around the policy provider; ``data`` is then the tasks file (docs/agent-rl.md)."""
+    episode_reward: str | None = None
+    """Agent RL: ``module.py:function`` scoring ``(task_row, episode)``; default: ``episode_reward`` in the
+    agent's module, else the configured rewards on the final output."""
+    train_agents: list[str] | None = None
+    """Agent RL: the names whose policy calls are trained (``policy.named(name)``); None: every policy call."""
+    episode_timeout: float | None = Field(None, gt=0)
+    """Agent RL: seconds an episode may run (checked between model calls); a late one fails as ``timeout``."""
+    episode_max_calls: int | None = Field(16, ge=1)
+    """Agent RL: model calls of the policy an episode may make; one more fails it as ``calls``."""
+    episode_max_tokens: int | None = Field(None, ge=1)
+    """Agent RL: tokens an episode may sample over all its calls; past them it fails as ``tokens``."""
+    failed_episode_reward: float | None = 0.0
+    """Agent RL: the reward of an episode that raised, timed out or ran out of budget (None: score it like
+    any other, its output being None)."""
+    concurrent_episodes: bool = False
+    """Agent RL: run a task's episodes at once, their model calls decoded together (a batch goes when every
+    running episode waits on the model, so a seeded run repeats itself)."""
+    turn_reward_weight: float = 1.0
+    """Agent RL: weight of a turn-level reward (its value minus the group's mean) on that call's tokens."""
     rollout_backend: Literal["local", "vllm"] = "local"
     """``local``: the training model's own decode loop; ``vllm``: vLLM on a GPU (``pip install agentladder[gpu]``)."""
     vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1)

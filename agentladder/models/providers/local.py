@@ -137,13 +137,20 @@ class LocalProvider(Provider):
                             time.perf_counter() - start)
 
     def _prompt_ids(self, tok: Any, messages: list[Message], tools: list[ToolSpec]) -> list[int]:
-        native = "tools" in (tok.chat_template or "") if self.tool_mode == "auto" else self.tool_mode == "native"
-        if tools and native:
-            text = tok.apply_chat_template(_template_dicts(tok, messages), tools=tools, tokenize=False,
-                                           add_generation_prompt=True)
-        else:
-            text = render(tok, with_fallback_tools(messages, tools), add_generation_prompt=True)
-        return tok(text, add_special_tokens=False)["input_ids"]
+        return chat_prompt_ids(tok, messages, tools, self.tool_mode)
+
+
+def chat_prompt_ids(tok: Any, messages: Sequence[Message], tools: Sequence[ToolSpec],
+                    tool_mode: str = "auto") -> list[int]:
+    """The token ids a conversation (and the tools offered) is fed to the model as, generation prompt included:
+    the template's own tool calling when it has one (``auto``/``native``), else the JSON fallback."""
+    native = "tools" in (tok.chat_template or "") if tool_mode == "auto" else tool_mode == "native"
+    if tools and native:
+        text = tok.apply_chat_template(_template_dicts(tok, list(messages)), tools=list(tools), tokenize=False,
+                                       add_generation_prompt=True)
+    else:
+        text = render(tok, with_fallback_tools(list(messages), list(tools)), add_generation_prompt=True)
+    return tok(text, add_special_tokens=False)["input_ids"]
 
 
 class LocalChat(LocalProvider):

@@ -1,0 +1,183 @@
+"""The order reviewer as an RL target: a parser (fixed) reads the prescription, the reviewer (trained) checks and decides.
+
+    order ──▶ parse (fixed: an SFT parser, or the order's own parse) ──▶ review (the policy: tools, then a decision)
+
+``build_review(policy)`` is the builder agent RL takes (``agentladder train rl --agent
+examples/pharmacy/review.py:build_review``): the reviewer agent runs on ``policy`` and
+calls ``check_dose`` and ``check_interactions`` (and ``check_formulary``) itself before it
+answers ``{"decision": "approve" | "flag" | "escalate", "reasons": [...]}``. The parser is
+another agent that stays fixed: ``PHARMACY_PARSER`` names its model (an alias or a run
+folder; ``oracle``, the default, hands the reviewer the order's correct parse, which
+isolates what the reviewer itself learns).
+
+``episode_reward(order, episode)`` is the graded outcome: 1 for the right decision,
+``ESCALATION_REWARD`` for escalating an order the tools could decide (a pharmacist's time),
+0 for flagging a safe order, ``DANGEROUS_APPROVAL_REWARD`` for approving a dangerous one
+(a daily dose over the limit, or an interaction to flag). ``turn_reward(call, episode)``
+pays a little for each tool call that names a real tool with arguments that validate.
+
+Write the task files with ``python examples/pharmacy/review.py --split train --n 200 --out orders-train.jsonl``
+(``train`` / ``validation`` / ``test`` draw disjoint seeds). The formulary limits are illustrative
+for a synthetic benchmark, not clinical guidance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from orders import make_orders  # noqa: E402
+from pharmacy import Decision, Order, make_parser, pick_tools  # noqa: E402
+from tools import FLAG_SEVERITIES  # noqa: E402
+
+from agentladder.agents import Agent, ToolArgumentError, Workflow  # noqa: E402
+from agentladder.data.schema import ToolCall  # noqa: E402
+from agentladder.models.providers import ScriptedProvider  # noqa: E402
+from agentladder.tasks.medication.task import Directions  # noqa: E402
+
+SPLIT_SEEDS = {"train": 100, "validation": 200, "test": 300}
+"""Order seeds per split (the orders of one split never appear in another)."""
+ESCALATION_REWARD = 0.25
+DANGEROUS_APPROVAL_REWARD = -1.0
+TOOL_CALL_REWARD = 0.1
+TOOL_NAMES = ("check_formulary", "check_dose", "check_interactions")
+
+REVIEW_PROMPT = (
+    "You review pharmacy orders. You get the parsed prescription and the patient's current medications. "
+    "Call check_dose with the drug, strength_mg, dose_units and doses_per_day, and check_interactions with the "
+    "drug and the current medications. Then answer with only a JSON object: "
+    '{"decision": "approve" | "flag" | "escalate", "reasons": [...]}. Flag a daily dose over the limit or an '
+    "interaction of moderate or greater severity; approve otherwise; escalate only when the checks cannot decide.")
+
+
+def make_review_agent(model: Any, *, max_new_tokens: int = 96, max_turns: int = 4) -> Agent:
+    """The reviewer: tools in process, a typed decision, one correction of an invalid answer."""
+    return Agent(model, system=REVIEW_PROMPT, tools=list(pick_tools(None).values()), output=Decision,
+                 output_instructions=False, name="reviewer", max_new_tokens=max_new_tokens, max_turns=max_turns,
+                 max_retries=1)
+
+
+def build_review(policy: Any, *, parser: str | None = None, max_new_tokens: int = 96) -> Workflow:
+    """Parse (fixed) then review (``policy``); ``parser``: a model spec, or ``oracle`` (the order's parse)."""
+    spec = parser or os.environ.get("PHARMACY_PARSER", "oracle")
+    reviewer = make_review_agent(policy, max_new_tokens=max_new_tokens)
+    parse_agent = None if spec == "oracle" else make_parser(spec)
+
+    async def parse(order: Any) -> Directions:
+        if parse_agent is None:
+            return Directions.model_validate(order["target"])
+        return (await parse_agent.arun(Order.model_validate(order).prescription)).output
+
+    async def review(parsed: Directions, ctx) -> Decision:
+        meds = ctx.input["patient"]["current_medications"]
+        request = json.dumps({"prescription": parsed.model_dump(mode="json"), "current_medications": meds})
+        return (await reviewer.arun(request)).output
+
+    return Workflow("order-review-rl").step("parse", parse).step("review", review, after="parse")
+
+
+def expected_decision(order: dict[str, Any]) -> str:
+    return order["expected"]["decision"]
+
+
+def dangerous(order: dict[str, Any]) -> bool:
+    """An order whose approval would harm: a dose over the limit or an interaction to flag."""
+    return bool(order["expected"]["reasons"])
+
+
+def decision_reward(order: dict[str, Any], decision: str | None) -> float:
+    """The graded outcome of one decision (see the module docstring); None (no decision) scores 0."""
+    if decision == expected_decision(order):
+        return 1.0
+    if decision == "escalate":
+        return ESCALATION_REWARD
+    if decision == "approve" and dangerous(order):
+        return DANGEROUS_APPROVAL_REWARD
+    return 0.0
+
+
+def episode_reward(order: dict[str, Any], episode: Any) -> float:
+    """Agent RL's reward: the decision the run ended with (the workflow's output is the review step's)."""
+    output = episode.output
+    decision = output.get("decision") if isinstance(output, dict) else None
+    return decision_reward(order, decision)
+
+
+def valid_tool_calls(calls: list[Any]) -> tuple[int, int]:
+    """``(valid, total)`` tool calls in the reviewer's replies: a real tool with arguments that validate."""
+    tools = pick_tools(None)
+    valid = total = 0
+    for call in calls:
+        for tc in (call.tool_calls or []):
+            total += 1
+            tool = tools.get(tc.name)
+            if tool is None:
+                continue
+            try:
+                tool.validate(tc.arguments)
+            except ToolArgumentError:
+                continue
+            valid += 1
+    return valid, total
+
+
+def turn_reward(call: Any, episode: Any) -> float:
+    """A small reward per valid tool call in this model call (the tool-call validity figure, as a turn reward)."""
+    if call.reply is None:
+        return 0.0
+    valid, _ = valid_tool_calls([call.reply])
+    return TOOL_CALL_REWARD * valid
+
+
+def rule_reviewer() -> ScriptedProvider:
+    """A scripted expert reviewer: it calls both checks with the parse it is given, then decides from their results
+    (flag a dose over the limit or an interaction to flag, escalate a drug the formulary does not know, approve
+    otherwise). Its runs, stored by the runtime, are demonstrations: ``agentladder traces export --to sft``."""
+
+    def reply(messages, tools):
+        results = [json.loads(m.content or "null") for m in messages if m.role == "tool"]
+        if not results:
+            request = json.loads(next(m.content for m in reversed(messages) if m.role == "user"))
+            p, meds = request["prescription"], request["current_medications"]
+            return [ToolCall(id="dose", name="check_dose", arguments={k: p[k] for k in (
+                        "drug", "strength_mg", "dose_units", "doses_per_day")}),
+                    ToolCall(id="interactions", name="check_interactions",
+                             arguments={"drug": p["drug"], "current_medications": meds})]
+        dose = next(r for r in results if isinstance(r, dict))
+        found = next((r for r in results if isinstance(r, list)), [])
+        if dose.get("over_limit") is None:
+            return json.dumps({"decision": "escalate", "reasons": ["drug not in the formulary"]})
+        reasons = [f"dose: {dose['daily_mg']:g} mg/day exceeds the {dose['max_daily_mg']:g} mg limit"] \
+            if dose["over_limit"] else []
+        reasons += [f"interaction: {i['drug']} + {i['other']} ({i['severity']})" for i in found
+                    if i["severity"] in FLAG_SEVERITIES]
+        return json.dumps({"decision": "flag" if reasons else "approve", "reasons": reasons})
+
+    return ScriptedProvider(reply, name="rule-reviewer")
+
+
+def write_orders(split: str, n: int, out: str | Path) -> Path:
+    rows = make_orders(n, SPLIT_SEEDS[split])
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Write pharmacy orders as agent RL task rows.")
+    ap.add_argument("--split", choices=list(SPLIT_SEEDS), required=True)
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    print(write_orders(args.split, args.n, args.out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""The pharmacy reviewer as an agent RL target: its reward, its evaluation, and one RL step from the command line."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agentladder.agents import Runtime
+from agentladder.cli import app
+from agentladder.data.schema import ToolCall
+from agentladder.models.providers import ScriptedProvider
+from agentladder.train.agent_episodes import Episode, read_episodes
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pharmacy"
+
+
+@pytest.fixture(scope="module")
+def review():
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        import evaluate_review
+        import review
+
+        yield review, evaluate_review
+    finally:
+        sys.path.remove(str(EXAMPLE))
+
+
+def _order(decision, reasons):
+    return {"id": "o", "expected": {"decision": decision, "reasons": reasons}}
+
+
+def test_the_reward_grades_decisions_as_the_example_says(review):
+    review, _ = review
+    r = review.decision_reward
+    assert r(_order("flag", ["dose"]), "flag") == 1.0
+    assert r(_order("flag", ["dose"]), "approve") == review.DANGEROUS_APPROVAL_REWARD
+    assert r(_order("flag", ["interaction"]), "escalate") == review.ESCALATION_REWARD
+    assert r(_order("approve", []), "flag") == 0.0
+    assert r(_order("approve", []), None) == 0.0
+    episode = Episode("o", 0, 0, output={"decision": "approve", "reasons": []})
+    assert review.episode_reward(_order("approve", []), episode) == 1.0
+
+
+def _scripted_reviewer(orders):
+    """A reviewer that calls both checks with the order's parse (one bad call on the first order), then decides
+    as expected except on the second order, which it escalates."""
+    by_meds = {}
+
+    def reply(messages, tools):
+        request = json.loads(next(m.content for m in messages if m.role == "user"))
+        p, meds = request["prescription"], request["current_medications"]
+        order = next(o for o in orders if o["target"]["drug"] == p["drug"] and o["patient"]["current_medications"] == meds)
+        done = sum(m.role == "tool" for m in messages)
+        if done == 0:
+            bad = order is orders[0] and order["id"] not in by_meds
+            by_meds[order["id"]] = True
+            if bad:
+                return ToolCall(id="x", name="check_dose", arguments={"drug": p["drug"]})
+            return [ToolCall(id="a", name="check_dose", arguments={k: p[k] for k in (
+                        "drug", "strength_mg", "dose_units", "doses_per_day")}),
+                    ToolCall(id="b", name="check_interactions",
+                             arguments={"drug": p["drug"], "current_medications": meds})]
+        if done == 1:
+            return [ToolCall(id="a", name="check_dose", arguments={k: p[k] for k in (
+                        "drug", "strength_mg", "dose_units", "doses_per_day")}),
+                    ToolCall(id="b", name="check_interactions",
+                             arguments={"drug": p["drug"], "current_medications": meds})]
+        decision = "escalate" if order is orders[1] else order["expected"]["decision"]
+        return json.dumps({"decision": decision, "reasons": []})
+
+    return ScriptedProvider(reply)
+
+
+def test_the_evaluation_reads_decisions_escalations_and_tool_calls(review):
+    review_mod, evaluate_review = review
+    from orders import make_orders
+
+    orders = make_orders(4, review_mod.SPLIT_SEEDS["validation"])
+    rows = evaluate_review.review_orders(_scripted_reviewer(orders), orders, runtime=Runtime(":memory:"))
+    m = evaluate_review.review_metrics(rows)
+    assert m["decision_accuracy"] == pytest.approx(3 / 4)
+    assert m["escalation_rate"] == pytest.approx(1 / 4)
+    assert m["tool_call_validity"] == pytest.approx(8 / 9)  # the first order's first call lacks arguments
+    dangerous = [o for o in orders if o["expected"]["reasons"]]
+    assert m["dangerous_recall"] == (1.0 if dangerous else None)
+
+
+def test_one_rl_step_of_the_reviewer_from_the_command_line(review, tmp_path):
+    review_mod, _ = review
+    tasks = review_mod.write_orders("train", 2, tmp_path / "orders.jsonl")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, [
+        "train", "rl", "--agent", f"{EXAMPLE / 'review.py'}:build_review", "--tasks", str(tasks), "--preset", "dapo",
+        "--model", "tiny", "--group-size", "2", "--batch-size", "1", "--max-steps", "1", "--max-new-tokens", "16",
+        "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    logged = read_episodes(out / "episodes.jsonl")
+    assert logged and all(e.calls for _, e in logged)  # every episode reached the reviewer's policy
+    assert all(e.reward in (0.0, 1.0, review_mod.ESCALATION_REWARD, review_mod.DANGEROUS_APPROVAL_REWARD)
+               for _, e in logged)
+    assert (out / "traces.db").exists() and (out / "metrics.jsonl").exists()
+    meta = json.loads((out / "agentladder.json").read_text())
+    assert meta["agent"].endswith("review.py:build_review")
+    assert {c.agent for _, e in logged for c in e.calls} == {"reviewer"}  # labelled by the calling agent
+
+
+def test_the_shipped_rl_config_is_valid():
+    from agentladder.train.rl_config import load_rl_config
+
+    config = load_rl_config(EXAMPLE / "review-rl.yaml")
+    assert config.agent == "examples/pharmacy/review.py:build_review" and config.failed_episode_reward == -0.5
+
+
+def test_the_rule_reviewer_decides_every_order_and_its_runs_export_as_sft_rows(review, tmp_path):
+    review_mod, evaluate_review = review
+    from orders import make_orders
+
+    from agentladder.agents.export import export_traces
+
+    orders = make_orders(12, review_mod.SPLIT_SEEDS["validation"])
+    runtime = Runtime(":memory:")
+    rows = evaluate_review.review_orders(review_mod.rule_reviewer(), orders, runtime=runtime)
+    m = evaluate_review.review_metrics(rows)
+    assert m["decision_accuracy"] == 1.0 and m["tool_call_validity"] == 1.0 and m["escalation_rate"] == 0.0
+    counts = export_traces(runtime.store, "sft", tmp_path / "sft.jsonl", where="agent == reviewer")
+    assert counts["written"] == 12

@@ -1,0 +1,348 @@
+"""Agent RL on a tiny model: episodes of real agents, exact ids and log-probs, masking, failures, skipped
+groups, resume, the entry point."""
+
+import asyncio
+import json
+
+import pytest
+import torch
+
+from agentladder.agents import Agent, Runtime, tool
+from agentladder.agents.export import export_traces
+from agentladder.data.schema import ToolCall
+from agentladder.models.engine import SamplingParams
+from agentladder.models.providers import ScriptedProvider
+from agentladder.models.providers.policy import EpisodeRecorder, PolicyProvider, recording
+from agentladder.models.rollout import LocalRollout
+from agentladder.models.tiny import tiny_model
+from agentladder.train import rl
+from agentladder.train.agent_episodes import Episode, episodes_to_sft, load_tasks, read_episodes
+from agentladder.train.agent_rl import AgentRLTrainer
+from agentladder.train.rl_config import RLConfig
+
+LETTERS = "abcdefghijklmnopqrstuvwxyz "
+
+
+@tool
+def lookup(item: str) -> str:
+    """Look an item up.
+
+    Args:
+        item: what to look up
+    """
+    return f"stock of {item}: 42 units"
+
+
+def _other(runtime):
+    """A fixed agent on another provider: it calls a real tool, then answers with what it read."""
+    script = [ToolCall(id="c1", name="lookup", arguments={"item": "pens"}), "pens: 42 units in stock"]
+    return Agent(ScriptedProvider(script), tools=[lookup], name="clerk")
+
+
+def build_team(policy, runtime=None):
+    """Three agents: a scripted clerk with a tool, the trained writer (two calls in one session, with memory),
+    and a critic on the same policy under another name (recorded, never trained)."""
+    writer = Agent(policy.named("writer"), name="writer", memory=True, max_new_tokens=6)
+    critic = Agent(policy.named("critic"), name="critic", max_new_tokens=4)
+
+    async def team(task):
+        rt = runtime or Runtime(":memory:")
+        clerk = await _other(rt).arun(task, runtime=rt, session="s")
+        first = await writer.arun(f"notes: {clerk.output}", runtime=rt, session="s")
+        second = await writer.arun("again, shorter", runtime=rt, session="s")
+        await critic.arun(f"judge: {first.output}", runtime=rt, session="s")
+        return second.output
+
+    return team
+
+
+def lower_share(row, episode):
+    text = episode.output or ""
+    return sum(ch in LETTERS for ch in text) / max(1, len(text))
+
+
+def _config(tmp_path, **kw):
+    settings = dict(model="tiny", data="unused", out_dir=str(tmp_path / "run"), group_size=4, batch_size=2,
+                    max_new_tokens=8, max_steps=2, learning_rate=3e-3, seed=0, progress=False, tensorboard=False,
+                    save_every=1, share_prompt=False, train_agents=["writer"])
+    settings.update(kw)
+    return RLConfig(**settings)
+
+
+TASKS = [{"id": f"t{i}", "input": f"count item {i}"} for i in range(4)]
+
+
+def _trainer(tmp_path, tok, model=None, build=build_team, reward=lower_share, **kw):
+    model = model if model is not None else tiny_model(tokenizer=tok)
+    return AgentRLTrainer(model, tok, load_tasks(TASKS), build, reward, _config(tmp_path, **kw),
+                          runtime=Runtime(":memory:"))
+
+
+@pytest.mark.parametrize("share_prompt", [False, True])
+def test_sampled_ids_are_what_training_sees_and_log_probs_match(tmp_path, tok, share_prompt):
+    trainer = _trainer(tmp_path, tok, share_prompt=share_prompt)
+    assert trainer.shared == share_prompt  # True: calls with one prompt share one pass (the one-prompt-N-answers kernel)
+    groups, _, _ = trainer._episodes(0)
+    assert groups, "the toy reward varies within a group"
+    episode = groups[0].episodes[0]
+    assert [c.agent for c in episode.calls] == ["writer", "writer", "critic"]
+    # the second writer call's prompt holds the first reply and the clerk's tool result, as inputs
+    second = tok.decode(episode.calls[1].prompt_ids)
+    assert "pens: 42 units in stock" in second and episode.calls[0].text.strip() in second
+    batch = trainer._episode_batch(groups)
+    writer_calls = [c for g in groups for e in g.episodes for c in e.calls if c.agent == "writer"]
+    assert len(batch.samples) == len(writer_calls)
+    for s, c in zip(batch.samples, writer_calls, strict=True):
+        assert s.prompt == c.prompt_ids and s.completion == c.token_ids and all(s.mask)
+    recomputed = trainer._no_grad_pass(trainer.model, batch)
+    mask = batch.mask.bool()
+    assert torch.allclose(recomputed[mask], batch.old_logps[mask], atol=1e-5)
+
+
+def test_only_the_trained_agents_sampled_tokens_are_scored(tmp_path, tok):
+    trainer = _trainer(tmp_path, tok)
+    groups, _, _ = trainer._episodes(0)
+    batch = trainer._episode_batch(groups)
+    collated = trainer.collate_samples(batch.samples)
+    ids, mask = collated["input_ids"], collated["mask"]
+    # the scored positions are exactly the writer's sampled tokens, row by row
+    for i, s in enumerate(batch.samples):
+        row = ids[i].tolist()
+        scored = [row[len(s.prompt) + j] for j in range(len(s.completion)) if mask[i, j]]
+        assert scored == s.completion
+    tool_ids = tok("stock of pens: 42 units", add_special_tokens=False)["input_ids"]
+    critic = {tuple(c.token_ids) for g in groups for e in g.episodes for c in e.calls if c.agent == "critic"}
+    for s in batch.samples:
+        text = tok.decode(s.completion)
+        assert "42 units" not in text
+        assert tuple(s.completion) not in critic or not s.completion
+        assert s.completion[: len(tool_ids)] != tool_ids
+    # a backward pass puts gradient only through the scored tokens' log-probs: the loss equals the
+    # loss of a batch whose prompts (tool results, other agents' turns) are cut to nothing but their ids
+    loss = trainer.loss(trainer.model, collated).loss_sum
+    assert torch.isfinite(loss)
+
+
+def failing_team(policy):
+    writer = Agent(policy.named("writer"), name="writer", max_new_tokens=6)
+
+    async def team(task):
+        rt = Runtime(":memory:")
+        out = (await writer.arun(task, runtime=rt)).output
+        if task.endswith("1"):
+            raise RuntimeError("the tool service is down")
+        if task.endswith("2"):
+            await writer.arun("more", runtime=rt)  # a second call: past episode_max_calls=1
+        if task.endswith("3"):
+            await asyncio.sleep(5)
+        return out
+
+    return team
+
+
+def test_failing_episodes_are_recorded_and_do_not_stop_the_step(tmp_path, tok):
+    trainer = _trainer(tmp_path, tok, build=failing_team, batch_size=4, episode_max_calls=1, episode_timeout=1.0,
+                       failed_episode_reward=-1.0, max_steps=1)
+    metrics = trainer.train_step(0)
+    assert metrics["episodes_error"] == pytest.approx(0.25)
+    assert metrics["episodes_calls"] == pytest.approx(0.25)
+    assert metrics["episodes_timeout"] == pytest.approx(0.25)
+    logged = read_episodes(tmp_path / "run" / "episodes.jsonl")
+    by_task = {}
+    for _, e in logged:
+        by_task.setdefault(e.task_id, []).append(e)
+    assert {e.status for e in by_task["t1"]} == {"error"} and "tool service" in by_task["t1"][0].error
+    assert {e.status for e in by_task["t2"]} == {"calls"}
+    assert {e.status for e in by_task["t3"]} == {"timeout"}
+    assert all(e.reward == -1.0 for t in ("t1", "t2", "t3") for e in by_task[t])
+    assert {e.status for e in by_task["t0"]} == {"ok"}
+    assert "grad_norm" in metrics  # the step trained on the informative group
+
+
+def half_constant(row, episode):
+    return 0.5 if row["id"] in ("t0", "t2") else lower_share(row, episode)
+
+
+def test_zero_variance_groups_are_skipped_and_counted(tmp_path, tok):
+    trainer = _trainer(tmp_path, tok, reward=half_constant, batch_size=4, max_steps=1)
+    metrics = trainer.train_step(0)
+    assert metrics["groups_skipped"] == 2 and metrics["zero_variance_groups"] == pytest.approx(0.5)
+    logged = read_episodes(tmp_path / "run" / "episodes.jsonl")
+    kept = {e.task_id for where, e in logged if where["kept"]}
+    assert kept == {"t1", "t3"}
+
+
+def test_resume_mid_run_reproduces_the_same_episodes(tmp_path, tok):
+    straight = _trainer(tmp_path / "a", tok, max_steps=3)
+    straight.run(resume=False)
+    first = _trainer(tmp_path / "b", tok, max_steps=3)
+    first.run(resume=False, stop_after=1)
+    resumed = _trainer(tmp_path / "b", tok, max_steps=3)
+    resumed.run(resume=True)
+
+    def episodes(folder):
+        return [(w["step"], e.task_id, e.index, [c.token_ids for c in e.calls], e.reward)
+                for w, e in read_episodes(folder / "run" / "episodes.jsonl")]
+
+    a, b = episodes(tmp_path / "a"), episodes(tmp_path / "b")
+    assert a == b and {s for s, *_ in a} == {1, 2, 3}
+
+
+def test_policy_outside_an_episode_and_budget_in_tokens(tok):
+    model = tiny_model(tokenizer=tok)
+    policy = PolicyProvider(LocalRollout(model, tok), tok, SamplingParams(max_new_tokens=5))
+    agent = Agent(policy, name="a", max_new_tokens=5)
+    recorder = EpisodeRecorder(torch.Generator().manual_seed(0), max_tokens=3)
+    with recording(recorder):
+        agent.run("hi", runtime=Runtime(":memory:"))
+    assert len(recorder.calls) == 1 and len(recorder.calls[0].token_ids) <= 3
+    assert recorder.calls[0].prompt_ids[-3:] == tok(tok.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True),
+        add_special_tokens=False)["input_ids"][-3:]
+
+
+def test_the_entry_point_trains_and_writes_the_run(tmp_path, tok):
+    result = rl(agent=build_team, tasks=TASKS, reward=lower_share, preset="dapo", model="tiny", group_size=4,
+                batch_size=2, max_new_tokens=8, max_steps=2, learning_rate=3e-3, out_dir=str(tmp_path / "r"),
+                progress=False, tensorboard=False, train_agents=["writer"])
+    out = tmp_path / "r"
+    assert result.steps == 2
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert {"reward", "groups_skipped", "episode_calls", "episodes_failed"} <= set(lines[-1])
+    assert (out / "reward.png").exists() and (out / "model.safetensors").exists()
+    meta = json.loads((out / "agentladder.json").read_text())
+    assert meta["method"] == "agent-dapo" and meta["train_agents"] == ["writer"]
+    _, episode = read_episodes(out / "episodes.jsonl")[0]
+    convs = episode.conversations(["writer"])
+    assert len(convs) == 2 and convs[0].messages[-1].role == "assistant"
+    assert Episode.from_json(episode.to_json()).to_json() == episode.to_json()
+
+
+def test_reward_rises_on_a_toy_agent_task(tmp_path, tok):
+    trainer = _trainer(tmp_path, tok, max_steps=10, batch_size=2, group_size=6, train_agents=None,
+                       learning_rate=1e-2, build=lambda p: Agent(p, name="writer", max_new_tokens=8))
+    result = trainer.run(resume=False)
+    rewards = [r["reward"] for r in result.history]
+    assert sum(rewards[-3:]) / 3 > sum(rewards[:3]) / 3 + 0.1, rewards
+
+
+def test_episodes_are_traces_and_traces_are_training_data(tmp_path, tok):
+    """The runtime stores every episode as a trajectory with its reward; both it and episodes.jsonl give SFT rows."""
+    runtime = Runtime(":memory:")
+    trainer = AgentRLTrainer(tiny_model(tokenizer=tok), tok, load_tasks(TASKS[:2]),
+                             lambda p: Agent(p, name="writer", max_new_tokens=6), lower_share,
+                             _config(tmp_path, max_steps=1, train_agents=None), runtime=runtime)
+    trainer.train_step(0)
+    stored = runtime.store.trajectories(agent="writer")
+    assert len(stored) == 2 * 4
+    assert all("reward" in r["conversation"].rewards for r in stored)
+    best = max(r["conversation"].rewards["reward"] for r in stored)
+    counts = export_traces(runtime.store, "sft", tmp_path / "sft.jsonl", where=f"reward >= {best}")
+    rows = [json.loads(x) for x in (tmp_path / "sft.jsonl").read_text().splitlines()]
+    assert counts["written"] == len(rows) >= 1
+    from_log = episodes_to_sft(tmp_path / "run" / "episodes.jsonl", min_reward=best)
+    assert len(from_log) == len(rows)
+    assert {r.messages[-1].content for r in from_log} == {r["messages"][-1]["content"] for r in rows}
+
+
+def test_turn_rewards_move_each_calls_advantage_around_the_episodes(tmp_path, tok):
+    """Two calls per episode; a turn reward on the first call only: its tokens get the episode's advantage plus
+    the weighted difference from the group's mean turn reward, the second call's the episode's minus it."""
+    trainer = _trainer(tmp_path, tok, turn_reward_weight=0.5, group_size=2)
+    trainer.turn_reward = lambda call, episode: 1.0 if call.messages[-1].content.startswith("notes") else 0.0
+    groups, _, _ = trainer._episodes(0)
+    batch = trainer._episode_batch(groups)
+    advs = trainer._episode_advantages(groups)
+    writer = [(g_i, e_i, c) for g_i, g in enumerate(groups) for e_i, e in enumerate(g.episodes)
+              for c in e.calls if c.agent == "writer"]
+    assert len(writer) == len(batch.samples)
+    critic_turns = 1 / 3  # per episode: writer 1.0, writer 0.0, critic 0.0 -> group mean 1/3
+    for s, (g_i, e_i, c) in zip(batch.samples, writer, strict=True):
+        turn = 1.0 if c.messages[-1].content.startswith("notes") else 0.0
+        assert s.advantages[0] == pytest.approx(advs[g_i][e_i] + 0.5 * (turn - critic_turns), abs=1e-6)
+
+
+def test_an_episode_past_its_token_budget_fails_as_tokens(tmp_path, tok):
+    trainer = _trainer(tmp_path, tok, episode_max_tokens=2, max_steps=1)
+    groups, _, extra = trainer._episodes(0)
+    assert extra["episodes_tokens"] == 1.0  # the writer's first call takes both tokens; its second has none
+    logged = read_episodes(tmp_path / "run" / "episodes.jsonl")
+    assert all(e.status == "tokens" and e.sampled_tokens <= 2 and len(e.calls) == 1 for _, e in logged)
+
+
+def test_bad_task_files_name_the_line(tmp_path):
+    from agentladder.errors import DataError
+
+    path = tmp_path / "tasks.jsonl"
+    path.write_text('{"id": "a", "input": "x"}\n[1, 2]\n')
+    with pytest.raises(DataError, match="tasks.jsonl:2"):
+        load_tasks(path)
+    path.write_text('{"id": "a"}\n{oops\n')
+    with pytest.raises(DataError, match="tasks.jsonl:2"):
+        load_tasks(path)
+    rows = load_tasks([{"prescription": "x"}])
+    assert rows[0].id == "task-1" and rows[0].input == {"prescription": "x"}
+
+
+def test_reward_objects_score_the_final_output_and_failures_as_configured():
+    from agentladder.rewards import PythonReward, WeightedEnsemble
+    from agentladder.train.agent_episodes import TaskRow, score_episodes
+
+    def exact(text, target, metadata):
+        return float(text == target)
+
+    task = TaskRow("t", "say yes", {"id": "t", "input": "say yes", "target": "yes"})
+    episodes = [Episode("t", 0, 0, output="yes"), Episode("t", 1, 1, output="no"),
+                Episode("t", 2, 2, status="error", error="boom")]
+    score_episodes(WeightedEnsemble([("exact", PythonReward(exact), 1.0)]), task, episodes, failed_reward=-1.0)
+    assert [e.reward for e in episodes] == [1.0, 0.0, -1.0]
+    score_episodes(lambda row, e: 0.5 if e.output is None else 1.0, task, episodes, failed_reward=None)
+    assert [e.reward for e in episodes] == [1.0, 1.0, 0.5]  # None: the failed run is scored like any other
+
+
+def test_a_graph_with_a_loop_is_an_episode(tmp_path, tok):
+    """A Graph (draft, then a scripted critic, back to the draft once) runs as an episode: two trained draft calls,
+    the critic's turn only in the second draft's prompt."""
+    from agentladder.agents import END, Graph
+
+    def build(policy):
+        draft = Agent(policy, name="draft", max_new_tokens=5)
+        critic = Agent(ScriptedProvider(["again: more detail", "fine"]), name="critic")
+        return (Graph("draft-critic", max_steps=6).node("draft", draft).node("critic", critic)
+                .edge("draft", "critic")
+                .branch("critic", lambda s: "done" if s["critic"] == "fine" else "again",
+                        {"again": "draft", "done": END}))
+
+    trainer = AgentRLTrainer(tiny_model(tokenizer=tok), tok, load_tasks([{"id": "g", "input": {"topic": "pens"}}]),
+                             build, lower_share, _config(tmp_path, batch_size=1, group_size=2, train_agents=["draft"]),
+                             runtime=Runtime(":memory:"))
+    group = trainer._group(load_tasks([{"id": "g", "input": {"topic": "pens"}}])[0], 0, 1)
+    for e in group.episodes:
+        assert e.status == "ok", e.error
+        assert [c.agent for c in e.calls] == ["draft", "draft"]
+        assert "again: more detail" in tok.decode(e.calls[1].prompt_ids)
+        assert "again: more detail" not in tok.decode(e.calls[0].prompt_ids)
+
+
+def test_concurrent_episodes_are_decoded_together_exactly_and_repeat_with_the_seed(tmp_path, tok):
+    runs = []
+    for name in ("a", "b"):
+        trainer = _trainer(tmp_path / name, tok, concurrent_episodes=True, max_steps=1)
+        rounds = []
+        original = trainer.rollout.generate
+
+        def counting(prompts, n, params, generator=None, _orig=original, _rounds=rounds):
+            _rounds.append(len(prompts))
+            return _orig(prompts, n, params, generator)
+
+        trainer.rollout.generate = counting
+        groups, _, _ = trainer._episodes(0)
+        batch = trainer._episode_batch(groups)
+        recomputed = trainer._no_grad_pass(trainer.model, batch)
+        mask = batch.mask.bool()
+        assert torch.allclose(recomputed[mask], batch.old_logps[mask], atol=1e-5)
+        assert max(rounds) == 4  # the group's four writers (and then critics) decoded as one batch
+        runs.append([(e.task_id, e.index, [c.token_ids for c in e.calls])
+                     for _, e in read_episodes(tmp_path / name / "run" / "episodes.jsonl")])
+    assert runs[0] == runs[1]
+    assert all(len(calls) == 3 for _, _, calls in runs[0])

@@ -44,6 +44,16 @@ JUDGE_SYSTEM = (
 
 CITATION = re.compile(r"\[([^\[\]\s]+)\]")
 
+ANSWER_SHOT = (
+    "Passages:\n[drug:ibuprofen:storage] Store ibuprofen at room temperature, away from moisture.\n"
+    "[policy:hours] The pharmacy is open from 9 to 6.\n\nQuestion: where do i keep advil",
+    "Keep ibuprofen (Advil) at room temperature, away from moisture [drug:ibuprofen:storage].")
+JUDGE_SHOT = (
+    "Passages:\n[drug:ibuprofen:storage] Store ibuprofen at room temperature, away from moisture.\n\n"
+    "Question: where do i keep advil\n\nAnswer: Keep it in the fridge [drug:ibuprofen:storage].",
+    '{"faithfulness": 1, "relevance": 5, "reason": "the passage says room temperature, not the fridge"}')
+"""One worked example each, shown as an earlier turn (``shots=True``): a small model copies the form."""
+
 
 class Verdict(BaseModel):
     """The judge's grades of one answer."""
@@ -95,12 +105,14 @@ class RagAgent:
     """The loop of the module docstring over ``index`` (a ``VectorIndex`` or ``PgVectorIndex``)."""
 
     def __init__(self, index: Any, *, answerer: Any, judge: Any = None, k: int = 5, threshold: int = 4,
-                 hybrid: bool = False, max_new_tokens: int = 96):
+                 hybrid: bool = False, max_new_tokens: int = 96, shots: bool = True):
         self.retrieve = retriever_tool(index, k, hybrid=hybrid)
         self.threshold = threshold
-        self.answerer = Agent(answerer, system=ANSWER_SYSTEM, name="rag_answerer", max_new_tokens=max_new_tokens)
+        self.answerer = Agent(answerer, system=ANSWER_SYSTEM, name="rag_answerer", max_new_tokens=max_new_tokens,
+                              examples=[ANSWER_SHOT] if shots else [])
         self.judge = Agent(judge if judge is not None else answerer, system=JUDGE_SYSTEM, output=Verdict,
-                           name="rag_judge", max_retries=1, output_instructions=False, max_new_tokens=64)
+                           name="rag_judge", max_retries=1, output_instructions=False, max_new_tokens=64,
+                           examples=[JUDGE_SHOT] if shots else [])
 
     def passes(self, verdict: Verdict | None) -> bool:
         """Both grades at least the threshold (no valid verdict: fails)."""

@@ -93,3 +93,16 @@ def test_retrieval_ladders_are_checked(tmp_path):
     path.write_text(yaml.safe_dump(spec))
     with pytest.raises(DataError, match="also in the validation split"):
         climb(path, progress=False)
+
+
+def test_the_documented_retrieval_ladder_is_valid():
+    import re
+    from pathlib import Path
+
+    from agentladder.ladder.config import parse_ladder
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "retrieval.md").read_text()
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", doc, re.DOTALL) if "kind: embed" in b]
+    config = parse_ladder(yaml.safe_load(block))
+    assert config.task == "retrieval" and [r.kind for r in config.rungs] == ["baseline", "embed"]
+    assert config.rungs[1].train["lrs"] == [2e-5, 5e-5]

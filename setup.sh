@@ -36,9 +36,11 @@ if [ "${1:-}" = "--dev" ]; then
   # pgvector for the PostgreSQL counterpart of the vector index (tests/agents/test_pgindex.py). Debian
   # bookworm has no pgvector package, so it is built from the source Debian ships, pinned by its hash,
   # against the installed server's headers; skipped when the extension is already there.
-  PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-  PG_MAJOR=$(basename "$(dirname "$PG_BIN")")
-  if [ ! -f "/usr/share/postgresql/$PG_MAJOR/extension/vector.control" ]; then
+  PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+  PG_MAJOR=$(basename "$(dirname "${PG_BIN:-/none/x}")")
+  if [ -z "$PG_BIN" ]; then
+    echo "setup: no Debian PostgreSQL under /usr/lib/postgresql: pgvector not built (the pgvector index's tests need it)"
+  elif [ ! -f "/usr/share/postgresql/$PG_MAJOR/extension/vector.control" ]; then
     echo "setup: building pgvector 0.8.0 for PostgreSQL $PG_MAJOR"
     SUDO=""
     if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi

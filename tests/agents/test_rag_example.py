@@ -55,6 +55,8 @@ def test_a_good_answer_passes_at_once(rag, index):
     prompt = answerer.calls[0][-1].content
     assert all(f"[{p['id']}] {p['text']}" in prompt for p in PASSAGES) and QUESTION in prompt
     assert GOOD in judge.calls[0][-1].content and len(answerer.calls) == 1
+    assert answerer.calls[0][2].content == rag[0].ANSWER_SHOT[1]  # the worked example, after the system turn
+    assert judge.calls[0][2].content == rag[0].JUDGE_SHOT[1]
 
 
 def test_a_failed_answer_is_revised_with_the_judges_reason(rag, index):

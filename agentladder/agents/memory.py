@@ -42,7 +42,8 @@ from agentladder.tasks.parsing import extract_json_object
 
 DEFAULT_THRESHOLD = 0.45
 """Cosine above which :meth:`Memory.remember` treats a statement as a change of an existing fact: the best of
-0.45, 0.65 and 0.85 on the memory benchmark's validation split (6 users, the packaged MiniLM; docs/retrieval.md)."""
+0.45, 0.55, 0.65, 0.75 and 0.85 on the memory benchmark's validation split (30 users, the packaged MiniLM;
+docs/retrieval.md)."""
 
 HISTORY_SCHEMA = """
 CREATE TABLE IF NOT EXISTS memory_history (

@@ -9,8 +9,9 @@ The answering model and the judge are ``--model`` (default the packaged SmolLM2-
 from nothing but the knowledge-base folder (the passages and each query's ``relevant`` ids), so any
 folder in the documented form is scored and no generator template is consulted:
 
-- ``correct``: the answer's content words (lower-case words and numbers, English stop words and the
-  bracketed citations removed; at least 3 of them) overlap one of the query's relevant passages more
+- ``correct``: the answer's content words (lower-case words and numbers, English stop words, the
+  bracketed citations and the question's own words removed, so restating the question earns nothing;
+  at least 3 of them) overlap one of the query's relevant passages more
   than any other passage of the corpus (set F1 of content words). An answer that says nothing, or
   that restates another passage (another drug's dose, the storage instead of the dosing), is wrong;
 - ``supported``: the share of the answer's content words found in the retrieved passages or the
@@ -61,7 +62,7 @@ def _f1(a: set[str], b: set[str]) -> float:
 
 def grade(result: RagResult, query: Query, corpus_words: dict[str, set[str]]) -> dict[str, Any]:
     """The per-query grades of the module docstring."""
-    words = content_words(result.answer)
+    words = content_words(result.answer) - content_words(query.text)  # what the answer adds to the question
     best = max(corpus_words, key=lambda pid: _f1(words, corpus_words[pid])) if words else None
     allowed = set().union(*(content_words(t) for t in result.passages.values()), content_words(query.text))
     return {

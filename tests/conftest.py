@@ -1,4 +1,11 @@
+import glob
 import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -75,3 +82,54 @@ def tiny_encoder(tmp_path_factory):
     texts += [q["text"] for split, n in (("train", 3000), ("validation", 300), ("test", 500))
               for q in generate_queries(split, n)]
     return write_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder") / "model", texts)
+
+
+# -- a throwaway PostgreSQL server (the gateway's store, the pgvector index) -------------------------------
+
+def _pg_bin() -> Path:
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not candidates:
+        pytest.fail("PostgreSQL is not installed: `bash setup.sh --dev` installs Debian's postgresql")
+    return Path(candidates[-1]).parent
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL cluster on a free loopback port (as the postgres user when run as root)."""
+    bindir = _pg_bin()
+    root = Path(tempfile.mkdtemp(prefix="agentladder-pg-"))
+    as_root = os.geteuid() == 0
+    if as_root:
+        shutil.chown(root, "postgres")
+
+    def run(*cmd: str) -> None:
+        full = ["runuser", "-u", "postgres", "--", *cmd] if as_root else list(cmd)
+        done = subprocess.run(full, capture_output=True, text=True)
+        assert done.returncode == 0, f"{cmd[0]} failed: {done.stdout}{done.stderr}"
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = root / "data"
+    run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+    run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}"
+    finally:
+        run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh database on the throwaway cluster, for one test."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server + "/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"{postgres_server}/{name}"

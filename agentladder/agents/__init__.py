@@ -36,6 +36,7 @@ from agentladder.agents.jobs import AwaitJob, JobError, JobHandle, JobState
 from agentladder.agents.loopback import LoopbackServer
 from agentladder.agents.mcp import MCPConnection, mcp_http_app, mcp_server, mcp_tools, serve_mcp
 from agentladder.agents.memory import Memory
+from agentladder.agents.pgindex import PgVectorIndex
 from agentladder.agents.remote import RemoteTool
 from agentladder.agents.resume import aresume_when_done, resume_when_done
 from agentladder.agents.review import Escalate, Review, ReviewError, ReviewQueue
@@ -62,6 +63,7 @@ from agentladder.models.providers import ScriptedProvider as ScriptedChat
 __all__ = [
     "Hit",
     "Memory",
+    "PgVectorIndex",
     "VectorIndex",
     "retriever_tool",
     "Agent",

@@ -16,6 +16,14 @@ where it ran. It is stored with the runtime, traced as an ``invoke_agent``
 span with a ``chat`` span per model call and an ``execute_tool`` span per
 tool call, and written to the audit log when it runs inside a workflow.
 
+With ``memory=`` a :class:`~agentladder.agents.memory.Memory` (long-term memory) the agent is run for a
+user (``run(..., user="ann")``): before the model is asked, the ``memory_k`` facts of that user's
+namespace (the user's, or the user's with this agent when ``memory_per_agent``) nearest the input are
+put in the system turn; after a successful run the conversation's facts are extracted by the agent's own
+model and stored (``learn=False`` turns that off). A later session of the same user sees them; another
+user's run never does (each namespace is its own index). ``memory=True`` is the other, short-term
+memory: the turns of earlier runs in the same session.
+
 With a ``guard`` (:class:`~agentladder.agents.guard.Guard`, or one inherited from the
 workflow or graph it runs in) the input, every answer of the model (its text and the
 arguments of its tool calls) and every tool result are checked before anything else
@@ -39,11 +47,13 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from agentladder.agents import tracing as sc
 from agentladder.agents._sync import run_sync
 from agentladder.agents.guard.pipeline import Guard, GuardBlocked, GuardResult
+from agentladder.agents.memory import Extraction, Memory
 from agentladder.agents.review import Escalate
 from agentladder.agents.runtime import RunContext, Runtime, current, default_runtime, use_context
 from agentladder.agents.store import new_id, to_json
 from agentladder.agents.tools import Tool, ToolResult, as_tool, format_validation_error
 from agentladder.data.schema import Conversation, Message, ToolCall
+from agentladder.errors import ConfigError
 from agentladder.models.providers import ChatResponse, Usage, chat_provider
 from agentladder.models.providers import Provider as ChatProvider
 from agentladder.tasks.parsing import extract_json_object
@@ -77,13 +87,18 @@ class AgentResult:
     """Answers the model gave before one was valid (1 = the first)."""
     model_seconds: float = 0.0
     """Time spent inside the model provider."""
+    recalled: list[str] = field(default_factory=list)
+    """The long-term memory facts put in the context (an agent with ``memory=Memory(...)``)."""
+    remembered: Extraction | None = None
+    """What the run stored in long-term memory (``None`` without one, or with ``learn=False``)."""
 
 
 class Agent:
     """A model with a system prompt, tools and an optional output type. See the module docstring.
 
-    ``examples`` are ``(input, output)`` pairs shown as earlier turns (few-shot); ``memory`` keeps the
-    conversation per session; ``max_turns`` bounds the rounds of tool calls, ``max_retries`` the
+    ``examples`` are ``(input, output)`` pairs shown as earlier turns (few-shot); ``memory=True`` keeps the
+    conversation per session, ``memory=Memory(...)`` recalls and stores a user's facts across sessions
+    (the module docstring; ``memory_k``, ``memory_per_agent``, ``learn``); ``max_turns`` bounds the rounds of tool calls, ``max_retries`` the
     corrections of an invalid output; ``guard`` masks and blocks (see the module docstring).
     """
 
@@ -92,8 +107,9 @@ class Agent:
                  name: str | None = None, description: str | None = None, max_retries: int = 2,
                  max_turns: int = 8, max_new_tokens: int = 256, temperature: float = 0.0,
                  output_instructions: bool = True, escalate_invalid: bool = False,
-                 review_if: Callable[[Any], str | None] | None = None, memory: bool = False,
-                 examples: Sequence[tuple[Any, Any]] = (), guard: Guard | None = None):
+                 review_if: Callable[[Any], str | None] | None = None, memory: bool | Memory = False,
+                 examples: Sequence[tuple[Any, Any]] = (), guard: Guard | None = None, memory_k: int = 5,
+                 memory_per_agent: bool = False, learn: bool = True):
         self.provider = chat_provider(model)
         self.guard = guard
         """Checks input, answers and tool results (see the module docstring); ``None``: the run's, if any."""
@@ -113,7 +129,10 @@ class Agent:
         self.output_instructions = output_instructions
         self.escalate_invalid = escalate_invalid
         self.review_if = review_if
-        self.memory = memory
+        self.memory = memory if isinstance(memory, bool) else False
+        self.long_term = memory if isinstance(memory, Memory) else None
+        """Long-term memory (facts per user across sessions), ``None`` without."""
+        self.memory_k, self.memory_per_agent, self.learn = memory_k, memory_per_agent, learn
         self.examples = [
             m for inp, out in examples for m in (
                 Message(role="user", content=input_text(inp)),
@@ -122,12 +141,17 @@ class Agent:
 
     # -- running ---------------------------------------------------------------------------------
 
-    def run(self, input: Any, *, session: str | None = None, runtime: Runtime | None = None) -> AgentResult:
-        """Run to an answer (blocking). ``input`` is text, or a value shown to the model as JSON."""
+    def run(self, input: Any, *, session: str | None = None, runtime: Runtime | None = None,
+            user: str | None = None) -> AgentResult:
+        """Run to an answer (blocking). ``input`` is text, or a value shown to the model as JSON.
 
-        return run_sync(self.arun(input, session=session, runtime=runtime))
+        ``user`` names whose long-term memory is read and written (needed with ``memory=Memory(...)``;
+        agents this one calls inherit it)."""
 
-    async def arun(self, input: Any, *, session: str | None = None, runtime: Runtime | None = None) -> AgentResult:
+        return run_sync(self.arun(input, session=session, runtime=runtime, user=user))
+
+    async def arun(self, input: Any, *, session: str | None = None, runtime: Runtime | None = None,
+                   user: str | None = None) -> AgentResult:
         outer = current()
         if outer is not None and session in (None, outer.session) and runtime in (None, outer.runtime):
             ctx = outer
@@ -136,6 +160,10 @@ class Agent:
         if self.guard is not None and ctx.extra.get("guard") is not self.guard:
             # agents this one calls (as tools, or a supervisor's specialists) run under its guard too
             ctx = RunContext(ctx.runtime, ctx.session, ctx.run_id, ctx.step, {**ctx.extra, "guard": self.guard})
+        if user is not None and ctx.extra.get("user") != user:
+            ctx = RunContext(ctx.runtime, ctx.session, ctx.run_id, ctx.step, {**ctx.extra, "user": user})
+        if self.long_term is not None and not ctx.extra.get("user"):
+            raise ConfigError(f"agent {self.name!r} has long-term memory: run it for a user (run(..., user=...))")
         if ctx is outer:
             return await self._run(input, ctx)
         with use_context(ctx):
@@ -154,7 +182,9 @@ class Agent:
             trajectory_id = new_id("traj")
             span.set_attribute(sc.TRAJECTORY_ID, trajectory_id)
             checked = self._check(ctx, input_text(input), "input")
-            state = _RunState(self._prompt(checked.text if checked else input, ctx))
+            shown = checked.text if checked else input
+            recalled = self._recall(shown, ctx)
+            state = _RunState(self._prompt(shown, ctx, recalled))
             try:
                 if checked is not None and checked.blocked:
                     raise GuardBlocked(checked)
@@ -177,15 +207,32 @@ class Agent:
             span.set_attribute(sc.INPUT_TOKENS, state.usage.input_tokens)
             span.set_attribute(sc.OUTPUT_TOKENS, state.usage.output_tokens)
             result.trajectory_id = self._record(ctx, state, trajectory_id, "ok", output=result.output)
+            result.recalled = recalled
+            if self.long_term is not None and self.learn:
+                result.remembered = await self.long_term.aextract(
+                    [state.user, state.messages[-1]], self.provider, **self._namespace(ctx))
             if self.memory:
                 ctx.runtime.store.remember(ctx.session, self.name, [state.user, state.messages[-1]])
             return result
 
-    def _prompt(self, input: Any, ctx: RunContext) -> list[Message]:
+    def _namespace(self, ctx: RunContext) -> dict[str, str | None]:
+        """The run's long-term memory namespace: its user, and this agent with ``memory_per_agent``."""
+        return {"user": ctx.extra["user"], "agent": self.name if self.memory_per_agent else None}
+
+    def _recall(self, input: Any, ctx: RunContext) -> list[str]:
+        """The user's long-term facts nearest the input (none without long-term memory)."""
+        if self.long_term is None:
+            return []
+        return [h.text for h in self.long_term.search(input_text(input), k=self.memory_k, **self._namespace(ctx))]
+
+    def _prompt(self, input: Any, ctx: RunContext, recalled: Sequence[str] = ()) -> list[Message]:
         system = self.system or ""
         if self._adapter is not None and self.output_instructions:
             schema = json.dumps(self._adapter.json_schema(), separators=(",", ":"))
             system += ("\n\n" if system else "") + f"Answer with only a JSON object that fits this schema: {schema}"
+        if recalled:
+            system += ("\n\n" if system else "") + "What you know about the user from earlier conversations:\n"
+            system += "\n".join(f"- {fact}" for fact in recalled)
         msgs = [Message(role="system", content=system)] if system else []
         msgs += self.examples
         if self.memory:

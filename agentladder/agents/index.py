@@ -168,9 +168,12 @@ class VectorIndex:
         return [Hit(pid, self._texts[pid], score, self._meta[pid]) for pid, score in ranked]
 
 
-def retriever_tool(index: VectorIndex, k: int = 5, *, hybrid: bool = False,
+def retriever_tool(index: VectorIndex | Any, k: int = 5, *, hybrid: bool = False,
                    name: str = "search_knowledge_base") -> Tool:
-    """A tool that searches ``index`` and answers with the ``k`` best passages as ``[id] text`` lines."""
+    """A tool that searches ``index`` and answers with the ``k`` best passages as ``[id] text`` lines.
+
+    ``index`` is a :class:`VectorIndex`, a :class:`~agentladder.agents.pgindex.PgVectorIndex`, or anything with
+    their ``search(query, k, hybrid=...)`` returning :class:`Hit` objects."""
 
     def search_knowledge_base(query: str) -> str:
         """Search the knowledge base; returns the most relevant passages, each with its id to cite.

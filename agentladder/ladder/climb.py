@@ -32,7 +32,8 @@ from typing import Any
 
 from agentladder.data.io import atomic_write_text
 from agentladder.errors import ConfigError, DataError, MissingFileError
-from agentladder.ladder.config import LadderConfig, load_ladder
+from agentladder.ladder.config import RETRIEVAL, LadderConfig, load_ladder
+from agentladder.ladder.embed import score_queries
 from agentladder.ladder.gates import judge
 from agentladder.ladder.registry import ModelVersion, Registry, file_hash, version_id
 from agentladder.ladder.report import ladder_table, write_report
@@ -41,6 +42,7 @@ from agentladder.ladder.scoring import paired, score
 from agentladder.ladder.splits import Split, prepare_splits, split_inputs
 from agentladder.models.classifier import is_classifier_folder
 from agentladder.tasks import get_task
+from agentladder.train.embed import SELECT
 
 STATE_FILE = "ladder_state.json"
 INPUTS_FILE = "inputs.txt"
@@ -142,8 +144,8 @@ def climb(ladder: LadderConfig | str | Path, *, overrides: list[str] | dict[str,
     """
     start = time.perf_counter()
     config = ladder if isinstance(ladder, LadderConfig) else load_ladder(ladder, overrides)
-    task = get_task(config.task)
-    metric = config.gate.metric or task.headline
+    task = None if config.task == RETRIEVAL else get_task(config.task)
+    metric = config.gate.metric or (task.headline if task is not None else SELECT)
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     splits = prepare_splits(config, out)
@@ -151,8 +153,8 @@ def climb(ladder: LadderConfig | str | Path, *, overrides: list[str] | dict[str,
     reg = registry if isinstance(registry, Registry) else Registry(registry or config.registry)
     runners = {**RUNNERS, **(runners or {})}
     say = progress if log is None else log
-    run = _Climb(config, metric, out, splits, reg, state, progress, task.name)
-    used = set().union(*(split_inputs(task, s) for s in splits))
+    run = _Climb(config, metric, out, splits, reg, state, progress, config.task if task is None else task.name)
+    used = set().union(*(split_inputs(task or config.task, s) for s in splits))
     try:
         # The state file keeps every version it registered: a resumed climb (or one pointed at another
         # registry file) registers them again, parents first, so the lineage is whole.
@@ -256,6 +258,8 @@ def _report(run: _Climb, ctx: RungContext, result: RungResult, champion: RungRes
 
 def _score(run: _Climb, ctx: RungContext, spec: Any, split: Split):
     config = run.config
+    if config.task == RETRIEVAL:
+        return score_queries(spec, split, metric=run.metric, seed=config.seed)
     return score(spec, ctx.task, split, str(ctx.dir / "eval" / split.name), metric=run.metric,
                  shots=_shots(config, ctx.rung.shots), batch_size=config.eval.batch_size, dtype=config.eval.dtype,
                  max_new_tokens=config.eval.max_new_tokens, seed=config.seed, progress=ctx.progress)

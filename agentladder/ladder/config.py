@@ -49,7 +49,10 @@ from agentladder.train.preference import RENAMED, PreferenceConfig
 from agentladder.train.rl_config import RLConfig
 from agentladder.train.sft import SFTConfig
 
-RungKind = Literal["baseline", "sft", "dpo", "kto", "rl", "classifier"]
+RungKind = Literal["baseline", "sft", "dpo", "kto", "rl", "classifier", "embed"]
+
+RETRIEVAL = "retrieval"
+"""The task of a ladder of embedding models (``baseline`` and ``embed`` rungs, scored by ranking metrics)."""
 
 
 class _Strict(BaseModel):
@@ -149,6 +152,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "kto": ("pairs", "file"),
     "rl": ("generate", "file"),
     "classifier": ("generate", "file"),
+    "embed": ("file",),
 }
 _FILLED = {"model", "data", "out_dir", "task", "loss"}
 """Trainer fields the ladder sets itself (``loss`` comes from the rung's kind, or ``train.loss`` for dpo)."""
@@ -186,6 +190,23 @@ class ClassifierSettings(_Strict):
     batch_size: int = Field(16, ge=1)
     cache_dir: str | None = None
     """Feature cache folder [default: ``$AGENTLADDER_HOME/features``]."""
+    seed: int | None = None
+    """[default: the ladder's seed]"""
+
+
+class EmbedSettings(_Strict):
+    """The ``train`` fields of an ``embed`` rung: :func:`~agentladder.train.embed.train_embed`'s options.
+
+    Each learning rate trains a candidate from the rung's starting embedder; the best on the climb's validation
+    queries (recall@5, ties by MRR) is the rung's model, and the gate then judges it on the same split.
+    """
+
+    lrs: list[Annotated[float, Field(gt=0)]] = Field(default_factory=lambda: [2e-5, 5e-5, 1e-4], min_length=1)
+    epochs: int = Field(1, ge=1)
+    batch_size: int = Field(32, ge=2)
+    hard_negatives: int = Field(1, ge=0)
+    max_rows: int | None = Field(None, ge=1)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
     seed: int | None = None
     """[default: the ladder's seed]"""
 
@@ -315,6 +336,9 @@ class LadderConfig(_Strict):
             if rung.start not in ("champion", "base") and rung.start not in seen:
                 raise _At(["rungs", i, "start"], f"{rung.start!r} is not champion, base or an earlier rung")
             _check_generative_start(self.rungs[:i], rung, i)
+            if (rung.kind == "embed") != (self.task == RETRIEVAL) and rung.kind != "baseline":
+                raise _At(["rungs", i, "kind"], "an embed rung needs task: retrieval, and a retrieval ladder "
+                          f"has baseline and embed rungs only (not {rung.kind})")
             _check_train(rung, i)
             if rung.kind == "classifier":
                 _check_classification(self.task, rung, i)
@@ -346,6 +370,8 @@ def trainer_class(kind: str):
     """The settings model of a rung kind's ``train`` fields."""
     if kind == "classifier":
         return ClassifierSettings
+    if kind == "embed":
+        return EmbedSettings
     if kind == "sft":
 
         return SFTConfig
@@ -365,9 +391,9 @@ def _check_train(rung: Rung, index: int) -> None:
         raise _At(["rungs", index, "train", filled[0]], "the ladder sets this itself; leave it out")
     if rung.kind == "dpo" and rung.train.get("loss") == "kto":
         raise _At(["rungs", index, "train", "loss"], "KTO is its own rung kind: kind: kto")
-    if rung.kind == "classifier":
+    if rung.kind in ("classifier", "embed"):
         try:
-            ClassifierSettings(**rung.train)
+            trainer_class(rung.kind)(**rung.train)
         except ValidationError as err:
             loc, message = first_error(err)
             raise _At(["rungs", index, "train", *loc], message) from None
@@ -512,5 +538,5 @@ def _resolve_files(data: dict[str, Any], base: Path) -> None:
             ev[key] = str(base / ev[key])
 
 
-__all__ = ["ClassifierSettings", "DistillData", "EvalSettings", "FileData", "Gate", "GenerateData", "Guard", "LadderConfig",
+__all__ = ["RETRIEVAL", "ClassifierSettings", "DistillData", "EmbedSettings", "EvalSettings", "FileData", "Gate", "GenerateData", "Guard", "LadderConfig",
            "PairsData", "Rung", "load_ladder", "parse_ladder"]

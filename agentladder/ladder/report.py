@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentladder.data.io import atomic_write_text
+from agentladder.ladder.config import RETRIEVAL
 from agentladder.tasks import get_task
 from agentladder.train.plots import save_figure
 
@@ -184,6 +185,8 @@ def markdown(result: ClimbResult) -> str:
 
 
 def _task_note(task: str) -> str | None:
+    if task == RETRIEVAL:  # a ladder of embedders: no generative task behind it
+        return None
     return getattr(get_task(task), "note", None)
 
 

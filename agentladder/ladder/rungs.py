@@ -40,15 +40,18 @@ from agentladder.data.io import (
 from agentladder.data.schema import Conversation
 from agentladder.errors import ConfigError
 from agentladder.evals.sampling import pairs_from_task, pass_rates
-from agentladder.ladder.config import LadderConfig, Rung, trainer_class
+from agentladder.ladder.config import RETRIEVAL, LadderConfig, Rung, trainer_class
 from agentladder.ladder.fresh import file_inputs, rung_seed, without
 from agentladder.models.classifier import MANIFEST, FeatureClassifier, is_classifier_folder
 from agentladder.models.loading import RUN_META
 from agentladder.models.providers import make_provider
 from agentladder.tasks import get_task, write_data
 from agentladder.tasks.make import fresh_samples
+from agentladder.tasks.retrieval.kb import CORPUS, load_split, query_file
 from agentladder.tasks.task import input_key
 from agentladder.train.classifier import train_classifier
+from agentladder.train.embed import MANIFEST as EMBED_MANIFEST
+from agentladder.train.embed import EmbedConfig, train_embed
 from agentladder.train.preference import preference
 from agentladder.train.rl import rl
 from agentladder.train.sft import sft
@@ -299,6 +302,8 @@ def _drawn(ctx: RungContext, data: str | None) -> list[str]:
 
 def run_baseline(ctx: RungContext) -> Trained:
     """Nothing to train: the starting model, evaluated with the rung's prompt (``shots``)."""
+    if ctx.ladder.task == RETRIEVAL:  # an embedder: no prompt, no shots
+        return Trained(model=ctx.start_model, artifact="base", train_seconds=0.0, examples=0, inputs=[])
     shots = ctx.ladder.eval.shots if ctx.rung.shots is None else ctx.rung.shots
     shown = get_task(ctx.task).select_shots(shots)
     return Trained(model=ctx.start_model, artifact="base", settings={"shots": shots}, train_seconds=0.0, tokens=0,
@@ -410,9 +415,49 @@ def run_classifier(ctx: RungContext) -> Trained:
                    settings={**settings.model_dump(), **chosen}, notes=notes, inputs=_drawn(ctx, data))
 
 
+def run_embed(ctx: RungContext) -> Trained:
+    """Fine-tune the starting embedder on the rung's training queries (:func:`~agentladder.train.embed.train_embed`).
+
+    Queries a held-out split or an earlier rung holds are dropped first (``fresh-train.jsonl``, the corpus
+    kept); each ``train.lrs`` trains a candidate chosen on the climb's validation queries (the split the gate
+    then decides on; the test split is never read here). A killed rung resumes at its next candidate."""
+    settings = trainer_class("embed")(**ctx.rung.train)
+    if ctx.validation is None:
+        raise ConfigError(f"rung {ctx.rung.name!r}: no validation split to choose the embedder on")
+    given = query_file(ctx.rung.data.path)  # type: ignore[union-attr]
+    corpus = given.parent / CORPUS
+    _, queries = load_split(given, corpus)
+    kept = [q for q in queries if input_key(q.text) not in ctx.exclude]
+    ctx.dir.mkdir(parents=True, exist_ok=True)
+    data = ctx.dir / "fresh-train.jsonl"
+    if not data.exists():
+        write_jsonl(data, [{"id": q.id, "text": q.text, "relevant": list(q.relevant)} for q in kept])
+    run = ctx.dir / "run"
+    config = EmbedConfig(model=ctx.start_model, data=str(data), corpus=str(corpus), out_dir=str(run),
+                         validation=ctx.validation, lrs=settings.lrs, epochs=settings.epochs,
+                         batch_size=settings.batch_size, hard_negatives=settings.hard_negatives,
+                         max_rows=settings.max_rows, warmup_ratio=settings.warmup_ratio,
+                         seed=ctx.ladder.seed if settings.seed is None else settings.seed, overwrite=True,
+                         progress=ctx.progress)
+    if (run / EMBED_MANIFEST).exists():
+        manifest = json.loads((run / EMBED_MANIFEST).read_text())
+        chosen, seconds, examples = manifest["learning_rate"], manifest["train_seconds"], manifest["examples"]
+        tried = manifest["tried"]
+    else:
+        result = train_embed(config)
+        chosen, seconds, examples, tried = result.learning_rate, result.train_seconds, result.examples, result.tried
+    notes = {**ctx.notes, "dropped_seen_queries": len(queries) - len(kept), "chosen_on": ctx.validation,
+             "tried": [{"learning_rate": t["learning_rate"], **t["validation"]} for t in tried]}
+    return Trained(model=str(run), artifact="embedder", data_path=str(data), examples=examples,
+                   train_seconds=seconds, settings={**settings.model_dump(), "learning_rate": chosen}, notes=notes,
+                   inputs=[input_key(q.text) for q in kept])
+
+
 RUNNERS: dict[str, Runner] = {"baseline": run_baseline, "sft": run_sft, "dpo": run_preference,
-                              "kto": run_preference, "rl": run_rl, "classifier": run_classifier}
+                              "kto": run_preference, "rl": run_rl, "classifier": run_classifier,
+                              "embed": run_embed}
 """The runner of each rung kind; :func:`~agentladder.ladder.climb.climb` takes replacements."""
 
-__all__ = ["RUNNERS", "RungContext", "Runner", "Trained", "feature_model", "run_baseline", "run_classifier", "run_preference", "run_rl", "run_sft",
+__all__ = ["RUNNERS", "RungContext", "Runner", "Trained", "feature_model", "run_baseline", "run_classifier", "run_embed", "run_preference", "run_rl",
+           "run_sft",
            "run_stats"]

@@ -7,7 +7,9 @@
   (for a task whose generator has that split, or a file the ladder names).
 
 Each split is a file of the task's rows: the one the ladder names, or the task's generated split written
-once into the climb's folder. No two splits may share a row (compared by their lower-cased,
+once into the climb's folder. A ``retrieval`` ladder's splits are query files of a knowledge-base folder
+(``{"id", "text", "relevant"}`` rows, ``corpus.jsonl`` beside them), named by ``eval.validation`` and
+``eval.data``. No two splits may share a row (compared by their lower-cased,
 space-normalised input), so a figure on one is never a figure on another.
 """
 
@@ -18,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from agentladder.errors import ConfigError, DataError, MissingFileError
-from agentladder.ladder.config import LadderConfig
+from agentladder.ladder.config import RETRIEVAL, LadderConfig
 from agentladder.ladder.registry import file_hash
 from agentladder.tasks import get_task, write_data
+from agentladder.tasks.retrieval.kb import load_split
 from agentladder.tasks.task import Task, input_key
 
 DECIDES = "validation"
@@ -52,6 +55,8 @@ class Split:
 def prepare_splits(config: LadderConfig, out: Path) -> list[Split]:
     """The validation split, then the test split, then the shifted split when there is one; each checked
     to share no row with the others."""
+    if config.task == RETRIEVAL:
+        return _query_splits(config)
     task = get_task(config.task)
     ev = config.eval
     if ev.validation is None and "validation" not in task.splits:
@@ -68,8 +73,27 @@ def prepare_splits(config: LadderConfig, out: Path) -> list[Split]:
 
 
 def split_inputs(task: Task | str, split: Split) -> set[str]:
-    """The normalised inputs of a split's rows."""
+    """The normalised inputs of a split's rows (a retrieval split's query texts)."""
+    if task == RETRIEVAL:
+        return {input_key(q.text) for q in load_split(split.path)[1]}
     return {input_key(s.input) for s in get_task(task).load(split.path)}
+
+
+def _query_splits(config: LadderConfig) -> list[Split]:
+    """A retrieval ladder's validation and test query files, checked (rows, ids) and sharing no query."""
+    splits = []
+    for name, key, given in (("validation", "validation", config.eval.validation), ("test", "data", config.eval.data)):
+        if given is None:
+            raise ConfigError(f"eval.{key}: a retrieval ladder needs its {name} query file (kb/{name}.jsonl)")
+        if not Path(given).exists():
+            raise MissingFileError(f"eval.{key}: {given}: no such file")
+        splits.append(Split(name, given, len(load_split(given)[1]), file_hash(given), generated=False))
+    texts = [split_inputs(RETRIEVAL, s) for s in splits]
+    shared = texts[0] & texts[1]
+    if shared:
+        raise DataError(splits[1].path, None, None, f"{len(shared)} of its queries are also in the validation split "
+                        f"({splits[0].path}), e.g. {sorted(shared)[0][:60]!r}: the splits must share no query")
+    return splits
 
 
 def _split(task: Task, name: str, given: str | None, rows: int, config: LadderConfig, out: Path) -> Split:

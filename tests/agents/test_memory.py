@@ -2,7 +2,7 @@
 
 import pytest
 
-from agentladder.agents import Store
+from agentladder.agents import Agent, ScriptedChat, Store
 from agentladder.agents.memory import Memory
 from agentladder.agents.memory_bench import PHRASES, run_benchmark, scenario
 from agentladder.errors import ConfigError
@@ -75,3 +75,69 @@ def test_the_benchmark_scenarios_and_scores(encoder):
     assert scores["leak"] == 0 and scores["questions"] == 12 and 0 <= scores["recall"] <= 1
     with pytest.raises(ConfigError):
         scenario("train", 1)
+
+
+# -- facts extracted by a model, and an agent with long-term memory ------------------------------------------
+
+CHAT = [{"role": "user", "content": "hi, I am allergic to penicillin and my pharmacy is on Main Street"},
+        {"role": "assistant", "content": "Thanks, noted."}]
+
+
+def test_extract_stores_the_models_facts_and_updates_a_changed_one(encoder):
+    memory = Memory(":memory:", embedder=encoder, threshold=0.99)
+    model = ScriptedChat(['Here: {"facts": ["I am allergic to penicillin", "my pharmacy is on Main Street"]}'])
+    done = memory.extract(CHAT, model, user="ann")
+    assert done.error is None and [c[0] for c in done.changes] == ["add", "add"]
+    assert set(memory.facts(user="ann").values()) == {"I am allergic to penicillin", "my pharmacy is on Main Street"}
+    prompt = model.calls[0]
+    assert prompt[0].role == "system" and '{"facts"' in prompt[0].content
+    assert "user: hi, I am allergic" in prompt[1].content and "assistant: Thanks, noted." in prompt[1].content
+    # the same fact again (cosine 1.0 >= threshold) updates the stored one, history kept
+    again = memory.extract(CHAT[:1], ScriptedChat(['{"facts": ["my pharmacy is on Main Street"]}']), user="ann")
+    pharmacy = again.changes[0][1]
+    assert again.changes[0][0] == "update" and len(memory.facts(user="ann")) == 2
+    assert [c.event for c in memory.history(user="ann", fact=pharmacy)] == ["add", "update"]
+    assert memory.facts(user="bob") == {}
+
+
+@pytest.mark.parametrize("reply, error", [
+    ("I cannot help with that", "no JSON object"),
+    ('{"facts": "I am allergic to penicillin"}', "facts: Input should be a valid list"),
+    ('{"facts": ["ok", ""]}', "facts.1: String should have at least 1 character"),
+    ('{"facts": [' + ", ".join(['"x"'] * 21) + "]}", "more than 20"),
+])
+def test_a_bad_extraction_reply_stores_nothing_and_says_why(encoder, reply, error):
+    memory = Memory(":memory:", embedder=encoder)
+    done = memory.extract(CHAT, ScriptedChat([reply]), user="ann")
+    assert error in done.error and done.changes == [] and done.reply == reply
+    assert memory.facts(user="ann") == {}
+    unreachable = memory.extract(CHAT, ScriptedChat([]), user="ann")  # the script is empty: the call fails
+    assert "could not be asked" in unreachable.error and memory.facts(user="ann") == {}
+
+
+def test_an_agent_recalls_its_users_facts_in_a_later_session_and_never_another_users(tmp_path, encoder):
+    db = tmp_path / "agentladder.db"
+    facts = {"hi, I am allergic to penicillin": '{"facts": ["I am allergic to penicillin"]}'}
+
+    def model(messages):
+        last = messages[-1].content
+        if messages[0].content.startswith("You keep an assistant's long-term memory"):
+            return next((v for k, v in facts.items() if k in last), '{"facts": []}')
+        return "noted" if "allergic" in last else "answer"
+
+    first = Agent(ScriptedChat(model), system="You are a pharmacist.", memory=Memory(db, embedder=encoder))
+    run = first.run("hi, I am allergic to penicillin", user="ann")
+    assert run.recalled == [] and [c[0] for c in run.remembered.changes] == ["add"]
+    later_model = ScriptedChat(model)
+    later = Agent(later_model, system="You are a pharmacist.", memory=Memory(db, embedder=encoder), learn=False)
+    result = later.run("what am I allergic to", user="ann")  # another session, another Memory on the file
+    assert result.recalled == ["I am allergic to penicillin"] and result.remembered is None
+    system = later_model.calls[-1][0].content
+    assert system.startswith("You are a pharmacist.") and "- I am allergic to penicillin" in system
+    bob = later.run("what am I allergic to", user="bob")
+    assert bob.recalled == [] and "penicillin" not in later_model.calls[-1][0].content
+    with pytest.raises(ConfigError, match="run it for a user"):
+        later.run("what am I allergic to")
+    per_agent = Agent(ScriptedChat(model), name="pharmacist", memory=Memory(db, embedder=encoder),
+                      memory_per_agent=True)
+    assert per_agent.run("what am I allergic to", user="ann").recalled == []  # ann/pharmacist is its own namespace

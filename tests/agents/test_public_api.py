@@ -19,8 +19,8 @@ def test_public_names():
         "LoopbackServer", "MCPConnection", "RemoteTool", "ToolConnectionError", "ToolError", "ToolFailed",
         "ToolResultError", "ToolSchemaError", "ToolTimeout", "aresume_when_done", "mcp_http_app", "mcp_server",
         "mcp_tools", "resume_when_done", "serve_mcp", "signed_app", "signed_tools",
-        # retrieval (docs/retrieval.md): the vector index in the store and its tool
-        "Hit", "Memory", "VectorIndex", "retriever_tool",
+        # retrieval (docs/retrieval.md): the vector index in the store (and in PostgreSQL) and its tool
+        "Hit", "Memory", "PgVectorIndex", "VectorIndex", "retriever_tool",
     ])
     for name in agentladder.agents.__all__:
         assert hasattr(agentladder.agents, name), name

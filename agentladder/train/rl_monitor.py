@@ -59,6 +59,16 @@ class HackingMonitor:
         return None
 
 
+    def state(self) -> dict[str, list[float]]:
+        """The recorded means (the last ``2 * window`` steps are all a comparison reads), for a checkpoint."""
+        keep = 2 * self.window
+        return {"proxy": self.proxy[-keep:], "gold": self.gold[-keep:]}
+
+    def load_state(self, state: dict[str, list[float]]) -> None:
+        """Continue from :meth:`state`'s output (a resumed run)."""
+        self.proxy, self.gold = [float(x) for x in state["proxy"]], [float(x) for x in state["gold"]]
+
+
 _PANELS = (("reward", "proxy reward"), ("gold", "gold score"), ("response_len", "response length (tokens)"),
            ("repetition", "repeated 3-grams"))
 

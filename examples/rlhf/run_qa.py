@@ -12,12 +12,12 @@ interrupted trainer resumes from its checkpoint), so the script can be run again
    accuracy on the validation questions' pairs (the gate) and, once, on the test questions' pairs;
 4. ``judge``: a tuned judge (LoRA SFT of ``--model`` on the graded answers and ``qa_rubric.md``),
    its agreement with the validation grades next to the untuned model's;
-5. ``ppo``: PPO from the SFT model against the reward model, the rubric grader as the held-out gold
+5. ``ppo``: PPO (LoRA) from the SFT model against the reward model, the rubric grader as the held-out gold
    score of the reward-hacking monitor (``hacking.png``);
-6. ``dpo``: DPO from the SFT model on the same pairs;
-7. evaluation: greedy answers of SFT, PPO and DPO to the validation and the test questions, graded
-   by the rubric (gold) and, on test, by the tuned judge (1-5); win rate against SFT by the gold
-   grade (a tie counts half). ``results.json`` and ``results.md`` hold the table.
+6. ``dpo``: DPO (LoRA) from the SFT model on the same pairs;
+7. evaluation: greedy answers of SFT, PPO and DPO to the test questions, graded by the rubric (gold)
+   and by the tuned judge (1-5); win rate against SFT by the gold grade (a tie counts half).
+   ``results.json`` and ``results.md`` hold the table.
 
     python examples/rlhf/run_qa.py --model smollm2-135m --out runs/qa-rlhf
 """
@@ -45,12 +45,12 @@ sys.path.insert(0, str(HERE))
 from qa_feedback import feedback, grade, questions, sft_rows  # noqa: E402
 
 SETTINGS: dict[str, dict[str, Any]] = {
-    "sft": dict(learning_rate=5e-5, epochs=2, batch_size=8, max_length=512),
-    "rm": dict(lora=True, learning_rate=5e-4, epochs=1, batch_size=8, max_length=384, normalisation_rows=64),
-    "judge": dict(lora=True, learning_rate=5e-4, epochs=1, batch_size=8, max_length=768, max_new_tokens=48),
-    "ppo": dict(preset="ppo", batch_size=4, group_size=2, max_new_tokens=80, temperature=1.0, learning_rate=1e-5,
-                hacking_window=4, on_hacking="warn"),
-    "dpo": dict(loss="dpo", beta=0.1, learning_rate=2e-5, epochs=1, batch_size=8, max_length=512),
+    "sft": dict(learning_rate=5e-5, epochs=1, batch_size=8, max_length=512),
+    "rm": dict(lora=True, learning_rate=5e-4, epochs=1, batch_size=8, max_length=384, normalisation_rows=48),
+    "judge": dict(lora=True, learning_rate=5e-4, epochs=1, batch_size=8, max_length=768, max_new_tokens=40),
+    "ppo": dict(preset="ppo", lora=True, batch_size=2, group_size=2, max_new_tokens=64, temperature=1.0,
+                learning_rate=1e-4, hacking_window=3, on_hacking="warn"),
+    "dpo": dict(loss="dpo", lora=True, beta=0.1, learning_rate=1e-4, epochs=1, batch_size=8, max_length=512),
 }
 """The one configuration of each stage (fixed before any score was seen; see docs/rlhf.md)."""
 
@@ -122,7 +122,7 @@ def answers(model: str, rows: list[dict], cache: Path) -> list[str]:
         return json.loads(cache.read_text())
     provider = make_provider(model)
     try:
-        texts = provider.complete([[Message(**m) for m in r["prompt"]] for r in rows], max_new_tokens=96,
+        texts = provider.complete([[Message(**m) for m in r["prompt"]] for r in rows], max_new_tokens=80,
                                   temperature=0.0)
     finally:
         provider.close()
@@ -138,7 +138,7 @@ def judge_scores(judge: str, rows: list[dict], texts: list[str], cache: Path) ->
     prompts = [single_prompt(rubric, r["prompt"][-1]["content"], t, None, scale) for r, t in zip(rows, texts, strict=True)]
     provider = make_provider(judge)
     try:
-        replies = provider.complete(prompts, max_new_tokens=48, temperature=0.0, stop_at_json=True)
+        replies = provider.complete(prompts, max_new_tokens=40, temperature=0.0, stop_at_json=True)
     finally:
         provider.close()
     verdicts = [parse_verdict(t, scale) for t in replies]
@@ -156,7 +156,7 @@ def evaluate(models: dict[str, str], data: dict[str, Any], out: Path) -> dict[st
     table: dict[str, Any] = {}
     ev = out / "eval"
     ev.mkdir(exist_ok=True)
-    for split in ("validation", "test"):
+    for split in ("test",):
         rows = data[split]
         gold: dict[str, list[int]] = {}
         for name in ("sft", "ppo", "dpo"):
@@ -206,11 +206,12 @@ def main() -> None:
     ap.add_argument("--kb", default=None, help="A knowledge-base folder (agentladder data make pharmacy-kb).")
     ap.add_argument("--pairs-file", default=None, help="Recorded expert pairs instead of the simulated ones.")
     ap.add_argument("--grades-file", default=None, help="Recorded expert grades instead of the simulated ones.")
-    ap.add_argument("--sft", type=int, default=192, help="SFT demonstrations (training questions).")
-    ap.add_argument("--pairs", type=int, default=192, help="Training questions with feedback (a pair and a grade each).")
-    ap.add_argument("--ppo-prompts", type=int, default=128)
-    ap.add_argument("--ppo-steps", type=int, default=24)
-    ap.add_argument("--validation", type=int, default=48)
+    ap.add_argument("--sft", type=int, default=96, help="SFT demonstrations (training questions).")
+    ap.add_argument("--pairs", type=int, default=96, help="Training questions with feedback (a pair and a grade each).")
+    ap.add_argument("--ppo-prompts", type=int, default=48)
+    ap.add_argument("--ppo-steps", type=int, default=12)
+    ap.add_argument("--validation", type=int, default=32, help="Validation questions: the reward model's and "
+                    "the judge's held-out feedback.")
     ap.add_argument("--test", type=int, default=100)
     ap.add_argument("--max-length", type=int, default=None, help="Override every stage's max_length.")
     args = ap.parse_args()

@@ -10,14 +10,14 @@ interrupted trainer resumes from its checkpoint), so the script can be run again
 2. ``sft``: the specialist, full fine-tuning of ``--model`` on the demonstrations;
 3. ``rm``: a LoRA reward model on the SFT model, Bradley-Terry on the pairs; held-out pairwise
    accuracy on the validation questions' pairs (the gate) and, once, on the test questions' pairs;
-4. ``judge``: a tuned judge (LoRA SFT of ``--model`` on the graded answers and ``qa_rubric.md``),
-   its agreement with the validation grades next to the untuned model's;
-5. ``ppo``: PPO (LoRA) from the SFT model against the reward model, the rubric grader as the held-out gold
+4. ``ppo``: PPO (LoRA) from the SFT model against the reward model, the rubric grader as the held-out gold
    score of the reward-hacking monitor (``hacking.png``);
-6. ``dpo``: DPO (LoRA) from the SFT model on the same pairs;
-7. evaluation: greedy answers of SFT, PPO and DPO to the test questions, graded by the rubric (gold)
-   and by the tuned judge (1-5); win rate against SFT by the gold grade (a tie counts half).
-   ``results.json`` and ``results.md`` hold the table.
+5. ``dpo``: DPO (LoRA) from the SFT model on the same pairs;
+6. evaluation: greedy answers of SFT, PPO and DPO to the test questions, graded by the rubric (gold);
+   win rate against SFT by the gold grade (a tie counts half); ``results.md`` is written now;
+7. ``judge``: a tuned judge (LoRA SFT of ``--model`` on the graded answers and ``qa_rubric.md``), its
+   agreement with the validation grades next to the untuned model's; then its 1-5 grade of the test
+   answers joins the table. ``results.json`` and ``results.md`` hold it.
 
     python examples/rlhf/run_qa.py --model smollm2-135m --out runs/qa-rlhf
 """
@@ -90,7 +90,7 @@ def _resume(folder: Path) -> bool:
 
 
 def train_all(args, out: Path, data: dict[str, Any]) -> dict[str, str]:
-    m = {k: out / k for k in ("sft", "rm", "judge", "ppo", "dpo")}
+    m = {k: out / k for k in ("sft", "rm", "ppo", "dpo")}
     common = dict(progress=True, tensorboard=False, save_every=8)
     if args.max_length:  # a model whose tokenizer writes more tokens (the tiny test model's)
         for stage in ("sft", "rm", "judge", "dpo"):
@@ -101,10 +101,6 @@ def train_all(args, out: Path, data: dict[str, Any]) -> dict[str, str]:
     if not _done(m["rm"], "reward_model.json"):
         train_reward_model(model=str(m["sft"]), data=data["pairs"], validation=data["val_pairs"],
                            out_dir=str(m["rm"]), resume=_resume(m["rm"]), **common, **SETTINGS["rm"])
-    if not _done(m["judge"], "judge.json"):
-        train_judge(model=args.model, data=data["grades"], validation=data["val_grades"], rubric=str(HERE / "qa_rubric.md"),
-                    out_dir=str(m["judge"]), resume=(m["judge"] / "judge_config.json").exists(), **common,
-                    **SETTINGS["judge"])
     if not _done(m["ppo"]):
         rl(model=str(m["sft"]), data=data["ppo"], out_dir=str(m["ppo"]), max_steps=args.ppo_steps,
            rewards=[{"type": "reward_model", "path": str(m["rm"])}],
@@ -114,6 +110,17 @@ def train_all(args, out: Path, data: dict[str, Any]) -> dict[str, str]:
         preference(model=str(m["sft"]), data=data["pairs"], out_dir=str(m["dpo"]), resume=_resume(m["dpo"]),
                    **common, **SETTINGS["dpo"])
     return {k: str(v) for k, v in m.items()}
+
+
+def train_judge_stage(args, out: Path, data: dict[str, Any]) -> str:
+    """The tuned judge, trained last (the gold table does not need it)."""
+    folder = out / "judge"
+    if not _done(folder, "judge.json"):
+        train_judge(model=args.model, data=data["grades"], validation=data["val_grades"],
+                    rubric=str(HERE / "qa_rubric.md"), out_dir=str(folder),
+                    resume=(folder / "judge_config.json").exists(), progress=True, tensorboard=False, save_every=8,
+                    **SETTINGS["judge"])
+    return str(folder)
 
 
 def answers(model: str, rows: list[dict], cache: Path) -> list[str]:
@@ -152,7 +159,9 @@ def _mean(xs: list[float | None]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
-def evaluate(models: dict[str, str], data: dict[str, Any], out: Path) -> dict[str, Any]:
+def evaluate(models: dict[str, str], data: dict[str, Any], out: Path, judge: str | None) -> dict[str, Any]:
+    """The test table: gold grade, share graded 5, words, win rate against SFT; the judge's mean grade when
+    ``judge`` is given."""
     table: dict[str, Any] = {}
     ev = out / "eval"
     ev.mkdir(exist_ok=True)
@@ -168,8 +177,7 @@ def evaluate(models: dict[str, str], data: dict[str, Any], out: Path) -> dict[st
             if name != "sft":
                 entry["win_rate_vs_sft"] = sum(1.0 if a > b else 0.5 if a == b else 0.0
                                                for a, b in zip(gold[name], gold["sft"], strict=True)) / len(rows)
-            if split == "test":
-                entry["judge"] = _mean(judge_scores(models["judge"], rows, texts, ev / f"judge-{name}-{split}.json"))
+            entry["judge"] = _mean(judge_scores(judge, rows, texts, ev / f"judge-{name}-{split}.json")) if judge else None
             table.setdefault(split, {})[name] = entry
     return table
 
@@ -180,7 +188,8 @@ def report(args, out: Path, data: dict[str, Any], models: dict[str, str], table:
     if not (test_rm / "report.json").exists():
         preference_accuracy([models["rm"]], data["test_pairs"], out=test_rm)
     rm_test = json.loads((test_rm / "report.json").read_text())
-    judge = json.loads((Path(models["judge"]) / "judge.json").read_text())["agreement"]
+    judge_file = Path(models["judge"]) / "judge.json"
+    judge = json.loads(judge_file.read_text())["agreement"] if judge_file.exists() else None
     ppo_history = [json.loads(line) for line in (Path(models["ppo"]) / "metrics.jsonl").read_text().splitlines()]
     result = {"model": args.model, "settings": SETTINGS, "table": table,
               "reward_model": {"validation": rm_manifest["validation"]["pairs"], "test": rm_test},
@@ -218,8 +227,10 @@ def main() -> None:
     out = Path(args.out)
     data = make_data(args, out)
     models = train_all(args, out, data)
-    table = evaluate(models, data, out)
-    result = report(args, out, data, models, table)
+    models["judge"] = str(out / "judge")
+    report(args, out, data, models, evaluate(models, data, out, None))  # the gold table first
+    judge = train_judge_stage(args, out, data)
+    result = report(args, out, data, models, evaluate(models, data, out, judge))
     print(json.dumps({k: result[k] for k in ("reward_model", "judge_agreement_validation", "ppo_hacking_steps")},
                      indent=2, default=str))
 

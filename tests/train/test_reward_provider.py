@@ -7,7 +7,12 @@ from agentladder.ladder import Registry
 from agentladder.ladder.learned import register_reward_model
 from agentladder.ladder.registry import ModelVersion
 from agentladder.models.loading import load_model
-from agentladder.models.providers import ProviderError, RewardModelProvider, chat_provider, make_provider
+from agentladder.models.providers import (
+    ProviderError,
+    RewardModelProvider,
+    chat_provider,
+    make_provider,
+)
 from agentladder.models.rewardmodel import RewardModel
 from agentladder.train.reward_model import train_reward_model
 from tests.train.test_reward_model import toy_pairs

@@ -215,11 +215,11 @@ def main() -> None:
     ap.add_argument("--kb", default=None, help="A knowledge-base folder (agentladder data make pharmacy-kb).")
     ap.add_argument("--pairs-file", default=None, help="Recorded expert pairs instead of the simulated ones.")
     ap.add_argument("--grades-file", default=None, help="Recorded expert grades instead of the simulated ones.")
-    ap.add_argument("--sft", type=int, default=96, help="SFT demonstrations (training questions).")
-    ap.add_argument("--pairs", type=int, default=96, help="Training questions with feedback (a pair and a grade each).")
-    ap.add_argument("--ppo-prompts", type=int, default=48)
-    ap.add_argument("--ppo-steps", type=int, default=12)
-    ap.add_argument("--validation", type=int, default=32, help="Validation questions: the reward model's and "
+    ap.add_argument("--sft", type=int, default=64, help="SFT demonstrations (training questions).")
+    ap.add_argument("--pairs", type=int, default=64, help="Training questions with feedback (a pair and a grade each).")
+    ap.add_argument("--ppo-prompts", type=int, default=32)
+    ap.add_argument("--ppo-steps", type=int, default=10)
+    ap.add_argument("--validation", type=int, default=24, help="Validation questions: the reward model's and "
                     "the judge's held-out feedback.")
     ap.add_argument("--test", type=int, default=100)
     ap.add_argument("--max-length", type=int, default=None, help="Override every stage's max_length.")

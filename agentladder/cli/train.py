@@ -31,6 +31,8 @@ from agentladder.cli.options import (
 )
 from agentladder.errors import ConfigError
 from agentladder.ladder.embed import register_embedder
+from agentladder.ladder.learned import register_judge, register_reward_model
+from agentladder.models.rewardmodel import is_reward_model_folder
 from agentladder.train.agent_run import rl, saved_agent
 from agentladder.train.classifier import C_VALUES, train_classifier
 from agentladder.train.embed import LRS as EMBED_LRS
@@ -42,6 +44,9 @@ from agentladder.train.preference import RENAMED, PreferenceConfig, preference
 from agentladder.train.reward_model import RewardConfig, train_reward_model
 from agentladder.train.rl_config import RLConfig, load_rl_config
 from agentladder.train.sft import SFTConfig, sft
+
+RegistryOption = Annotated[str | None, typer.Option(
+    help="Registry file the version is written to \\[default: $AGENTLADDER_DB, else agentladder.db].")]
 
 train_app = typer.Typer(no_args_is_help=True, help="Train a rung of the ladder.")
 
@@ -161,9 +166,10 @@ def train_rl(
 @config_options(RewardConfig, *RUN, "validation", "validation_share", "margin", "grade_min", "grade_max",
                 "grade_weight",
                 "max_length", *LORA, *LOOP)
-def train_reward(resume: ResumeOption = None, quiet: QuietOption = False, **settings: Any) -> None:
+def train_reward(resume: ResumeOption = None, quiet: QuietOption = False, registry: RegistryOption = None,
+                 **settings: Any) -> None:
     """A reward model: a scalar head on a causal LM, Bradley-Terry on pairs and regression on 1-5 grades;
-    held-out pairwise accuracy and calibration in its manifest."""
+    held-out pairwise accuracy and calibration in its manifest; the result registered."""
     if resume:
         result = train_reward_model(out_dir=resume, resume=True, progress=not quiet)
     elif not settings.get("data") or not settings.get("out_dir"):
@@ -173,7 +179,11 @@ def train_reward(resume: ResumeOption = None, quiet: QuietOption = False, **sett
     v = (result.validation or {}).get("pairs")
     held = (f", held-out pairwise accuracy {v['accuracy']:.3f} on {v['pairs']} pairs (ECE {v['ece']:.3f})"
             if v else "")
-    stderr.print(f"[green]done[/]: {result.steps} steps, final loss {result.final_loss:.4f}{held} -> {result.out_dir}")
+    finished = is_reward_model_folder(result.out_dir) and _main_process()
+    version = register_reward_model(result.out_dir, registry) if finished else None
+    where = f", registered as {version.id}" if version else ""
+    stderr.print(f"[green]done[/]: {result.steps} steps, final loss {result.final_loss:.4f}{held} -> {result.out_dir}"
+                 f"{where}", soft_wrap=True)
 
 
 @train_app.command("judge")
@@ -181,9 +191,11 @@ def train_reward(resume: ResumeOption = None, quiet: QuietOption = False, **sett
 @config_options(JudgeConfig, *RUN, "rubric", "validation", "validation_share", "grade_min", "grade_max",
                 Opt("compare_untuned", ("--compare-untuned/--no-compare-untuned",)), "max_new_tokens", *LORA,
                 "max_length", *LOOP)
-def train_judge_command(resume: ResumeOption = None, quiet: QuietOption = False, **settings: Any) -> None:
+def train_judge_command(resume: ResumeOption = None, quiet: QuietOption = False, registry: RegistryOption = None,
+                        **settings: Any) -> None:
     """A tuned judge: SFT on graded answers (grade and reasons) against a rubric file, in the judge format the
-    evals parse; its agreement with held-out grades next to the untuned model's in judge.json."""
+    evals parse; its agreement with held-out grades next to the untuned model's in judge.json; the result
+    registered."""
     if resume:
         result = train_judge(out_dir=resume, resume=True, progress=not quiet)
     elif not settings.get("data") or not settings.get("out_dir") or not settings.get("rubric"):
@@ -195,7 +207,10 @@ def train_judge_command(resume: ResumeOption = None, quiet: QuietOption = False,
         kappa = "n/a" if f["quadratic_kappa"] is None else f"{f['quadratic_kappa']:.3f}"
         text += (f"\n  {who}: exact {f['exact']:.3f}, within one {f['within_one']:.3f}, quadratic kappa {kappa}, "
                  f"parsed {f['parsed']:.3f} on {f['rows']} held-out rows")
-    stderr.print(f"[green]done[/]: {result.steps} steps -> {result.out_dir}{text}", soft_wrap=True)
+    finished = (result.out_dir / "judge.json").exists() and _main_process()
+    version = register_judge(result.out_dir, registry) if finished else None
+    where = f", registered as {version.id}" if version else ""
+    stderr.print(f"[green]done[/]: {result.steps} steps -> {result.out_dir}{where}{text}", soft_wrap=True)
 
 
 @train_app.command("classifier")

@@ -32,8 +32,9 @@ from typing import Any
 
 from agentladder.data.io import atomic_write_text
 from agentladder.errors import ConfigError, DataError, MissingFileError
-from agentladder.ladder.config import RETRIEVAL, LadderConfig, load_ladder
+from agentladder.ladder.config import FEEDBACK_KINDS, RETRIEVAL, LadderConfig, load_ladder
 from agentladder.ladder.embed import score_queries
+from agentladder.ladder.feedback_rungs import FEEDBACK_RUNNERS, feedback_verdict, resolve_rewards
 from agentladder.ladder.gates import judge
 from agentladder.ladder.registry import ModelVersion, Registry, file_hash, version_id
 from agentladder.ladder.report import ladder_table, write_report
@@ -151,7 +152,7 @@ def climb(ladder: LadderConfig | str | Path, *, overrides: list[str] | dict[str,
     splits = prepare_splits(config, out)
     state = _read_state(out, config)
     reg = registry if isinstance(registry, Registry) else Registry(registry or config.registry)
-    runners = {**RUNNERS, **(runners or {})}
+    runners = {**RUNNERS, **FEEDBACK_RUNNERS, **(runners or {})}
     say = progress if log is None else log
     run = _Climb(config, metric, out, splits, reg, state, progress, config.task if task is None else task.name)
     used = set().union(*(split_inputs(task or config.task, s) for s in splits))
@@ -166,7 +167,7 @@ def climb(ladder: LadderConfig | str | Path, *, overrides: list[str] | dict[str,
             start_model, parent = _start(config, rung.start, results, champion)
             _check_start(rung.name, rung.kind, start_model)
             ctx = RungContext(config, rung, index, out / rung_folder(index, rung.name), start_model, progress,
-                              exclude=frozenset(used), validation=splits[0].path)
+                              exclude=frozenset(used), validation=splits[0].path, learned=_learned(results))
             saved = state["rungs"].get(rung.name)
             if saved is not None:
                 result = _replay(run, index, RungResult(**saved), start_model, champion)
@@ -206,21 +207,28 @@ def _run_rung(run: _Climb, ctx: RungContext, runner: Runner, parent: str | None,
     config, rung = run.config, ctx.rung
     ctx.dir.mkdir(parents=True, exist_ok=True)
     t_rung = time.perf_counter()
+    ctx.train_overrides = resolve_rewards(ctx)
     trained = runner(ctx)
     if trained.inputs is not None:
         atomic_write_text(ctx.dir / INPUTS_FILE, "".join(f"{k}\n" for k in trained.inputs))
-    decided = _score(run, ctx, trained.provider if trained.provider is not None else trained.model, run.splits[0])
-    verdict = judge(config.gate, run.metric, _values(decided.metrics),
-                    None if champion is None else _values(champion.metrics), min_gain=rung.min_gain)
+    if rung.kind in FEEDBACK_KINDS:  # a learned reward: gated on its own held-out feedback, never the champion
+        metrics, verdict_json = feedback_verdict(rung, trained.notes.get("held_out") or {})
+        decided = _Decided(metrics, None, "")
+    else:
+        decided = _score(run, ctx, trained.provider if trained.provider is not None else trained.model,
+                         run.splits[0])
+        verdict_json = judge(config.gate, run.metric, _values(decided.metrics),
+                             None if champion is None else _values(champion.metrics),
+                             min_gain=rung.min_gain).to_json()
     if parent is None and trained.artifact != "base":
         parent = _register_base(run.reg, config, run.task, run.state)
     result = RungResult(
         name=rung.name, kind=rung.kind, version=version_id(config.name, rung.name, ctx.dir),
         parent=parent, model=trained.model, artifact=trained.artifact, metrics=decided.metrics,
-        verdict=verdict.to_json(), examples=trained.examples, tokens=trained.tokens,
+        verdict=verdict_json, examples=trained.examples, tokens=trained.tokens,
         train_seconds=trained.train_seconds, data_seconds=trained.data_seconds,
         eval_seconds=decided.seconds, wall_seconds=time.perf_counter() - t_rung,
-        fingerprint=config.rung_fingerprint(ctx.index), outcomes={run.splits[0].name: decided.outcomes},
+        fingerprint=config.rung_fingerprint(ctx.index), outcomes={run.splits[0].name: decided.outcomes} if decided.outcomes else {},
         compared_with=None if champion is None else champion.name,
         notes={**trained.notes, "start_model": ctx.start_model, "shots": _shots(config, rung.shots),
                **({"instructions": rung.instructions} if rung.instructions else {})})
@@ -230,6 +238,21 @@ def _run_rung(run: _Climb, ctx: RungContext, runner: Runner, parent: str | None,
     if trained.provider is not None:
         run.providers[rung.name] = trained.provider  # the reporting splits ask the same recorded model
     return result
+
+
+@dataclass
+class _Decided:
+    """A feedback rung's figures in the form an evaluation on the validation split has."""
+
+    metrics: dict[str, dict[str, Any]]
+    seconds: float | None
+    outcomes: str
+
+
+def _learned(results: list[RungResult]) -> dict[str, dict[str, Any]]:
+    """The earlier reward-model and judge rungs, for the rewards of a later RL rung to name."""
+    return {r.name: {"kind": r.kind, "model": r.model, "version": r.version, "accepted": bool(r.verdict.get("accepted")),
+                     "reason": r.verdict.get("reason")} for r in results if r.kind in FEEDBACK_KINDS}
 
 
 def _report(run: _Climb, ctx: RungContext, result: RungResult, champion: RungResult | None) -> None:
@@ -296,8 +319,12 @@ def _replay(run: _Climb, index: int, result: RungResult, start_model: str, champ
         raise ConfigError(f"{out / STATE_FILE}: rung {rung.name!r} was trained from {result.notes.get('start_model')}, "
                           f"but under the ladder's gate it would now start from {start_model}; climb into another "
                           "out_dir")
-    result.verdict = judge(config.gate, run.metric, _values(result.metrics),
-                           None if champion is None else _values(champion.metrics), min_gain=rung.min_gain).to_json()
+    if rung.kind in FEEDBACK_KINDS:  # its own gate, on its held-out figures, as the ladder gives it now
+        result.verdict = feedback_verdict(rung, result.notes.get("held_out") or {})[1]
+    else:
+        result.verdict = judge(config.gate, run.metric, _values(result.metrics),
+                               None if champion is None else _values(champion.metrics),
+                               min_gain=rung.min_gain).to_json()
     run.state["rungs"][rung.name] = result.__dict__
     return result
 
@@ -342,7 +369,7 @@ def _start(config: LadderConfig, start: str, results: list[RungResult],
 
 def _check_start(name: str, kind: str, start_model: str) -> None:
     """A generative rung cannot train from a classifier (a head on features, no language model head)."""
-    if kind in ("sft", "dpo", "kto", "rl") and is_classifier_folder(start_model):
+    if kind in ("sft", "dpo", "kto", "rl", *FEEDBACK_KINDS) and is_classifier_folder(start_model):
         raise ConfigError(f"rung {name!r} ({kind}) would start from the classifier in {start_model}, which does "
                           "not generate text: give it start: base or the name of an earlier generative rung")
 
@@ -363,6 +390,8 @@ def _register_base(reg: Registry, config: LadderConfig, task: str, state: dict[s
 
 
 def _status(verdict: dict[str, Any]) -> str:
+    if "accepted" in verdict:  # a reward model or judge rung: its own gate
+        return "accepted" if verdict["accepted"] else "rejected"
     return ("target" if verdict.get("target_met") else "kept") if verdict.get("kept") else "rejected"
 
 

@@ -40,19 +40,26 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agentladder.data.io import yaml_line
-from agentladder.errors import ConfigError, DataError, MissingFileError, data_error, first_error
+from agentladder.errors import DataError, MissingFileError, data_error, first_error
+from agentladder.ladder.overrides import override_items, set_dotted
 from agentladder.models.loading import DEFAULT_MODEL
 from agentladder.tasks import get_task
 from agentladder.tasks.classification import ClassificationTask
 from agentladder.train.classifier import C_VALUES
+from agentladder.train.judge import JudgeConfig
 from agentladder.train.preference import RENAMED, PreferenceConfig
+from agentladder.train.reward_model import RewardConfig
 from agentladder.train.rl_config import RLConfig
 from agentladder.train.sft import SFTConfig
 
-RungKind = Literal["baseline", "sft", "dpo", "kto", "rl", "classifier", "embed"]
+RungKind = Literal["baseline", "sft", "dpo", "kto", "rl", "classifier", "embed", "reward_model", "judge"]
 
 RETRIEVAL = "retrieval"
 """The task of a ladder of embedding models (``baseline`` and ``embed`` rungs, scored by ranking metrics)."""
+FEEDBACK_KINDS = ("reward_model", "judge")
+"""Rungs that make a learned reward (a reward model, a tuned judge) for a later RL rung, not a policy: they are
+gated on their own held-out figures and never become the champion."""
+ACCEPT_DEFAULTS = {"reward_model": ("accuracy", 0.6), "judge": ("quadratic_kappa", 0.2)}
 
 
 class _Strict(BaseModel):
@@ -153,6 +160,8 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "rl": ("generate", "file"),
     "classifier": ("generate", "file"),
     "embed": ("file",),
+    "reward_model": ("pairs", "file"),
+    "judge": ("file",),
 }
 _FILLED = {"model", "data", "out_dir", "task", "loss"}
 """Trainer fields the ladder sets itself (``loss`` comes from the rung's kind, or ``train.loss`` for dpo)."""
@@ -237,6 +246,18 @@ class Gate(_Strict):
     """End the climb at the first rung that is not kept, instead of trying the next one."""
 
 
+class Accept(_Strict):
+    """The gate of a ``reward_model`` or ``judge`` rung, on its held-out feedback rows (the ``train.validation``
+    file, else a held-out share of the rung's rows): the figure and the least value it must reach. A judge must
+    also agree with the reference grades at least as well as its untuned starting model."""
+
+    metric: str | None = None
+    """A reward model: ``accuracy`` (pairwise), ``ece``, ``brier``; a judge: ``quadratic_kappa``, ``exact``,
+    ``within_one``, ``spearman`` [default: accuracy; quadratic_kappa]."""
+    min: float | None = None
+    """[default: 0.6 for a reward model's accuracy, 0.2 for a judge's kappa]; for ``ece`` and ``brier`` a most."""
+
+
 # -- rungs ----------------------------------------------------------------------------------------
 class Rung(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
@@ -258,6 +279,9 @@ class Rung(_Strict):
     instruction a base model is prompted with; a shorter prompt makes every training step and answer cheaper.
     Rungs that start from a model tuned this way should name the same instructions."""
 
+    accept: Accept | None = None
+    """A ``reward_model`` or ``judge`` rung's own gate (see :class:`Accept`)."""
+
     def task(self, ladder_task: str) -> str:
         """The task spec this rung uses: the ladder's task, behind the rung's ``instructions``."""
         return ladder_task if self.instructions is None else f"{ladder_task}@{self.instructions}"
@@ -277,6 +301,8 @@ class Rung(_Strict):
             raise ValueError("data.balance applies to an sft rung's generated conversations only")
         elif self.kind != "rl" and getattr(self.data, "filter_k", None):
             raise ValueError("data.filter_k applies to an rl rung's generated prompts only")
+        if self.accept is not None and self.kind not in FEEDBACK_KINDS:
+            raise ValueError("accept applies to reward_model and judge rungs (the others pass the ladder's gate)")
         return self
 
 
@@ -333,12 +359,16 @@ class LadderConfig(_Strict):
         for i, rung in enumerate(self.rungs):
             if rung.name in seen:
                 raise _At(["rungs", i, "name"], f"rung name {rung.name!r} is used twice")
+            if i == 0 and rung.kind in FEEDBACK_KINDS:
+                raise _At(["rungs", 0, "kind"], f"the first rung makes the model the climb starts from; a {rung.kind} "
+                          "rung comes after it")
             if rung.start not in ("champion", "base") and rung.start not in seen:
                 raise _At(["rungs", i, "start"], f"{rung.start!r} is not champion, base or an earlier rung")
             _check_generative_start(self.rungs[:i], rung, i)
             if (rung.kind == "embed") != (self.task == RETRIEVAL) and rung.kind != "baseline":
                 raise _At(["rungs", i, "kind"], "an embed rung needs task: retrieval, and a retrieval ladder "
                           f"has baseline and embed rungs only (not {rung.kind})")
+            _check_reward_refs(self.rungs[:i], rung, i)
             _check_train(rung, i)
             if rung.kind == "classifier":
                 _check_classification(self.task, rung, i)
@@ -372,13 +402,14 @@ def trainer_class(kind: str):
         return ClassifierSettings
     if kind == "embed":
         return EmbedSettings
+    if kind == "reward_model":
+        return RewardConfig
+    if kind == "judge":
+        return JudgeConfig
     if kind == "sft":
-
         return SFTConfig
     if kind in ("dpo", "kto"):
-
         return PreferenceConfig
-
     return RLConfig
 
 
@@ -402,6 +433,8 @@ def _check_train(rung: Rung, index: int) -> None:
         raise _At(["rungs", index, "train", "rpo_alpha"], RENAMED)
     placeholders: dict[str, Any] = {"out_dir": "-", "model": "-"}
     placeholders.update({"task": "-"} if rung.kind == "rl" else {"data": "-"})
+    if rung.kind == "judge" and "rubric" not in rung.train:
+        raise _At(["rungs", index, "train", "rubric"], "a judge rung needs its rubric file (train.rubric)")
     if rung.kind == "kto":
         placeholders["loss"] = "kto"
     try:
@@ -414,13 +447,38 @@ def _check_train(rung: Rung, index: int) -> None:
 def _check_generative_start(before: list[Rung], rung: Rung, index: int) -> None:
     """A generative rung cannot train from a classifier: it may not start from one, nor from the champion once
     a classifier rung could be it."""
-    if rung.kind not in ("sft", "dpo", "kto", "rl"):
+    if rung.kind not in ("sft", "dpo", "kto", "rl", *FEEDBACK_KINDS):
         return
+    feedback = [r.name for r in before if r.kind in FEEDBACK_KINDS]
+    if rung.start in feedback:
+        raise _At(["rungs", index, "start"], f"{rung.start!r} makes a learned reward, not a model to train from: "
+                  "give start: champion, base or an earlier policy rung")
     classifiers = [r.name for r in before if r.kind == "classifier"]
     if rung.start in classifiers or (rung.start == "champion" and classifiers):
         raise _At(["rungs", index, "start"], f"a {rung.kind} rung cannot train from the classifier rung "
                   f"{classifiers[0]!r} (a head on features, no text to generate): give start: base or the name of "
                   "an earlier generative rung")
+
+
+def _check_reward_refs(before: list[Rung], rung: Rung, index: int) -> None:
+    """An RL rung's ``{type: reward_model, rung: NAME}`` / ``{type: judge, rung: NAME}`` reward (in ``rewards`` or
+    ``gold_rewards``) names an earlier rung of that kind."""
+    kinds = {r.name: r.kind for r in before}
+    for key in ("rewards", "gold_rewards"):
+        entries = rung.train.get(key) or []
+        for j, entry in enumerate(entries if isinstance(entries, list) else []):
+            if not isinstance(entry, dict) or "rung" not in entry:
+                continue
+            name, kind = entry["rung"], entry.get("type")
+            where = ["rungs", index, "train", key, j, "rung"]
+            if rung.kind != "rl":
+                raise _At(where, "only an rl rung takes its reward from an earlier rung")
+            if kind not in FEEDBACK_KINDS:
+                raise _At(where, f"a reward from a rung has type reward_model or judge, not {kind!r}")
+            if kinds.get(name) != kind:
+                raise _At(where, f"{name!r} is not an earlier {kind} rung")
+            if ("path" if kind == "reward_model" else "provider") in entry:
+                raise _At(where, "give the rung or the folder (path / provider), not both")
 
 
 def _check_classification(task_name: str, rung: Rung, index: int) -> None:
@@ -471,8 +529,8 @@ def load_ladder(path: str | Path, overrides: list[str] | dict[str, Any] | None =
     if not isinstance(data, dict):
         raise DataError(path, None, None,
                         f"expected a mapping (name, task, gate, rungs, ...), got {type(data).__name__}")
-    for key, value in _override_items(overrides):
-        _set_dotted(data, key, value)
+    for key, value in override_items(overrides):
+        set_dotted(data, key, value)
     _resolve_files(data, path.parent)
     return parse_ladder(data, source=str(path), text=text)
 
@@ -486,45 +544,6 @@ def parse_ladder(data: dict[str, Any], *, source: str = "ladder", text: str | No
         raise data_error(err, source, line_of, skip=_DATA_SOURCES) from None
 
 
-def _override_items(overrides: list[str] | dict[str, Any] | None) -> list[tuple[str, Any]]:
-    import yaml
-
-    if not overrides:
-        return []
-    if isinstance(overrides, dict):
-        return list(overrides.items())
-    items = []
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {item!r}: write key=value (rungs.sft.train.max_steps=10)")
-        items.append((key.strip(), yaml.safe_load(value)))
-    return items
-
-
-def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    node: Any = data
-    parts = key.split(".")
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if isinstance(node, list):  # rungs: by name, or by index
-            match = [r for r in node if isinstance(r, dict) and r.get("name") == part]
-            if not match and part.isdigit() and int(part) < len(node):
-                match = [node[int(part)]]
-            if not match:
-                raise ConfigError(f"override {key}: no rung named {part!r}")
-            if last:
-                raise ConfigError(f"override {key}: name a field of the rung")
-            node = match[0]
-            continue
-        if not isinstance(node, dict):
-            raise ConfigError(f"override {key}: {'.'.join(parts[:i])} is not a mapping")
-        if last:
-            node[part] = value
-        else:
-            node = node.setdefault(part, {})
-
-
 def _resolve_files(data: dict[str, Any], base: Path) -> None:
     """Make data file paths relative to the ladder file's folder."""
     rungs = data.get("rungs")
@@ -532,11 +551,17 @@ def _resolve_files(data: dict[str, Any], base: Path) -> None:
         spec = rung.get("data") if isinstance(rung, dict) else None
         if isinstance(spec, dict) and spec.get("source") == "file" and isinstance(spec.get("path"), str):
             spec["path"] = str(base / spec["path"])
+        train = rung.get("train") if isinstance(rung, dict) else None
+        if isinstance(rung, dict) and rung.get("kind") in FEEDBACK_KINDS and isinstance(train, dict):
+            for key in ("validation", "rubric"):  # a reward model's or judge's files, beside the ladder file
+                if isinstance(train.get(key), str):
+                    train[key] = "@" * train[key].startswith("@") + str(base / train[key].removeprefix("@"))
     ev = data.get("eval")
     for key in ("data", "validation", "shifted"):
         if isinstance(ev, dict) and isinstance(ev.get(key), str):
             ev[key] = str(base / ev[key])
 
 
-__all__ = ["RETRIEVAL", "ClassifierSettings", "DistillData", "EmbedSettings", "EvalSettings", "FileData", "Gate", "GenerateData", "Guard", "LadderConfig",
+__all__ = ["ACCEPT_DEFAULTS", "FEEDBACK_KINDS", "RETRIEVAL", "Accept", "ClassifierSettings", "DistillData",
+           "EmbedSettings", "EvalSettings", "FileData", "Gate", "GenerateData", "Guard", "LadderConfig",
            "PairsData", "Rung", "load_ladder", "parse_ladder"]

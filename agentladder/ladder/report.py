@@ -22,7 +22,10 @@ from agentladder.train.plots import save_figure
 if TYPE_CHECKING:
     from agentladder.ladder.climb import ClimbResult, RungResult
 
-EXAMPLE_UNIT = {"baseline": "shots", "sft": "rows", "dpo": "pairs", "kto": "rows", "rl": "prompts", "classifier": "rows"}
+EXAMPLE_UNIT = {"baseline": "shots", "sft": "rows", "dpo": "pairs", "kto": "rows", "rl": "prompts", "classifier": "rows",
+                "reward_model": "rows", "judge": "graded rows"}
+FEEDBACK = ("reward_model", "judge")
+"""Rungs that make a learned reward; their held-out figures are not the task's metrics."""
 REPORTED = "test"
 """The reporting split whose other metrics the table shows."""
 
@@ -59,6 +62,8 @@ def _gain(r: RungResult) -> str:
 
 
 def _status(r: RungResult) -> str:
+    if "accepted" in r.verdict:
+        return "accepted (reward)" if r.verdict["accepted"] else "rejected"
     if not r.kept:
         return "rejected"
     return "kept, target met" if r.verdict.get("target_met") else "kept"
@@ -67,6 +72,8 @@ def _status(r: RungResult) -> str:
 def other_metrics(result: ClimbResult) -> list[str]:
     names: list[str] = []
     for r in result.rungs:
+        if r.kind in FEEDBACK:
+            continue
         metrics = r.reported.get(REPORTED) or r.metrics
         names += [n for n, m in metrics.items() if n != result.metric and n not in names and "value" in m]
     return names
@@ -225,7 +232,7 @@ def plot(result: ClimbResult, path: str | Path) -> Path:
                     label=f"{name} ({REPORTED})")
     ax.axhline(result.ladder.gate.target, color="grey", linestyle="--", linewidth=1, label="target")
     for i, r in enumerate(result.rungs):
-        if not r.kept:
+        if not r.kept and r.kind not in FEEDBACK:
             ax.annotate("rejected", (i, head[i] or 0), textcoords="offset points", xytext=(0, -14), ha="center",
                         fontsize=7, color="firebrick")
     ax.set_xticks(x, names)

@@ -76,6 +76,11 @@ class RungContext:
     validation: str | None = None
     """The climb's validation split (a file of the task's rows): what a classifier rung chooses its
     configuration on, as the gate decides every rung on it."""
+    learned: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The climb's earlier ``reward_model`` and ``judge`` rungs by name: ``{kind, model, version, accepted,
+    reason}`` (:mod:`agentladder.ladder.feedback_rungs`)."""
+    train_overrides: dict[str, Any] = field(default_factory=dict)
+    """Trainer fields the climb resolved for this rung (an RL rung's rewards that name earlier rungs)."""
 
     @property
     def task(self) -> str:
@@ -288,7 +293,7 @@ def _trained(run: Path, config, data_path: str | None, rows: int | None, data_se
 
 
 def _settings(ctx: RungContext, **filled: Any):
-    train = dict(ctx.rung.train)
+    train = {**ctx.rung.train, **ctx.train_overrides}
     train.setdefault("seed", ctx.ladder.seed)
     train.setdefault("progress", ctx.progress)
     return trainer_class(ctx.rung.kind)(**{**train, **filled})

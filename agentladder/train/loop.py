@@ -310,7 +310,16 @@ class Trainer:
             ckpt, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler, rank=self.world.rank
         )
         self.step = int(state["step"])
+        self.restore_state(state)
         return self.step
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Trainer state beyond weights, optimizer and schedule that a checkpoint keeps (JSON); a subclass
+        with such state (the RL trainer's hacking monitor) overrides this and :meth:`restore_state`."""
+        return {}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`checkpoint_state` saved (``state`` is the checkpoint's ``state.json``)."""
 
     def save(self) -> Path:
         path = save_checkpoint(
@@ -319,7 +328,7 @@ class Trainer:
             model=self.model,
             optimizer=self.optimizer,
             scheduler=self.scheduler,
-            extra={"total_steps": self.total_steps},
+            extra={"total_steps": self.total_steps, **self.checkpoint_state()},
             keep_last=self.config.keep_last,
             rank=self.world.rank,
             barrier=self.world.barrier if self.world.distributed else None,

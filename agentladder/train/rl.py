@@ -175,6 +175,14 @@ class RLTrainer(Trainer):
                 self.total_steps = step + 1  # the loop ends after this step, saving the model it has
         return out
 
+    def checkpoint_state(self) -> dict[str, Any]:
+        """The hacking monitor's windows, so a resumed run compares across the interruption."""
+        return {"hacking_monitor": self.monitor.state()} if self.monitor is not None else {}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        if self.monitor is not None and "hacking_monitor" in state:
+            self.monitor.load_state(state["hacking_monitor"])
+
     # -- 1-3. rollout -----------------------------------------------------------------------------
     def _rollout(self, step: int) -> Rollout:
         """Sample and score groups; with dynamic sampling keep the informative ones and sample more."""

@@ -59,6 +59,16 @@ class HackingMonitor:
         return None
 
 
+    def state(self) -> dict[str, list[float]]:
+        """The recorded means (the last ``2 * window`` steps are all a comparison reads), for a checkpoint."""
+        keep = 2 * self.window
+        return {"proxy": self.proxy[-keep:], "gold": self.gold[-keep:]}
+
+    def load_state(self, state: dict[str, list[float]]) -> None:
+        """Continue from :meth:`state`'s output (a resumed run)."""
+        self.proxy, self.gold = [float(x) for x in state["proxy"]], [float(x) for x in state["gold"]]
+
+
 _PANELS = (("reward", "proxy reward"), ("gold", "gold score"), ("response_len", "response length (tokens)"),
            ("repetition", "repeated 3-grams"))
 
@@ -75,16 +85,18 @@ def plot_proxy_gold(history: list[dict], path: str | Path, title: str = "proxy a
     import matplotlib.pyplot as plt
     by_kl = all(r.get("kl") is not None for r in rows)
     x = [r["kl"] if by_kl else r["step"] for r in rows]
+    # The KL of one step's samples is a noisy estimate that need not grow step by step: points, not a path.
+    line = {"linestyle": "none", "marker": "o", "markersize": 4} if by_kl else {"marker": "."}
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for key, label in _PANELS[:2]:
-        axes[0].plot(x, [r[key] for r in rows], marker=".", label=label)
+        axes[0].plot(x, [r[key] for r in rows], label=label, **line)
     axes[0].legend(fontsize=8)
     axes[0].set_title("proxy and gold")
     length = axes[1]
-    length.plot(x, [r.get("response_len", 0.0) for r in rows], marker=".", color="tab:green", label=_PANELS[2][1])
+    length.plot(x, [r.get("response_len", 0.0) for r in rows], color="tab:green", label=_PANELS[2][1], **line)
     length.set_ylabel(_PANELS[2][1])
     rep = length.twinx()
-    rep.plot(x, [r.get("repetition", 0.0) for r in rows], marker=".", color="tab:red", label=_PANELS[3][1])
+    rep.plot(x, [r.get("repetition", 0.0) for r in rows], color="tab:red", label=_PANELS[3][1], **line)
     rep.set_ylabel(_PANELS[3][1])
     length.set_title("length and repetition")
     for ax in axes:

@@ -42,3 +42,12 @@ def test_the_commands_use_options_that_exist():
 def test_the_yaml_is_a_valid_config():
     config = RLConfig(**yaml.safe_load(YAML[0]), out_dir="x")
     assert config.gold_rewards and config.on_hacking == "warn" and config.advantage == "gae"
+
+
+def test_the_ladder_yaml_parses():
+    from agentladder.ladder import parse_ladder
+
+    block = next(b for b in YAML if "rungs:" in b)
+    ladder = parse_ladder(yaml.safe_load(block))
+    assert [r.kind for r in ladder.rungs] == ["baseline", "sft", "reward_model", "judge", "rl"]
+    assert ladder.rungs[4].train["rewards"] == [{"type": "reward_model", "rung": "rm"}]

@@ -183,9 +183,10 @@ def test_cli_trains_evaluates_and_ppo_raises_the_reward_models_score(tmp_path):
     runner = CliRunner()
     data, test = toy_pairs(tmp_path / "pairs.jsonl"), toy_pairs(tmp_path / "test.jsonl", n=40, seed=1)
     res = runner.invoke(app, ["train", "reward", "--model", "tiny", "--data", str(data), "--out", str(tmp_path / "rm"),
-                              "--max-steps", "30", "--lr", "1e-3", "--validation-share", "0.2", "--quiet"])
+                              "--max-steps", "30", "--lr", "1e-3", "--validation-share", "0.2", "--quiet",
+                              "--registry", str(tmp_path / "r.db")])
     assert res.exit_code == 0, res.output
-    assert "held-out pairwise accuracy 1.000 on 24 pairs" in res.output
+    assert "held-out pairwise accuracy 1.000 on 24 pairs" in res.output and "registered as reward_model/rm/" in res.output
     res = runner.invoke(app, ["eval", "--task", "preference-accuracy", "--model", str(tmp_path / "rm"),
                               "--data", str(test), "--out", str(tmp_path / "eval"), "--bootstrap", "200"])
     assert res.exit_code == 0, res.output

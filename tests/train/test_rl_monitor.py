@@ -58,3 +58,49 @@ def test_without_gold_nothing_is_watched(tmp_path):
                 reward=WeightedEnsemble([("lower", PythonReward(lowercase_share), 1.0)]))
     assert "gold" not in result.history[-1] and "repetition" in result.history[-1]
     assert not (tmp_path / "run" / "hacking.png").exists()
+
+
+def test_monitor_state_round_trips_and_keeps_what_a_comparison_reads():
+    m = HackingMonitor(window=2)
+    for p, g in [(0.0, 1.0), (0.1, 0.9), (0.2, 0.8), (0.3, 0.7), (0.4, 0.6)]:
+        m.update(p, g)
+    state = json.loads(json.dumps(m.state()))
+    assert state == {"proxy": [0.1, 0.2, 0.3, 0.4], "gold": [0.9, 0.8, 0.7, 0.6]}
+    fresh, restored = HackingMonitor(window=2), HackingMonitor(window=2)
+    restored.load_state(state)
+    assert fresh.update(0.5, 0.5) is None  # a monitor starting afresh has no windows to compare
+    assert restored.update(0.5, 0.5) == m.update(0.5, 0.5) is not None
+
+
+def test_the_monitor_windows_survive_a_resume(tmp_path, monkeypatch):
+    """A run killed one step before the monitor fires, resumed from its checkpoint, fires at the same step."""
+    from agentladder.train.rl import RLTrainer
+
+    def run(out, **kw):
+        return rl(preset="grpo", model="tiny", data=str(_prompts(tmp_path)), out_dir=str(out), group_size=8,
+                  batch_size=4, max_new_tokens=8, max_steps=16, learning_rate=3e-3, seed=0, progress=False,
+                  tensorboard=False, save_every=1, hacking_window=3, on_hacking="stop",
+                  gold_rewards=[{"type": "python", "fn": "tests.train.test_rl_monitor:upper_share"}],
+                  reward=WeightedEnsemble([("lower", PythonReward(lowercase_share), 1.0)]), **kw)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = run(tmp_path / "a")
+        fired = [r["step"] for r in full.history if r.get("hacking")][0]
+        original = RLTrainer.train_step
+
+        def dies_before_firing(self, step):
+            if step == fired - 1:  # 0-based: the step that fires is never taken
+                raise KeyboardInterrupt
+            return original(self, step)
+
+        monkeypatch.setattr(RLTrainer, "train_step", dies_before_firing)
+        with pytest.raises(KeyboardInterrupt):
+            run(tmp_path / "b")
+        monkeypatch.setattr(RLTrainer, "train_step", original)
+        state = json.loads(sorted((tmp_path / "b" / "checkpoints").glob("step-*"))[-1].joinpath("state.json").read_text())
+        assert len(state["hacking_monitor"]["proxy"]) == min(6, fired - 1)
+        resumed = rl(out_dir=str(tmp_path / "b"), resume=True, progress=False,
+                     reward=WeightedEnsemble([("lower", PythonReward(lowercase_share), 1.0)]))
+    assert [r["step"] for r in resumed.history if r.get("hacking")] == [fired] and resumed.steps == fired
+    assert [r["gold"] for r in resumed.history] == pytest.approx([r["gold"] for r in full.history], abs=1e-6)

@@ -10,6 +10,9 @@
   ``OPENAI_BASE_URL``;
 - a classifier folder (``classifier.json``, from ``agentladder train classifier``):
   :class:`ClassifierProvider`, which answers with the label of the last user turn;
+- a reward model folder (``reward_model.json``, from ``agentladder train reward``):
+  :class:`RewardModelProvider`, which answers with the reward of the conversation's last answer
+  (:meth:`RewardModelProvider.score` for numbers; texts re-tokenised with its own tokenizer);
 - a provider is returned as it is. :class:`ScriptedProvider` gives recorded answers, for tests.
 
 :func:`chat_provider` is the agents runtime's form: local models come from the
@@ -39,8 +42,10 @@ from agentladder.models.providers.openai_compatible import (
     openai_compatible,
     parse_openai_spec,
 )
+from agentladder.models.providers.reward import RewardModelProvider
 from agentladder.models.providers.scripted import ScriptedCall, ScriptedProvider
 from agentladder.models.providers.toolcalls import ToolSpec
+from agentladder.models.rewardmodel import is_reward_model_folder
 
 
 def make_provider(spec: str | Provider, *, batch_size: int = 8, dtype: str = "float32",
@@ -59,6 +64,8 @@ def make_provider(spec: str | Provider, *, batch_size: int = 8, dtype: str = "fl
         return OpenAIProvider(model, base_url=url, name=name or spec)
     if is_classifier_folder(spec):
         return ClassifierProvider(spec, batch_size=batch_size, name=name)
+    if is_reward_model_folder(spec):
+        return RewardModelProvider(spec, batch_size=batch_size, name=name)
     return LocalProvider(spec, batch_size=batch_size, dtype=dtype, pool=pool, name=name)
 
 
@@ -69,6 +76,8 @@ def chat_provider(spec: str | Provider | Any) -> Provider:
         return make_provider(spec, name=parse_openai_spec(spec)[0])
     if isinstance(spec, str) and is_classifier_folder(spec):
         return ClassifierProvider(spec)
+    if isinstance(spec, str) and is_reward_model_folder(spec):
+        return RewardModelProvider(spec)
     if isinstance(spec, str):
         return LocalChat(spec)
     return make_provider(spec)
@@ -85,6 +94,7 @@ __all__ = [
     "Prompt",
     "Provider",
     "ProviderError",
+    "RewardModelProvider",
     "ScriptedCall",
     "ScriptedProvider",
     "TextFn",

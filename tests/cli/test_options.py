@@ -118,11 +118,11 @@ def test_option_names_stay_as_they_were():
         "--train-agent", "--reward-model", "--resume", "--quiet", "--no-quiet"]
     assert _options("train", "reward") == [
         "--data", "--out", "--model", "--validation", "--validation-share", "--margin", "--grade-min", "--grade-max",
-        "--grade-weight", "--max-length", *COMMON, *LOOP, "--resume", "--quiet", "--no-quiet"]
+        "--grade-weight", "--max-length", *COMMON, *LOOP, "--resume", "--quiet", "--no-quiet", "--registry"]
     assert _options("train", "judge") == [
         "--data", "--out", "--model", "--rubric", "--validation", "--validation-share", "--grade-min", "--grade-max",
         "--compare-untuned", "--no-compare-untuned", "--max-new-tokens", *COMMON, "--max-length", *LOOP, "--resume",
-        "--quiet", "--no-quiet"]
+        "--quiet", "--no-quiet", "--registry"]
 
 
 def test_help_is_the_fields_docstring():

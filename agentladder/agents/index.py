@@ -47,6 +47,15 @@ class Hit:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+def checked_passages(passages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Passages to add as dicts, each checked for a string ``id`` and ``text`` (the index's error otherwise)."""
+    rows = [dict(p) for p in passages]
+    for i, p in enumerate(rows):
+        if not isinstance(p.get("id"), str) or not isinstance(p.get("text"), str):
+            raise ConfigError(f"passage {i}: needs a string 'id' and a string 'text'")
+    return rows
+
+
 class VectorIndex:
     """Passages and their embeddings in the store, with exact cosine search (and BM25 beside it)."""
 
@@ -111,10 +120,7 @@ class VectorIndex:
 
     def add(self, passages: Iterable[Mapping[str, Any]]) -> int:
         """Add or replace passages ``{"id", "text", "metadata"?}``; returns how many."""
-        rows = [dict(p) for p in passages]
-        for i, p in enumerate(rows):
-            if not isinstance(p.get("id"), str) or not isinstance(p.get("text"), str):
-                raise ConfigError(f"passage {i}: needs a string 'id' and a string 'text'")
+        rows = checked_passages(passages)
         if not rows:
             return 0
         vectors = encode(self.embedder, [p["text"] for p in rows])
@@ -187,4 +193,4 @@ def retriever_tool(index: VectorIndex | Any, k: int = 5, *, hybrid: bool = False
     return Tool(search_knowledge_base, name=name)
 
 
-__all__ = ["Hit", "VectorIndex", "retriever_tool"]
+__all__ = ["Hit", "VectorIndex", "checked_passages", "retriever_tool"]

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from agentladder.agents.index import Hit
+from agentladder.agents.index import Hit, checked_passages
 from agentladder.errors import ConfigError
 from agentladder.tasks.retrieval.rankers import (
     BM25Ranker,
@@ -130,10 +130,7 @@ class PgVectorIndex:
     # -- changes ----------------------------------------------------------------------------------
     def add(self, passages: Iterable[Mapping[str, Any]]) -> int:
         """Add or replace passages ``{"id", "text", "metadata"?}``; returns how many."""
-        rows = [dict(p) for p in passages]
-        for i, p in enumerate(rows):
-            if not isinstance(p.get("id"), str) or not isinstance(p.get("text"), str):
-                raise ConfigError(f"passage {i}: needs a string 'id' and a string 'text'")
+        rows = checked_passages(passages)
         if not rows:
             return 0
         vectors = encode(self.embedder, [p["text"] for p in rows])

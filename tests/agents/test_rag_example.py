@@ -24,6 +24,8 @@ BAD = "Take 50 mg every hour [warfarin:storage] [made:up]."
 
 @pytest.fixture(scope="module")
 def rag():
+    # Other examples have modules named evaluate and rag too: drop any already imported before loading ours.
+    saved = {name: sys.modules.pop(name) for name in ("evaluate", "rag") if name in sys.modules}
     sys.path.insert(0, str(EXAMPLE))
     try:
         import evaluate
@@ -32,6 +34,9 @@ def rag():
         yield rag, evaluate
     finally:
         sys.path.remove(str(EXAMPLE))
+        for name in ("evaluate", "rag"):
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
 
 
 @pytest.fixture(scope="module")

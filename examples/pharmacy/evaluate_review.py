@@ -83,7 +83,8 @@ def review_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", action="append", required=True, help="reviewer model: alias or run folder, or rules (the scripted expert); repeat")
-    ap.add_argument("--split", choices=["validation", "test"], default="validation")
+    ap.add_argument("--split", choices=list(SPLIT_SEEDS), default="validation",
+                    help="validation (choose settings), test (report), train (demonstrations: --model rules --db DB)")
     ap.add_argument("--n", type=int, default=40)
     ap.add_argument("--parser", default="oracle", help="the fixed parser: a model spec, or oracle (the order's parse)")
     ap.add_argument("--max-new-tokens", type=int, default=96)

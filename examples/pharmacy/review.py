@@ -136,18 +136,19 @@ def turn_reward(call: Any, episode: Any) -> float:
 
 
 def rule_reviewer() -> ScriptedProvider:
-    """A scripted expert reviewer: it calls both checks with the parse it is given, then decides from their results
+    """A scripted expert reviewer: it calls both checks with the parse it is given (one a turn), then decides from their results
     (flag a dose over the limit or an interaction to flag, escalate a drug the formulary does not know, approve
     otherwise). Its runs, stored by the runtime, are demonstrations: ``agentladder traces export --to sft``."""
 
     def reply(messages, tools):
         results = [json.loads(m.content or "null") for m in messages if m.role == "tool"]
-        if not results:
+        if len(results) < 2:  # one call a turn: a local model's reply stops at its first JSON object
             request = json.loads(next(m.content for m in reversed(messages) if m.role == "user"))
             p, meds = request["prescription"], request["current_medications"]
-            return [ToolCall(id="dose", name="check_dose", arguments={k: p[k] for k in (
-                        "drug", "strength_mg", "dose_units", "doses_per_day")}),
-                    ToolCall(id="interactions", name="check_interactions",
+            if not results:
+                return [ToolCall(id="dose", name="check_dose", arguments={k: p[k] for k in (
+                    "drug", "strength_mg", "dose_units", "doses_per_day")})]
+            return [ToolCall(id="interactions", name="check_interactions",
                              arguments={"drug": p["drug"], "current_medications": meds})]
         dose = next(r for r in results if isinstance(r, dict))
         found = next((r for r in results if isinstance(r, list)), [])

@@ -127,3 +127,24 @@ def test_the_rule_reviewer_decides_every_order_and_its_runs_export_as_sft_rows(r
     assert m["decision_accuracy"] == 1.0 and m["tool_call_validity"] == 1.0 and m["escalation_rate"] == 0.0
     counts = export_traces(runtime.store, "sft", tmp_path / "sft.jsonl", where="agent == reviewer")
     assert counts["written"] == 12
+
+
+def test_the_expert_demonstrations_show_the_reviewer_the_prompt_it_runs_with(review, tmp_path):
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        import review_demos
+    finally:
+        sys.path.remove(str(EXAMPLE))
+    from agentladder.data import read_jsonl
+    from agentladder.data.schema import Conversation
+
+    result = review_demos.reviewer_demos(6, tmp_path / "sft.jsonl")
+    assert result["written"] == 6 and result["decision_accuracy"] == 1.0
+    convs = read_jsonl(tmp_path / "sft.jsonl", Conversation)
+    for conv in convs:
+        system = conv.messages[0].content
+        assert system.startswith("You review pharmacy orders") and "check_interactions(" in system
+        replies = [m for m in conv.messages if m.role == "assistant"]
+        # one tool call a turn (a local model stops at its first JSON object), then the decision
+        assert [len(m.tool_calls or []) for m in replies] == [1, 1, 0]
+        assert [m.tool_calls[0].name for m in replies[:2]] == ["check_dose", "check_interactions"]

@@ -45,8 +45,11 @@ if __name__ == "__main__":
     trainer = build(out_dir, batch_size=2, strategy=strategy)
     result = run(trainer)
     if strategy == "fsdp":  # sharded parameters: gather full tensors for the comparison
-        result["grads"] = {k: v.full_tensor() for k, v in result["grads"].items()}
-        result["weights"] = {k: v.full_tensor() for k, v in result["weights"].items()}
+        # full_tensor() may return before its all-gather has finished; every process waits
+        # for it (a copy) so that none tears the process group down under a pending collective.
+        result["grads"] = {k: v.full_tensor().clone() for k, v in result["grads"].items()}
+        result["weights"] = {k: v.full_tensor().clone() for k, v in result["weights"].items()}
     if trainer.world.rank == 0:
         torch.save(result, target)
+    torch.distributed.barrier()
     torch.distributed.destroy_process_group()

@@ -65,6 +65,12 @@ from agentladder.train.rl_batch import RLSample, RolloutBatch, per_token_matrix
 from agentladder.train.rl_config import RLConfig
 from agentladder.train.rl_metrics import RolloutStats, step_metrics
 
+AGENT_MICRO_BATCH = 4
+"""Samples per forward pass when the config leaves ``micro_batch_size`` unset. A step's samples are its
+episodes' model calls, each with the whole conversation (tool results included) as its prompt: dozens of
+long sequences, whose activations in one forward pass outgrow a machine's memory (SmolLM2-135M, 16 episodes
+of 3 calls: past 24 GB). Accumulating over micro-batches gives the same gradient."""
+
 AgentBuilder = Callable[[PolicyProvider], Any]
 """``build(policy) -> runner``: the user's Agent, Workflow or Graph (or any function of the task's input),
 with ``policy`` as the provider of the agent to train; other agents keep their own providers."""
@@ -103,6 +109,8 @@ class AgentRLTrainer(RLTrainer):
                               f"{', '.join(sorted(OUTCOME_ESTIMATORS))}, not {config.advantage!r}")
         if config.kl_coef > 0 and config.kl_in == "reward":
             raise ConfigError("kl_in: agent RL takes the KL as a loss term (kl_in: loss) or none (kl_coef: 0)")
+        if config.micro_batch_size is None:
+            config = config.model_copy(update={"micro_batch_size": AGENT_MICRO_BATCH})
         super().__init__(model, tokenizer, list(tasks), reward, config, rollout=rollout, world=world,
                          reference_model=reference_model, description=description or "agent-rl")
         self.build = build

@@ -2,6 +2,7 @@
 groups, resume, the entry point."""
 
 import asyncio
+import copy
 import json
 
 import pytest
@@ -17,7 +18,7 @@ from agentladder.models.rollout import LocalRollout
 from agentladder.models.tiny import tiny_model
 from agentladder.train import rl
 from agentladder.train.agent_episodes import Episode, episodes_to_sft, load_tasks, read_episodes
-from agentladder.train.agent_rl import AgentRLTrainer
+from agentladder.train.agent_rl import AGENT_MICRO_BATCH, AgentRLTrainer
 from agentladder.train.rl_config import RLConfig
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz "
@@ -170,6 +171,37 @@ def test_zero_variance_groups_are_skipped_and_counted(tmp_path, tok):
     logged = read_episodes(tmp_path / "run" / "episodes.jsonl")
     kept = {e.task_id for where, e in logged if where["kept"]}
     assert kept == {"t1", "t3"}
+
+
+def test_a_steps_calls_are_trained_in_micro_batches_with_the_gradient_of_one_pass(tmp_path, tok):
+    # Unset, micro_batch_size bounds the samples per forward pass (a step's calls carry whole conversations).
+    torch.manual_seed(0)
+    start = tiny_model(tokenizer=tok)
+    split = _trainer(tmp_path / "split", tok, model=copy.deepcopy(start))
+    whole = _trainer(tmp_path / "whole", tok, model=copy.deepcopy(start), micro_batch_size=1000)
+    assert split.rl.micro_batch_size == AGENT_MICRO_BATCH and whole.rl.micro_batch_size == 1000
+    groups, _, _ = split._episodes(0)
+    samples = split._episode_batch(groups).samples
+    assert len(samples) > AGENT_MICRO_BATCH
+    passes, grads = {}, {}
+    for name, trainer in (("split", split), ("whole", whole)):
+        real_collate, real_step = trainer.collate_samples, trainer.optimizer.step
+
+        def collate(chunk, real=real_collate, name=name):  # one collated micro-batch per forward pass
+            passes[name] = passes.get(name, 0) + 1
+            return real(chunk)
+
+        def step(real=real_step, name=name, model=trainer.model):  # the gradient the update applies
+            grads[name] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+            real()
+
+        trainer.collate_samples, trainer.optimizer.step = collate, step
+        trainer._updates(samples, 0)
+    assert passes == {"split": -(-len(samples) // AGENT_MICRO_BATCH), "whole": 1}
+    assert grads["split"].keys() == grads["whole"].keys()
+    assert any(g.abs().sum() > 0 for g in grads["whole"].values())
+    for name, g in grads["whole"].items():
+        torch.testing.assert_close(grads["split"][name], g, atol=1e-6, rtol=1e-4, msg=name)
 
 
 def test_resume_mid_run_reproduces_the_same_episodes(tmp_path, tok):

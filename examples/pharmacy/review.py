@@ -17,7 +17,8 @@ isolates what the reviewer itself learns).
 pays a little for each tool call that names a real tool with arguments that validate.
 
 Write the task files with ``python examples/pharmacy/review.py --split train --n 200 --out orders-train.jsonl``
-(``train`` / ``validation`` / ``test`` draw disjoint seeds). The formulary limits are illustrative
+(``train`` / ``validation`` / ``test`` draw disjoint seeds; ``--balance``: a third each of safe, dose-only
+and interaction orders). The formulary limits are illustrative
 for a synthetic benchmark, not clinical guidance.
 """
 
@@ -163,8 +164,37 @@ def rule_reviewer() -> ScriptedProvider:
     return ScriptedProvider(reply, name="rule-reviewer")
 
 
-def write_orders(split: str, n: int, out: str | Path) -> Path:
-    rows = make_orders(n, SPLIT_SEEDS[split])
+def order_kind(order: dict[str, Any]) -> str:
+    """``safe``, ``dose`` (dangerous by its dose alone) or ``interaction`` (an interaction to flag, with or without a dose)."""
+    reasons = order["expected"]["reasons"]
+    return "interaction" if "interaction" in reasons else "dose" if reasons else "safe"
+
+
+def balanced_orders(n: int, seed: int) -> list[dict[str, Any]]:
+    """``n`` orders of the split, a third of each kind (:func:`order_kind`), in the order they were drawn.
+
+    On the generator's own mix a dose-only order is rarer than one in five, and an RL run of a
+    few dozen tasks sees only a handful: too few to learn the one feature (the dose check's
+    ``over_limit``) that tells it from a safe order."""
+    kinds = ("safe", "dose", "interaction")
+    quota = {k: n // 3 + (i < n % 3) for i, k in enumerate(kinds)}
+    pool, draw = [], max(4 * n, 50)
+    while True:
+        pool = make_orders(draw, seed)
+        if all(sum(order_kind(o) == k for o in pool) >= q for k, q in quota.items()):
+            break
+        draw *= 2
+    picked, taken = [], dict.fromkeys(kinds, 0)
+    for order in pool:
+        kind = order_kind(order)
+        if taken[kind] < quota[kind]:
+            picked.append(order)
+            taken[kind] += 1
+    return picked
+
+
+def write_orders(split: str, n: int, out: str | Path, *, balance: bool = False) -> Path:
+    rows = balanced_orders(n, SPLIT_SEEDS[split]) if balance else make_orders(n, SPLIT_SEEDS[split])
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -176,8 +206,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--split", choices=list(SPLIT_SEEDS), required=True)
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--balance", action="store_true",
+                    help="a third each of safe orders, orders dangerous by dose alone, and orders with an interaction")
     args = ap.parse_args(argv)
-    print(write_orders(args.split, args.n, args.out))
+    print(write_orders(args.split, args.n, args.out, balance=args.balance))
 
 
 if __name__ == "__main__":

@@ -44,6 +44,65 @@ def test_the_reward_grades_decisions_as_the_example_says(review):
     assert review.episode_reward(_order("approve", []), episode) == 1.0
 
 
+def test_balanced_task_files_hold_a_third_of_each_kind_of_order_from_the_split(review, tmp_path):
+    review, _ = review
+    from collections import Counter
+
+    path = review.write_orders("train", 10, tmp_path / "orders.jsonl", balance=True)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert Counter(review.order_kind(r) for r in rows) == {"safe": 4, "dose": 3, "interaction": 3}
+    assert len({r["id"] for r in rows}) == 10
+    assert all(r["id"].startswith(f"order-{review.SPLIT_SEEDS['train']}-") for r in rows)
+    assert review.order_kind(_order("flag", ["dose", "interaction"])) == "interaction"
+    assert review.order_kind(_order("flag", ["dose"])) == "dose"
+    assert review.order_kind(_order("approve", [])) == "safe"
+
+
+def test_decision_odds_read_each_models_belief_at_the_recorded_decision_point(review, tmp_path):
+    review, _ = review
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        import decision_odds
+    finally:
+        sys.path.remove(str(EXAMPLE))
+    from agentladder.models.loading import load_tokenizer
+    from agentladder.models.providers.policy import ModelCall
+
+    tok = load_tokenizer("tiny")
+    orders = {"a": _order("flag", ["dose"]), "b": _order("approve", [])}
+    orders["a"]["id"], orders["b"]["id"] = "a", "b"
+
+    def episode(task, index, reply):
+        prompt = tok("check results", add_special_tokens=False)["input_ids"]
+        call = ModelCall("reviewer", [], [], prompt, tok(reply, add_special_tokens=False)["input_ids"], [], reply,
+                         "stop", 0.0)
+        return {"step": 1, "round": 1, "group": 0, "kept": True,
+                "episode": Episode(task, index, 0, [call]).to_json()}
+
+    log = tmp_path / "episodes.jsonl"
+    rows = [episode("a", 0, '{"decision": "flag", "reasons": []}'), episode("a", 1, '{"decision": "approve"}'),
+            episode("b", 0, '{"tool": "check_dose"}'), episode("b", 1, '{"decision": "approve"}'),
+            episode("zz", 0, '{"decision": "flag"}')]
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    prompts = decision_odds.decision_prompts(log, orders, tok)
+    assert [(p["task"], p["kind"]) for p in prompts] == [("a", "dose"), ("b", "safe")]
+    prefix = tok('{"decision": "', add_special_tokens=False)["input_ids"]
+    assert prompts[0]["ids"] == tok("check results", add_special_tokens=False)["input_ids"] + prefix
+    odds = decision_odds.decision_odds("tiny", prompts)
+    assert len(odds) == 2 and all(set(o) == {"approve", "flag", "escalate"} for o in odds)
+    assert all(0.0 < v < 1.0 for o in odds for v in o.values()) and all(sum(o.values()) <= 1.0 for o in odds)
+
+    orders_file = tmp_path / "orders.jsonl"
+    orders_file.write_text("".join(json.dumps(o) + "\n" for o in orders.values()))
+    out = tmp_path / "odds.json"
+    decision_odds.main(["--episodes", str(log), "--orders", str(orders_file), "--model", "tiny", "--out", str(out)])
+    saved = json.loads(out.read_text())["tiny"]
+    assert [r["kind"] for r in saved] == ["dose", "safe"] and saved[0]["flag"] == pytest.approx(odds[0]["flag"])
+    orders_file.write_text("not json\n")
+    with pytest.raises(SystemExit, match="orders.jsonl:1"):
+        decision_odds.main(["--episodes", str(log), "--orders", str(orders_file), "--model", "tiny"])
+
+
 def _scripted_reviewer(orders):
     """A reviewer that calls both checks with the order's parse (one bad call on the first order), then decides
     as expected except on the second order, which it escalates."""

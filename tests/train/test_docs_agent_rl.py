@@ -38,7 +38,8 @@ def test_the_commands_use_options_that_exist():
 
 
 def test_the_example_scripts_take_the_options_the_page_shows():
-    scripts = [shlex.split(c) for block in BASH for c in block.splitlines() if c.startswith("python examples/")]
+    scripts = [shlex.split(c) for block in BASH for c in block.replace("\\\n", " ").splitlines()
+               if c.startswith("python examples/")]
     assert len(scripts) >= 3
     root = DOC.parents[1]
     for words in scripts:

@@ -24,8 +24,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import torch  # noqa: E402
 from review import order_kind  # noqa: E402
 
+from agentladder.models.loading import load_model, load_tokenizer  # noqa: E402
 from agentladder.train.agent_episodes import read_episodes  # noqa: E402
 
 DECISIONS = ("approve", "flag", "escalate")
@@ -52,10 +54,6 @@ def decision_prompts(episodes: str | Path, orders: dict[str, dict[str, Any]], to
 
 def decision_odds(model_path: str, prompts: list[dict[str, Any]]) -> list[dict[str, float]]:
     """Each prompt's next-token probability of each decision's first token under ``model_path``."""
-    import torch
-
-    from agentladder.models.loading import load_model
-
     model, tokenizer = load_model(model_path)
     model.eval()
     first = {d: tokenizer(d, add_special_tokens=False)["input_ids"][0] for d in DECISIONS}
@@ -78,8 +76,6 @@ def main(argv: list[str] | None = None) -> None:
 
     from rich.console import Console
     from rich.table import Column, Table
-
-    from agentladder.models.loading import load_tokenizer
 
     orders = {}
     for n, line in enumerate(Path(args.orders).read_text().splitlines(), 1):

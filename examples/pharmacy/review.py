@@ -178,7 +178,7 @@ def balanced_orders(n: int, seed: int) -> list[dict[str, Any]]:
     ``over_limit``) that tells it from a safe order."""
     kinds = ("safe", "dose", "interaction")
     quota = {k: n // 3 + (i < n % 3) for i, k in enumerate(kinds)}
-    pool, draw = [], max(4 * n, 50)
+    draw = max(4 * n, 50)
     while True:
         pool = make_orders(draw, seed)
         if all(sum(order_kind(o) == k for o in pool) >= q for k, q in quota.items()):

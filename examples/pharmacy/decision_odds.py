@@ -27,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 from review import order_kind  # noqa: E402
 
+from agentladder.errors import DataError  # noqa: E402
 from agentladder.models.loading import load_model, load_tokenizer  # noqa: E402
-from agentladder.train.agent_episodes import read_episodes  # noqa: E402
+from agentladder.train.agent_episodes import load_tasks, read_episodes  # noqa: E402
 
 DECISIONS = ("approve", "flag", "escalate")
 MARK = '"decision": "'
@@ -77,14 +78,10 @@ def main(argv: list[str] | None = None) -> None:
     from rich.console import Console
     from rich.table import Column, Table
 
-    orders = {}
-    for n, line in enumerate(Path(args.orders).read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                row = json.loads(line)
-                orders[row["id"]] = row
-            except (json.JSONDecodeError, KeyError) as err:
-                raise SystemExit(f"{args.orders}:{n}: not an order row ({err})") from err
+    try:  # the reader the RL run used on the same file, so the ids are the episodes' task ids
+        orders = {task.id: task.row for task in load_tasks(args.orders)}
+    except DataError as err:
+        raise SystemExit(str(err)) from err
     tokenizer = load_tokenizer(args.model[0])
     prompts = decision_prompts(args.episodes, orders, tokenizer)
     table = Table(Column("model", no_wrap=True), "kind", "prompts", "median P(approve)", "median P(flag)", "greedy flags",
@@ -92,9 +89,10 @@ def main(argv: list[str] | None = None) -> None:
     results = {}
     for model in args.model:
         odds = decision_odds(model, prompts)
-        results[model] = [{"task": p["task"], "kind": p["kind"], **o} for p, o in zip(prompts, odds, strict=True)]
+        paired = list(zip(prompts, odds, strict=True))
+        results[model] = [{"task": p["task"], "kind": p["kind"], **o} for p, o in paired]
         for kind in ("safe", "dose", "interaction"):
-            rows = [o for p, o in zip(prompts, odds, strict=True) if p["kind"] == kind]
+            rows = [o for p, o in paired if p["kind"] == kind]
             if rows:
                 flags = sum(max(o, key=o.get) == "flag" for o in rows)
                 table.add_row(model, kind, str(len(rows)), f"{statistics.median(o['approve'] for o in rows):.3f}",

@@ -13,6 +13,8 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "agent-rl.md"
 TEXT = DOC.read_text()
 PYTHON = re.findall(r"```python\n(.*?)```", TEXT, re.DOTALL)
 BASH = re.findall(r"```bash\n(.*?)```", TEXT, re.DOTALL)
+LINES = [line for block in BASH for line in block.replace("\\\n", " ").splitlines()]
+"""The bash blocks' command lines, continuation lines joined."""
 
 
 def test_the_python_examples_run_in_order(tmp_path, monkeypatch):
@@ -26,8 +28,7 @@ def test_the_python_examples_run_in_order(tmp_path, monkeypatch):
 
 
 def test_the_commands_use_options_that_exist():
-    commands = [shlex.split(c.split("#")[0]) for block in BASH for c in block.replace("\\\n", " ").splitlines()
-                if c.startswith("agentladder")]
+    commands = [shlex.split(c.split("#")[0]) for c in LINES if c.startswith("agentladder")]
     assert len(commands) >= 2
     for words in commands:
         path = [w for w in words[1:3] if not w.startswith("-")]  # the subcommand: train rl, train sft, ...
@@ -38,8 +39,7 @@ def test_the_commands_use_options_that_exist():
 
 
 def test_the_example_scripts_take_the_options_the_page_shows():
-    scripts = [shlex.split(c) for block in BASH for c in block.replace("\\\n", " ").splitlines()
-               if c.startswith("python examples/")]
+    scripts = [shlex.split(c) for c in LINES if c.startswith("python examples/")]
     assert len(scripts) >= 3
     root = DOC.parents[1]
     for words in scripts:

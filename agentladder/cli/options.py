@@ -45,7 +45,7 @@ class Opt:
 # -- the options the trainers share ---------------------------------------------------------------
 RUN = ("data", Opt("out_dir", ("--out",)), "model")
 LORA = (Opt("lora", ("--lora/--full",)), "lora_r", "lora_alpha", "lora_plus_ratio")
-LOOP = ("epochs", "max_steps", "batch_size", "grad_accum", Opt("learning_rate", ("--lr",)), "warmup_ratio",
+LOOP = ("epochs", "max_steps", "max_minutes", "batch_size", "grad_accum", Opt("learning_rate", ("--lr",)), "warmup_ratio",
         "precision", "strategy", "seed", "save_every")
 
 ResumeOption = Annotated[str | None, typer.Option(

@@ -147,7 +147,7 @@ class AgentRLTrainer(RLTrainer):
         while True:
             rounds += 1
             batch = tasks if rounds == 1 else self._more_prompts(step, rounds, want)
-            groups = [self._group(task, step, rounds) for task in batch]
+            groups = self._groups(batch, step, rounds)
             if rounds == 1:
                 first = groups
             seen += len(groups)
@@ -160,16 +160,22 @@ class AgentRLTrainer(RLTrainer):
         return kept[:want], self._stats(first, kept=min(len(kept), want), seen=seen, rounds=rounds,
                                         gen_s=gen_s), self._extra(first, seen - len(kept))
 
-    def _group(self, task: TaskRow, step: int, round_: int) -> EpisodeGroup:
+    def _groups(self, tasks: list[TaskRow], step: int, round_: int) -> list[EpisodeGroup]:
+        """The round's groups: one task after another, or all at once (``concurrent_groups``)."""
         cfg = self.rl
-        if cfg.concurrent_episodes:
-            episodes = asyncio.run(self._concurrent(task, step, round_))
+        if cfg.concurrent_episodes and cfg.concurrent_groups and tasks:
+            runs = asyncio.run(self._concurrent(tasks, step, round_))
+        elif cfg.concurrent_episodes:
+            runs = [asyncio.run(self._concurrent([task], step, round_))[0] for task in tasks]
         else:
-            episodes = self._one_by_one(task, step, round_)
-        score_episodes(self.rewards, task, episodes, failed_reward=cfg.failed_episode_reward,
-                       turn_reward=self.turn_reward)
-        self._annotate_traces(step, round_, episodes)
-        return EpisodeGroup(task, episodes)
+            runs = [self._one_by_one(task, step, round_) for task in tasks]
+        groups = []
+        for task, episodes in zip(tasks, runs, strict=True):
+            score_episodes(self.rewards, task, episodes, failed_reward=cfg.failed_episode_reward,
+                           turn_reward=self.turn_reward)
+            self._annotate_traces(step, round_, episodes)
+            groups.append(EpisodeGroup(task, episodes))
+        return groups
 
     def _recorder(self, seed: int, batcher: CallBatcher | None = None) -> EpisodeRecorder:
         cfg = self.rl
@@ -177,12 +183,13 @@ class AgentRLTrainer(RLTrainer):
         return EpisodeRecorder(episode_generator(seed, self.world.device), cfg.episode_max_calls,
                                cfg.episode_max_tokens, deadline, batcher=batcher)
 
-    async def _concurrent(self, task: TaskRow, step: int, round_: int) -> list[Episode]:
-        """The group's episodes at once in one event loop, their policy calls batched (:class:`CallBatcher`)."""
+    async def _concurrent(self, tasks: list[TaskRow], step: int, round_: int) -> list[list[Episode]]:
+        """The tasks' groups of episodes at once in one event loop, their policy calls batched
+        (:class:`CallBatcher`, seeded by the first task: one task alone samples as it always did)."""
         cfg = self.rl
-        batcher = CallBatcher(self.rollout, episode_seed(cfg.seed, step, round_, task.id, -1), self.world.device)
+        batcher = CallBatcher(self.rollout, episode_seed(cfg.seed, step, round_, tasks[0].id, -1), self.world.device)
 
-        async def one(j: int) -> Episode:
+        async def one(task: TaskRow, j: int) -> Episode:
             seed = episode_seed(cfg.seed, step, round_, task.id, j)
             batcher.start()
             try:
@@ -192,7 +199,8 @@ class AgentRLTrainer(RLTrainer):
             finally:
                 batcher.finish()
 
-        return list(await asyncio.gather(*(one(j) for j in range(cfg.group_size))))
+        flat = await asyncio.gather(*(one(task, j) for task in tasks for j in range(cfg.group_size)))
+        return [list(flat[i : i + cfg.group_size]) for i in range(0, len(flat), cfg.group_size)]
 
     def _one_by_one(self, task: TaskRow, step: int, round_: int) -> list[Episode]:
         cfg = self.rl

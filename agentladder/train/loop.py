@@ -68,6 +68,10 @@ class TrainConfig(BaseModel):
     """Passes over the data (a fraction stops part-way)."""
     max_steps: int | None = None
     """Stop after this many optimizer steps (overrides ``epochs``)."""
+    max_minutes: float | None = Field(None, gt=0)
+    """Wall-clock budget: end the run after the step that finishes past this many minutes of training
+    (counted from this call's first step), saving a checkpoint and the final model as a last step does.
+    The schedule still spans ``max_steps``; with ``min_lr_ratio: 1`` the rate is constant after the warmup."""
     batch_size: int = Field(4, ge=1)
     """Rows per micro-batch on each process."""
     grad_accum: int = Field(1, ge=1)
@@ -240,6 +244,8 @@ class Trainer:
             self.optimizer, lr_lambda(self.total_steps, warmup, config.min_lr_ratio)
         )
         self.step = 0
+        self.out_of_time = False
+        """Whether the last :meth:`run` ended on ``max_minutes`` (the run is over: its model is saved)."""
 
     # -- data ---------------------------------------------------------------------
     def micro_batches(self, step: int) -> list[list[Any]]:
@@ -349,6 +355,7 @@ class Trainer:
         bar = TrainProgress(self.description, self.total_steps, enabled=cfg.progress and self.world.is_main)
         bar.start(done=self.step)
         t_last = time.perf_counter()
+        deadline = None if cfg.max_minutes is None else t_last + 60.0 * cfg.max_minutes
         try:
             while self.step < self.total_steps:
                 if stop_after is not None and self.step - start >= stop_after:
@@ -370,8 +377,14 @@ class Trainer:
                             for k, v in metrics.items():
                                 writer.add_scalar(f"train/{k}", v, self.step)
                 bar.update(self.step, metrics)
-                if self.step % cfg.save_every == 0 or self.step == self.total_steps:
+                saved = self.step % cfg.save_every == 0 or self.step == self.total_steps
+                if saved:
                     self.save()
+                if deadline is not None and self.world.all_sum(now >= deadline) > 0:  # every process stops together
+                    if not saved:
+                        self.save()
+                    self.out_of_time = self.step < self.total_steps
+                    break
         finally:
             bar.stop()
             if writer is not None:

@@ -132,6 +132,10 @@ class RLConfig(LoraFields, TrainConfig):
     concurrent_episodes: bool = False
     """Agent RL: run a task's episodes at once, their model calls decoded together (a batch goes when every
     running episode waits on the model, so a seeded run repeats itself)."""
+    concurrent_groups: bool = False
+    """Agent RL, with ``concurrent_episodes``: run all the groups of a round at once, every episode's model calls
+    decoded in the same batches (one batch of ``batch_size x group_size`` rows keeps a GPU busy where one group
+    of eight does not). Seeded like ``concurrent_episodes``: the same step samples the same episodes again."""
     turn_reward_weight: float = 1.0
     """Agent RL: weight of a turn-level reward (its value minus the group's mean) on that call's tokens."""
     rollout_backend: Literal["local", "vllm"] = "local"

@@ -156,7 +156,8 @@ def start_run(cls: type[C], config: C | None, kwargs: dict[str, Any], resume: bo
 
 def finish_run(run: Run, trainer: Trainer, result: TrainResult, metadata: Callable[[bool], dict[str, Any]], *,
                prepare: Callable[[Any], Any] | None = None, restore_attention: bool = False) -> TrainResult:
-    """Save the trained model once the run has taken its last step, then wait for every process.
+    """Save the trained model once the run has taken its last step (or ended on its time budget,
+    ``max_minutes``), then wait for every process.
 
     ``prepare`` turns the trained model into the one to save (RL drops its value head);
     under FSDP every process gathers the shards, and the main process writes the model,
@@ -164,7 +165,7 @@ def finish_run(run: Run, trainer: Trainer, result: TrainResult, metadata: Callab
     saved model is an adapter). ``restore_attention`` puts back ``sdpa`` where training
     ran on one of agentladder's own attention kernels, so the saved model loads anywhere.
     """
-    if trainer.step >= trainer.total_steps:
+    if trainer.step >= trainer.total_steps or trainer.out_of_time:
         model = unwrap(run.model)
         if prepare is not None:
             model = prepare(model)

@@ -96,7 +96,7 @@ def _options(*command: str) -> list[str]:
 
 
 COMMON = ["--lora", "--full", "--lora-r", "--lora-alpha", "--lora-plus-ratio"]
-LOOP = ["--epochs", "--max-steps", "--batch-size", "--grad-accum", "--lr", "--warmup-ratio", "--precision",
+LOOP = ["--epochs", "--max-steps", "--max-minutes", "--batch-size", "--grad-accum", "--lr", "--warmup-ratio", "--precision",
         "--strategy", "--seed", "--save-every"]
 
 
@@ -111,7 +111,7 @@ def test_option_names_stay_as_they_were():
         "--data", "--out", "--model", "--beta", "--desirable-weight", "--undesirable-weight", "--kl", "--no-kl",
         "--reference", *COMMON, "--max-length", *LOOP, "--resume", "--quiet", "--no-quiet"]
     assert _options("train", "rl") == [
-        "--preset", "--model", "--task", "--data", "--out", "--group-size", "--batch-size", "--max-steps",
+        "--preset", "--model", "--task", "--data", "--out", "--group-size", "--batch-size", "--max-steps", "--max-minutes",
         "--n-prompts", "--max-new-tokens", "--temperature", "--kl-coef", "--lr", "--lora", "--full",
         "--rollout-backend", "--seed", "--save-every", "--agent", "--episode-reward", "--episode-timeout",
         "--episode-max-calls", "--episode-max-tokens", "--failed-episode-reward", "--config", "--tasks",

@@ -348,7 +348,7 @@ def test_a_graph_with_a_loop_is_an_episode(tmp_path, tok):
     trainer = AgentRLTrainer(tiny_model(tokenizer=tok), tok, load_tasks([{"id": "g", "input": {"topic": "pens"}}]),
                              build, lower_share, _config(tmp_path, batch_size=1, group_size=2, train_agents=["draft"]),
                              runtime=Runtime(":memory:"))
-    group = trainer._group(load_tasks([{"id": "g", "input": {"topic": "pens"}}])[0], 0, 1)
+    group = trainer._groups(load_tasks([{"id": "g", "input": {"topic": "pens"}}]), 0, 1)[0]
     for e in group.episodes:
         assert e.status == "ok", e.error
         assert [c.agent for c in e.calls] == ["draft", "draft"]
@@ -378,3 +378,30 @@ def test_concurrent_episodes_are_decoded_together_exactly_and_repeat_with_the_se
                      for _, e in read_episodes(tmp_path / name / "run" / "episodes.jsonl")])
     assert runs[0] == runs[1]
     assert all(len(calls) == 3 for _, _, calls in runs[0])
+
+
+def test_concurrent_groups_decode_every_group_of_a_round_together_exactly_and_repeat(tmp_path, tok):
+    runs = []
+    for name in ("a", "b"):
+        trainer = _trainer(tmp_path / name, tok, concurrent_episodes=True, concurrent_groups=True, max_steps=1)
+        rounds = []
+        original = trainer.rollout.generate
+
+        def counting(prompts, n, params, generator=None, _orig=original, _rounds=rounds):
+            _rounds.append(len(prompts))
+            return _orig(prompts, n, params, generator)
+
+        trainer.rollout.generate = counting
+        groups, _, _ = trainer._episodes(0)
+        assert groups, "the toy reward varies within a group"
+        batch = trainer._episode_batch(groups)
+        recomputed = trainer._no_grad_pass(trainer.model, batch)
+        mask = batch.mask.bool()
+        assert torch.allclose(recomputed[mask], batch.old_logps[mask], atol=1e-5)
+        assert max(rounds) == 8  # both groups' four writers decoded as one batch
+        episodes = [e for _, e in read_episodes(tmp_path / name / "run" / "episodes.jsonl")]
+        tasks = list(dict.fromkeys(e.task_id for e in episodes))  # the step's two tasks, as logged
+        assert len(tasks) == 2
+        assert [(e.task_id, e.index) for e in episodes] == [(t, j) for t in tasks for j in range(4)]
+        runs.append([(e.task_id, e.index, [c.token_ids for c in e.calls]) for e in episodes])
+    assert runs[0] == runs[1]

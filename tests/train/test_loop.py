@@ -185,3 +185,26 @@ def test_lora_at_bf16_holds_the_frozen_base_in_bf16_and_trains_fp32_weights(tmp_
     assert all(math.isfinite(r["loss"]) for r in result.history)
     model, _ = load_model(str(out))  # the saved model loads in fp32 as usual
     assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
+def test_a_wall_clock_budget_ends_the_run_after_the_step_that_passes_it_with_a_checkpoint(tok, tmp_path, monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: now[0])
+
+    def budgeted(name, minutes):
+        trainer = _trainer(tok, tmp_path / name, max_minutes=minutes)
+        step = trainer.train_step
+
+        def slow(i):  # every step takes 50 s of the fake clock
+            now[0] += 50.0
+            return step(i)
+
+        trainer.train_step = slow
+        return trainer, trainer.run()
+
+    trainer, result = budgeted("a", 2.5)  # 150 s: the third step ends on it (a checkpoint step)
+    assert trainer.step == result.steps == 3 < trainer.total_steps == 8
+    assert [s for s, _ in list_checkpoints(tmp_path / "a" / "checkpoints")] == [3]
+    trainer, result = budgeted("b", 3.5)  # 210 s: the fifth step ends past it, between checkpoints
+    assert result.steps == 5 and len(result.history) == 5
+    assert [s for s, _ in list_checkpoints(tmp_path / "b" / "checkpoints")] == [3, 5]

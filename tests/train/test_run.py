@@ -69,3 +69,24 @@ def test_an_adapter_on_a_fully_tuned_run_stands_on_that_run(tmp_path, rows_file)
     lora, _ = load_model(str(tmp_path / "lora"))
     name = "model.embed_tokens.weight"  # LoRA leaves the embeddings as the full run trained them
     assert torch.equal(full.state_dict()[name], lora.get_base_model().state_dict()[name])
+
+
+def test_a_run_that_ends_on_its_time_budget_saves_its_model_and_says_how_many_steps(tmp_path, rows_file, monkeypatch):
+    from agentladder.train import loop
+
+    now = [0.0]
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: now[0])
+    step = loop.Trainer.train_step
+
+    def slow(self, i):  # every step takes a minute of the fake clock
+        now[0] += 60.0
+        return step(self, i)
+
+    monkeypatch.setattr(loop.Trainer, "train_step", slow)
+    out = tmp_path / "budget"
+    sft(model="tiny", data=str(rows_file), out_dir=str(out), lora=True, max_steps=50, max_minutes=2.5, save_every=10,
+        progress=False, tensorboard=False)
+    meta = json.loads((out / "agentladder.json").read_text())
+    assert meta["steps"] == 3  # past 2.5 minutes after the third step, not 50
+    assert (out / "adapter_model.safetensors").exists()
+    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]

@@ -356,52 +356,43 @@ def test_a_graph_with_a_loop_is_an_episode(tmp_path, tok):
         assert "again: more detail" not in tok.decode(e.calls[0].prompt_ids)
 
 
+def _concurrent_step(tmp_path, tok, **kw):
+    """One step's episodes with concurrent decoding: the sizes of the batches decoded, and the episodes logged.
+
+    Every sampled id is checked against the training forward on the way (log-probs to 1e-5)."""
+    trainer = _trainer(tmp_path, tok, concurrent_episodes=True, max_steps=1, **kw)
+    sizes = []
+    original = trainer.rollout.generate
+
+    def counting(prompts, n, params, generator=None):
+        sizes.append(len(prompts))
+        return original(prompts, n, params, generator)
+
+    trainer.rollout.generate = counting
+    groups, _, _ = trainer._episodes(0)
+    assert groups, "the toy reward varies within a group"
+    batch = trainer._episode_batch(groups)
+    recomputed = trainer._no_grad_pass(trainer.model, batch)
+    mask = batch.mask.bool()
+    assert torch.allclose(recomputed[mask], batch.old_logps[mask], atol=1e-5)
+    return sizes, [e for _, e in read_episodes(tmp_path / "run" / "episodes.jsonl")]
+
+
+def _calls(episodes):
+    return [(e.task_id, e.index, [c.token_ids for c in e.calls]) for e in episodes]
+
+
 def test_concurrent_episodes_are_decoded_together_exactly_and_repeat_with_the_seed(tmp_path, tok):
-    runs = []
-    for name in ("a", "b"):
-        trainer = _trainer(tmp_path / name, tok, concurrent_episodes=True, max_steps=1)
-        rounds = []
-        original = trainer.rollout.generate
-
-        def counting(prompts, n, params, generator=None, _orig=original, _rounds=rounds):
-            _rounds.append(len(prompts))
-            return _orig(prompts, n, params, generator)
-
-        trainer.rollout.generate = counting
-        groups, _, _ = trainer._episodes(0)
-        batch = trainer._episode_batch(groups)
-        recomputed = trainer._no_grad_pass(trainer.model, batch)
-        mask = batch.mask.bool()
-        assert torch.allclose(recomputed[mask], batch.old_logps[mask], atol=1e-5)
-        assert max(rounds) == 4  # the group's four writers (and then critics) decoded as one batch
-        runs.append([(e.task_id, e.index, [c.token_ids for c in e.calls])
-                     for _, e in read_episodes(tmp_path / name / "run" / "episodes.jsonl")])
-    assert runs[0] == runs[1]
-    assert all(len(calls) == 3 for _, _, calls in runs[0])
+    (sizes, first), (_, again) = (_concurrent_step(tmp_path / name, tok) for name in "ab")
+    assert max(sizes) == 4  # the group's four writers (and then critics) decoded as one batch
+    assert _calls(first) == _calls(again)
+    assert all(len(calls) == 3 for _, _, calls in _calls(first))
 
 
 def test_concurrent_groups_decode_every_group_of_a_round_together_exactly_and_repeat(tmp_path, tok):
-    runs = []
-    for name in ("a", "b"):
-        trainer = _trainer(tmp_path / name, tok, concurrent_episodes=True, concurrent_groups=True, max_steps=1)
-        rounds = []
-        original = trainer.rollout.generate
-
-        def counting(prompts, n, params, generator=None, _orig=original, _rounds=rounds):
-            _rounds.append(len(prompts))
-            return _orig(prompts, n, params, generator)
-
-        trainer.rollout.generate = counting
-        groups, _, _ = trainer._episodes(0)
-        assert groups, "the toy reward varies within a group"
-        batch = trainer._episode_batch(groups)
-        recomputed = trainer._no_grad_pass(trainer.model, batch)
-        mask = batch.mask.bool()
-        assert torch.allclose(recomputed[mask], batch.old_logps[mask], atol=1e-5)
-        assert max(rounds) == 8  # both groups' four writers decoded as one batch
-        episodes = [e for _, e in read_episodes(tmp_path / name / "run" / "episodes.jsonl")]
-        tasks = list(dict.fromkeys(e.task_id for e in episodes))  # the step's two tasks, as logged
-        assert len(tasks) == 2
-        assert [(e.task_id, e.index) for e in episodes] == [(t, j) for t in tasks for j in range(4)]
-        runs.append([(e.task_id, e.index, [c.token_ids for c in e.calls]) for e in episodes])
-    assert runs[0] == runs[1]
+    (sizes, first), (_, again) = (_concurrent_step(tmp_path / name, tok, concurrent_groups=True) for name in "ab")
+    assert max(sizes) == 8  # both groups' four writers decoded as one batch
+    tasks = list(dict.fromkeys(e.task_id for e in first))  # the step's two tasks, as logged
+    assert len(tasks) == 2
+    assert [(e.task_id, e.index) for e in first] == [(t, j) for t in tasks for j in range(4)]
+    assert _calls(first) == _calls(again)

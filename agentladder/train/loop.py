@@ -245,7 +245,12 @@ class Trainer:
         )
         self.step = 0
         self.out_of_time = False
-        """Whether the last :meth:`run` ended on ``max_minutes`` (the run is over: its model is saved)."""
+        """Whether the last :meth:`run` ended on ``max_minutes`` before its last step."""
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run is over: its last step taken, or its time budget spent (its model is then saved)."""
+        return self.step >= self.total_steps or self.out_of_time
 
     # -- data ---------------------------------------------------------------------
     def micro_batches(self, step: int) -> list[list[Any]]:

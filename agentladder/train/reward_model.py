@@ -230,7 +230,7 @@ def train_reward_model(config: RewardConfig | None = None, /, *, resume: bool = 
                       description="reward model")
     result = trainer.run(resume=resume)
     validation = None
-    if (trainer.step >= trainer.total_steps or trainer.out_of_time) and world.is_main:
+    if trainer.finished and world.is_main:
         rm.net = unwrap(trainer.model)
         sample = random.Random(f"reward-norm:{config.seed}").sample(train_rows, min(config.normalisation_rows, len(train_rows)))
         answers = [r.chosen if isinstance(r, PreferencePair) else r.completion for r in sample]

@@ -165,7 +165,7 @@ def finish_run(run: Run, trainer: Trainer, result: TrainResult, metadata: Callab
     saved model is an adapter). ``restore_attention`` puts back ``sdpa`` where training
     ran on one of agentladder's own attention kernels, so the saved model loads anywhere.
     """
-    if trainer.step >= trainer.total_steps or trainer.out_of_time:
+    if trainer.finished:
         model = unwrap(run.model)
         if prepare is not None:
             model = prepare(model)

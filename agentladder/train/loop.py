@@ -361,6 +361,7 @@ class Trainer:
         bar.start(done=self.step)
         t_last = time.perf_counter()
         deadline = None if cfg.max_minutes is None else t_last + 60.0 * cfg.max_minutes
+        self.out_of_time = False  # this call's budget alone decides
         try:
             while self.step < self.total_steps:
                 if stop_after is not None and self.step - start >= stop_after:

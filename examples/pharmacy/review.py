@@ -18,7 +18,7 @@ pays a little for each tool call that names a real tool with arguments that vali
 
 Write the task files with ``python examples/pharmacy/review.py --split train --n 200 --out orders-train.jsonl``
 (``train`` / ``validation`` / ``test`` draw disjoint seeds; ``--balance``: a third each of safe, dose-only
-and interaction orders). The formulary limits are illustrative
+and interaction orders; ``--mix safe=2,dose=1,interaction=1``: the shares you give). The formulary limits are illustrative
 for a synthetic benchmark, not clinical guidance.
 """
 
@@ -170,21 +170,46 @@ def order_kind(order: dict[str, Any]) -> str:
     return "interaction" if "interaction" in reasons else "dose" if reasons else "safe"
 
 
-def balanced_orders(n: int, seed: int) -> list[dict[str, Any]]:
-    """``n`` orders of the split, a third of each kind (:func:`order_kind`), in the order they were drawn.
+KINDS = ("safe", "dose", "interaction")
+
+
+def parse_mix(text: str) -> dict[str, int]:
+    """``"safe=2,dose=1,interaction=1"`` -> ``{"safe": 2, "dose": 1, "interaction": 1}`` (kinds left out get 0)."""
+    mix = dict.fromkeys(KINDS, 0)
+    for part in text.split(","):
+        kind, sep, weight = part.strip().partition("=")
+        if kind not in mix or not sep or not weight.strip().isdigit():
+            raise ValueError(f"--mix: {part.strip()!r} is not KIND=WEIGHT with KIND one of {', '.join(KINDS)} "
+                             "and WEIGHT a whole number")
+        mix[kind] = int(weight)
+    if not any(mix.values()):
+        raise ValueError("--mix: every weight is 0")
+    return mix
+
+
+def mixed_orders(n: int, seed: int, mix: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """``n`` orders of the split in the shares ``mix`` gives each kind (:func:`order_kind`; equal shares
+    by default), in the order they were drawn.
 
     On the generator's own mix a dose-only order is rarer than one in five, and an RL run of a
     few dozen tasks sees only a handful: too few to learn the one feature (the dose check's
-    ``over_limit``) that tells it from a safe order."""
-    kinds = ("safe", "dose", "interaction")
-    quota = {k: n // 3 + (i < n % 3) for i, k in enumerate(kinds)}
+    ``over_limit``) that tells it from a safe order. Equal shares fix that but pay a reviewer that
+    flags everything (2/3) more than one that approves every dose-only order (1/3), and on
+    four tasks a step that is where RL goes; two safe orders to each dose-only one
+    (``safe=2,dose=1,...``) pays both the same, so only telling them apart earns more."""
+    mix = mix or dict.fromkeys(KINDS, 1)
+    total = sum(mix.values())
+    shares = {k: n * mix.get(k, 0) / total for k in KINDS}
+    quota = {k: int(shares[k]) for k in KINDS}
+    for k in sorted(KINDS, key=lambda k: shares[k] - quota[k], reverse=True)[:n - sum(quota.values())]:
+        quota[k] += 1  # the largest remainders take what rounding down left
     draw = max(4 * n, 50)
     while True:
         pool = make_orders(draw, seed)
         if all(sum(order_kind(o) == k for o in pool) >= q for k, q in quota.items()):
             break
         draw *= 2
-    picked, taken = [], dict.fromkeys(kinds, 0)
+    picked, taken = [], dict.fromkeys(KINDS, 0)
     for order in pool:
         kind = order_kind(order)
         if taken[kind] < quota[kind]:
@@ -193,8 +218,10 @@ def balanced_orders(n: int, seed: int) -> list[dict[str, Any]]:
     return picked
 
 
-def write_orders(split: str, n: int, out: str | Path, *, balance: bool = False) -> Path:
-    rows = balanced_orders(n, SPLIT_SEEDS[split]) if balance else make_orders(n, SPLIT_SEEDS[split])
+def write_orders(split: str, n: int, out: str | Path, *, balance: bool = False,
+                 mix: dict[str, int] | None = None) -> Path:
+    """The split's orders as task rows: the generator's own mix, equal shares (``balance``) or ``mix``."""
+    rows = mixed_orders(n, SPLIT_SEEDS[split], mix) if balance or mix else make_orders(n, SPLIT_SEEDS[split])
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -208,8 +235,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--balance", action="store_true",
                     help="a third each of safe orders, orders dangerous by dose alone, and orders with an interaction")
+    ap.add_argument("--mix", metavar="KIND=W,...",
+                    help="the share of each kind, e.g. safe=2,dose=1,interaction=1 (kinds: safe, dose, interaction)")
     args = ap.parse_args(argv)
-    print(write_orders(args.split, args.n, args.out, balance=args.balance))
+    try:
+        mix = parse_mix(args.mix) if args.mix else None
+    except ValueError as err:
+        ap.error(str(err))
+    print(write_orders(args.split, args.n, args.out, balance=args.balance, mix=mix))
 
 
 if __name__ == "__main__":

@@ -58,6 +58,24 @@ def test_balanced_task_files_hold_a_third_of_each_kind_of_order_from_the_split(r
     assert review.order_kind(_order("approve", [])) == "safe"
 
 
+def test_task_files_take_the_shares_a_mix_gives_each_kind_and_name_a_bad_mix(review, tmp_path):
+    review, _ = review
+    from collections import Counter
+
+    mix = review.parse_mix("safe=2, dose=1,interaction=1")
+    assert mix == {"safe": 2, "dose": 1, "interaction": 1}
+    path = review.write_orders("train", 10, tmp_path / "orders.jsonl", mix=mix)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert Counter(review.order_kind(r) for r in rows) == {"safe": 5, "dose": 3, "interaction": 2}  # 5, 2.5, 2.5
+    assert review.parse_mix("safe=1,dose=1") == {"safe": 1, "dose": 1, "interaction": 0}
+    only = review.mixed_orders(6, review.SPLIT_SEEDS["train"], review.parse_mix("safe=1,dose=1"))
+    assert Counter(review.order_kind(r) for r in only) == {"safe": 3, "dose": 3}
+    for bad, says in (("safe=2,risky=1", "'risky=1' is not KIND=WEIGHT"), ("safe", "'safe' is not KIND=WEIGHT"),
+                      ("dose=-1", "'dose=-1'"), ("safe=0,dose=0", "every weight is 0")):
+        with pytest.raises(ValueError, match=says):
+            review.parse_mix(bad)
+
+
 def test_decision_odds_read_each_models_belief_at_the_recorded_decision_point(review, tmp_path):
     review, _ = review
     sys.path.insert(0, str(EXAMPLE))
@@ -101,6 +119,40 @@ def test_decision_odds_read_each_models_belief_at_the_recorded_decision_point(re
     orders_file.write_text("not json\n")
     with pytest.raises(SystemExit, match="orders.jsonl:1"):
         decision_odds.main(["--episodes", str(log), "--orders", str(orders_file), "--model", "tiny"])
+
+
+def test_decisions_by_step_count_each_steps_sampled_decisions_by_kind_of_order(review, tmp_path, capsys):
+    review, _ = review
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        import decisions_by_step
+    finally:
+        sys.path.remove(str(EXAMPLE))
+    orders = {"a": _order("flag", ["dose"]), "b": _order("approve", []), "c": _order("flag", ["interaction"])}
+    for key, order in orders.items():
+        order["id"] = key
+
+    def row(step, task, output):
+        return {"step": step, "round": 1, "group": 0, "kept": True,
+                "episode": Episode(task, 0, 0, output=output).to_json()}
+
+    log = tmp_path / "episodes.jsonl"
+    rows = [row(1, "a", {"decision": "approve"}), row(1, "a", {"decision": "flag"}), row(1, "a", None),
+            row(1, "b", {"decision": "approve"}), row(2, "b", {"decision": "flag"}), row(2, "c", {"decision": "odd"}),
+            row(2, "zz", {"decision": "flag"})]
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    steps = decisions_by_step.decisions_by_step(log, orders)
+    assert steps == {1: {"dose": {"approve": 1, "flag": 1, "none": 1}, "safe": {"approve": 1}},
+                     2: {"safe": {"flag": 1}, "interaction": {"none": 1}}}
+
+    orders_file = tmp_path / "orders.jsonl"
+    orders_file.write_text("".join(json.dumps(o) + "\n" for o in orders.values()))
+    decisions_by_step.main(["--episodes", str(log), "--orders", str(orders_file)])
+    out = capsys.readouterr().out
+    assert "1 / 1 / 0 / 1" in out and "0 / 1 / 0 / 0" in out and "0 / 0 / 0 / 1" in out
+    log.write_text(json.dumps(rows[0]) + "\n{cut")
+    with pytest.raises(SystemExit, match="episodes.jsonl:2"):
+        decisions_by_step.main(["--episodes", str(log), "--orders", str(orders_file)])
 
 
 def _scripted_reviewer(orders):

@@ -25,11 +25,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from review import order_kind  # noqa: E402
+from review import order_kind, orders_by_id  # noqa: E402
 
 from agentladder.errors import DataError  # noqa: E402
 from agentladder.models.loading import load_model, load_tokenizer  # noqa: E402
-from agentladder.train.agent_episodes import load_tasks, read_episodes  # noqa: E402
+from agentladder.train.agent_episodes import read_episodes  # noqa: E402
 
 DECISIONS = ("approve", "flag", "escalate")
 MARK = '"decision": "'
@@ -78,9 +78,9 @@ def main(argv: list[str] | None = None) -> None:
     from rich.console import Console
     from rich.table import Column, Table
 
-    try:  # the reader the RL run used on the same file, so the ids are the episodes' task ids
-        orders = {task.id: task.row for task in load_tasks(args.orders)}
-    except DataError as err:
+    try:
+        orders = orders_by_id(args.orders)
+    except (DataError, OSError) as err:
         raise SystemExit(str(err)) from err
     tokenizer = load_tokenizer(args.model[0])
     prompts = decision_prompts(args.episodes, orders, tokenizer)

@@ -19,10 +19,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from review import KINDS, order_kind  # noqa: E402
+from review import KINDS, episode_decision, order_kind, orders_by_id  # noqa: E402
 
 from agentladder.errors import DataError  # noqa: E402
-from agentladder.train.agent_episodes import load_tasks, read_episodes  # noqa: E402
+from agentladder.train.agent_episodes import read_episodes  # noqa: E402
 
 DECISIONS = ("approve", "flag", "escalate", "none")
 
@@ -34,8 +34,7 @@ def decisions_by_step(episodes: str | Path, orders: dict[str, dict[str, Any]]) -
         order = orders.get(episode.task_id)
         if order is None:
             continue
-        output = episode.output
-        decision = output.get("decision") if isinstance(output, dict) else None
+        decision = episode_decision(episode)
         decision = decision if decision in DECISIONS else "none"
         out.setdefault(int(where.get("step", 0)), {}).setdefault(order_kind(order), Counter())[decision] += 1
     return out
@@ -50,8 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    try:  # the reader the RL run used on the same file, so the ids are the episodes' task ids
-        orders = {task.id: task.row for task in load_tasks(args.orders)}
+    try:
+        orders = orders_by_id(args.orders)
         steps = decisions_by_step(args.episodes, orders)
     except (DataError, OSError) as err:
         raise SystemExit(str(err)) from err

@@ -41,6 +41,7 @@ from agentladder.agents import Agent, ToolArgumentError, Workflow  # noqa: E402
 from agentladder.data.schema import ToolCall  # noqa: E402
 from agentladder.models.providers import ScriptedProvider  # noqa: E402
 from agentladder.tasks.medication.task import Directions  # noqa: E402
+from agentladder.train.agent_episodes import load_tasks  # noqa: E402
 
 SPLIT_SEEDS = {"train": 100, "validation": 200, "test": 300}
 """Order seeds per split (the orders of one split never appear in another)."""
@@ -87,6 +88,11 @@ def expected_decision(order: dict[str, Any]) -> str:
     return order["expected"]["decision"]
 
 
+def orders_by_id(path: str | Path) -> dict[str, dict[str, Any]]:
+    """A task file's orders by task id, read as agent RL reads it (so the ids are its episodes' task ids)."""
+    return {task.id: task.row for task in load_tasks(path)}
+
+
 def dangerous(order: dict[str, Any]) -> bool:
     """An order whose approval would harm: a dose over the limit or an interaction to flag."""
     return bool(order["expected"]["reasons"])
@@ -103,11 +109,15 @@ def decision_reward(order: dict[str, Any], decision: str | None) -> float:
     return 0.0
 
 
-def episode_reward(order: dict[str, Any], episode: Any) -> float:
-    """Agent RL's reward: the decision the run ended with (the workflow's output is the review step's)."""
+def episode_decision(episode: Any) -> str | None:
+    """The decision a run ended with (the workflow's output is the review step's), or None."""
     output = episode.output
-    decision = output.get("decision") if isinstance(output, dict) else None
-    return decision_reward(order, decision)
+    return output.get("decision") if isinstance(output, dict) else None
+
+
+def episode_reward(order: dict[str, Any], episode: Any) -> float:
+    """Agent RL's reward: the graded decision the run ended with."""
+    return decision_reward(order, episode_decision(episode))
 
 
 def valid_tool_calls(calls: list[Any]) -> tuple[int, int]:

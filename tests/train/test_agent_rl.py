@@ -383,15 +383,16 @@ def _calls(episodes):
 
 
 def test_concurrent_episodes_are_decoded_together_exactly_and_repeat_with_the_seed(tmp_path, tok):
-    (sizes, first), (_, again) = (_concurrent_step(tmp_path / name, tok) for name in "ab")
-    assert max(sizes) == 4  # the group's four writers (and then critics) decoded as one batch
+    (sizes, first), (sizes_again, again) = (_concurrent_step(tmp_path / name, tok) for name in "ab")
+    assert max(sizes) == max(sizes_again) == 4  # the group's four writers (and then critics) decoded as one batch
     assert _calls(first) == _calls(again)
     assert all(len(calls) == 3 for _, _, calls in _calls(first))
 
 
 def test_concurrent_groups_decode_every_group_of_a_round_together_exactly_and_repeat(tmp_path, tok):
-    (sizes, first), (_, again) = (_concurrent_step(tmp_path / name, tok, concurrent_groups=True) for name in "ab")
-    assert max(sizes) == 8  # both groups' four writers decoded as one batch
+    (sizes, first), (sizes_again, again) = (_concurrent_step(tmp_path / name, tok, concurrent_groups=True)
+                                            for name in "ab")
+    assert max(sizes) == max(sizes_again) == 8  # both groups' four writers decoded as one batch
     tasks = list(dict.fromkeys(e.task_id for e in first))  # the step's two tasks, as logged
     assert len(tasks) == 2
     assert [(e.task_id, e.index) for e in first] == [(t, j) for t in tasks for j in range(4)]

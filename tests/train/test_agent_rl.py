@@ -13,7 +13,12 @@ from agentladder.agents.export import export_traces
 from agentladder.data.schema import ToolCall
 from agentladder.models.engine import SamplingParams
 from agentladder.models.providers import ScriptedProvider
-from agentladder.models.providers.policy import EpisodeRecorder, PolicyProvider, recording
+from agentladder.models.providers.policy import (
+    EpisodeRecorder,
+    PolicyProvider,
+    recording,
+    sample_each,
+)
 from agentladder.models.rollout import LocalRollout
 from agentladder.models.tiny import tiny_model
 from agentladder.train import rl
@@ -233,6 +238,35 @@ def test_policy_outside_an_episode_and_budget_in_tokens(tok):
         add_special_tokens=False)["input_ids"][-3:]
 
 
+def test_identical_calls_of_a_round_are_prefilled_once_and_sampled_as_one_group(tok):
+    """A round's calls with the same prompt ids go to the rollout as one prompt with n copies (one prefill);
+    each call gets its own sequence of that group, in order, exactly as the rollout sampled it."""
+    rollout = LocalRollout(tiny_model(tokenizer=tok), tok)
+    a, b, c = ([5, 6, 7, 8], [5, 6, 9], [11, 12, 13, 14, 15])
+    prompts = [a, b, a, c, a, b]
+    params = SamplingParams(max_new_tokens=6)
+    asked = []
+    original = rollout.generate
+
+    def counting(ps, n, p, generator=None):
+        asked.append(([list(x) for x in ps], n))
+        return original(ps, n, p, generator)
+
+    rollout.generate = counting
+    got = sample_each(rollout, prompts, params, torch.Generator().manual_seed(3))
+    assert asked == [([a], 3), ([b], 2), ([c], 1)]  # one call per multiplicity, one prompt per distinct call
+    rollout.generate = original
+    replay = torch.Generator().manual_seed(3)
+    (ga,), (gb,), (gc,) = (original([ps[0]], n, params, replay) for ps, n in asked)
+    assert [x.token_ids for x in got] == [y.token_ids for y in (ga[0], gb[0], ga[1], gc[0], ga[2], gb[1])]
+    assert [x.logprobs for x in got] == [y.logprobs for y in (ga[0], gb[0], ga[1], gc[0], ga[2], gb[1])]
+    assert len({tuple(x.token_ids) for x in (got[0], got[2], got[4])}) > 1  # three samples, not one copied
+    asked.clear()
+    rollout.generate = counting
+    sample_each(rollout, [a, b, c], params)
+    assert asked == [([a, b, c], 1)]  # all distinct: the one call it always was
+
+
 def test_the_entry_point_trains_and_writes_the_run(tmp_path, tok):
     result = rl(agent=build_team, tasks=TASKS, reward=lower_share, preset="dapo", model="tiny", group_size=4,
                 batch_size=2, max_new_tokens=8, max_steps=2, learning_rate=3e-3, out_dir=str(tmp_path / "r"),
@@ -365,7 +399,7 @@ def _concurrent_step(tmp_path, tok, **kw):
     original = trainer.rollout.generate
 
     def counting(prompts, n, params, generator=None):
-        sizes.append(len(prompts))
+        sizes.append(len(prompts) * n)  # sequences decoded (identical prompts come as one with n copies)
         return original(prompts, n, params, generator)
 
     trainer.rollout.generate = counting

@@ -219,7 +219,9 @@ class CallBatcher:
     Waiting for all of them (rather than for a moment) makes the batches a function of the episodes' logic,
     not of timing, so a seeded run samples the same tokens again. Calls with different settings (token budgets
     left) go as separate batches of the same round; round ``k`` samples with a generator seeded from ``(seed, k)``.
-    A batch that fails fails every call waiting in it, never leaves one waiting.
+    Calls of a round with the same prompt ids (a group's episodes on their first call, and on later calls
+    while their replies agree) are prefilled once and sampled as that many sequences
+    (:func:`sample_each`). A batch that fails fails every call waiting in it, never leaves one waiting.
     """
 
     def __init__(self, rollout: Any, seed: int, device: torch.device | str = "cpu"):
@@ -258,13 +260,37 @@ class CallBatcher:
             by_params.setdefault(repr(params), (params, []))[1].append((ids, future))
         for params, items in by_params.values():
             try:
-                out = self.rollout.generate([ids for ids, _ in items], 1, params, generator)
+                out = sample_each(self.rollout, [ids for ids, _ in items], params, generator)
             except Exception as err:  # every waiting episode sees the failure as its own
                 for _, future in items:
                     future.set_exception(err)
                 continue
-            for (_, future), group in zip(items, out, strict=True):
-                future.set_result(group[0])
+            for (_, future), completion in zip(items, out, strict=True):
+                future.set_result(completion)
+
+
+def sample_each(rollout: Any, prompts: Sequence[Sequence[int]], params: SamplingParams,
+                generator: torch.Generator | None = None) -> list[Any]:
+    """One sampled completion for each prompt, in order; a prompt that comes ``k`` times is prefilled once.
+
+    Identical prompts become one prompt with ``n = k`` (the rollout's groups: one prefill, its keys and
+    values repeated for each sequence), and prompts that come equally often go in one call, so a round
+    with every prompt distinct is the one call it always was. Which completion goes to which copy is
+    fixed by their order, so a seeded round samples the same tokens again.
+    """
+    rows: dict[tuple[int, ...], list[int]] = {}
+    for i, ids in enumerate(prompts):
+        rows.setdefault(tuple(ids), []).append(i)
+    by_count: dict[int, list[tuple[int, ...]]] = {}
+    for key, where in rows.items():
+        by_count.setdefault(len(where), []).append(key)
+    out: list[Any] = [None] * len(prompts)
+    for n, keys in by_count.items():
+        done = rollout.generate([list(k) for k in keys], n, params, generator)
+        for key, group in zip(keys, done, strict=True):
+            for i, completion in zip(rows[key], group, strict=True):
+                out[i] = completion
+    return out
 
 
 def _caller() -> str | None:
@@ -274,4 +300,5 @@ def _caller() -> str | None:
     return str(name) if name else None
 
 
-__all__ = ["CallBatcher", "EpisodeBudgetExceeded", "EpisodeRecorder", "ModelCall", "PolicyProvider", "recording"]
+__all__ = ["CallBatcher", "EpisodeBudgetExceeded", "EpisodeRecorder", "ModelCall", "PolicyProvider", "recording",
+           "sample_each"]

@@ -41,6 +41,14 @@ from pathlib import Path
 
 import torch
 
+from agentladder.data.schema import Message
+from agentladder.models.engine import SamplingParams
+from agentladder.models.loading import load_model
+from agentladder.models.providers.local import chat_prompt_ids
+from agentladder.models.providers.policy import sample_each
+from agentladder.models.rollout import LocalRollout
+from agentladder.tasks.medication.task import Directions
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -67,10 +75,6 @@ def first_call_rounds(tokenizer, orders: int, group: int) -> list[tuple[str, lis
     from pharmacy import pick_tools
     from review import REVIEW_PROMPT, SPLIT_SEEDS, mixed_orders
 
-    from agentladder.data.schema import Message
-    from agentladder.models.providers.local import chat_prompt_ids
-    from agentladder.tasks.medication.task import Directions
-
     tools = [t.to_openai() for t in pick_tools(None).values()]
     prompts = []
     for order in mixed_orders(orders, SPLIT_SEEDS["train"], {"safe": 2, "dose": 1, "interaction": 1}):
@@ -95,11 +99,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch threads [default: torch's]")
     args = parser.parse_args(argv)
-
-    from agentladder.models.engine import SamplingParams
-    from agentladder.models.loading import load_model
-    from agentladder.models.providers.policy import sample_each
-    from agentladder.models.rollout import LocalRollout
 
     if args.threads:
         torch.set_num_threads(args.threads)

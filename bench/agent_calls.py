@@ -73,14 +73,13 @@ def first_call_rounds(tokenizer, orders: int, group: int) -> list[tuple[str, lis
     """The pharmacy reviewer's first call for ``orders`` train orders of the 2:1:1 mix, ``group`` times each."""
     sys.path.insert(0, str(ROOT / "examples" / "pharmacy"))
     from pharmacy import pick_tools
-    from review import REVIEW_PROMPT, SPLIT_SEEDS, mixed_orders
+    from review import REVIEW_PROMPT, SPLIT_SEEDS, mixed_orders, review_request
 
     tools = [t.to_openai() for t in pick_tools(None).values()]
     prompts = []
     for order in mixed_orders(orders, SPLIT_SEEDS["train"], {"safe": 2, "dose": 1, "interaction": 1}):
-        parsed = Directions.model_validate(order["target"]).model_dump(mode="json")
-        request = json.dumps({"prescription": parsed,
-                              "current_medications": order["patient"]["current_medications"]})
+        request = review_request(Directions.model_validate(order["target"]),
+                                 order["patient"]["current_medications"])
         ids = chat_prompt_ids(tokenizer, [Message(role="system", content=REVIEW_PROMPT),
                                           Message(role="user", content=request)], tools)
         prompts += [ids] * group

@@ -65,6 +65,11 @@ def make_review_agent(model: Any, *, max_new_tokens: int = 96, max_turns: int = 
                  max_retries=1)
 
 
+def review_request(parsed: Directions, medications: list[str]) -> str:
+    """What the reviewer is asked: the parsed prescription and the patient's current medications, as JSON."""
+    return json.dumps({"prescription": parsed.model_dump(mode="json"), "current_medications": medications})
+
+
 def build_review(policy: Any, *, parser: str | None = None, max_new_tokens: int = 96) -> Workflow:
     """Parse (fixed) then review (``policy``); ``parser``: a model spec, or ``oracle`` (the order's parse)."""
     spec = parser or os.environ.get("PHARMACY_PARSER", "oracle")
@@ -77,9 +82,7 @@ def build_review(policy: Any, *, parser: str | None = None, max_new_tokens: int 
         return (await parse_agent.arun(Order.model_validate(order).prescription)).output
 
     async def review(parsed: Directions, ctx) -> Decision:
-        meds = ctx.input["patient"]["current_medications"]
-        request = json.dumps({"prescription": parsed.model_dump(mode="json"), "current_medications": meds})
-        return (await reviewer.arun(request)).output
+        return (await reviewer.arun(review_request(parsed, ctx.input["patient"]["current_medications"]))).output
 
     return Workflow("order-review-rl").step("parse", parse).step("review", review, after="parse")
 

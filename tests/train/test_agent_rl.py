@@ -238,6 +238,18 @@ def test_policy_outside_an_episode_and_budget_in_tokens(tok):
         add_special_tokens=False)["input_ids"][-3:]
 
 
+def _recording_generate(rollout):
+    """Record ``rollout.generate``'s calls as ``(prompts, n)`` in the list returned, with the unwrapped method."""
+    asked, original = [], rollout.generate
+
+    def recording_generate(prompts, n, params, generator=None):
+        asked.append(([list(p) for p in prompts], n))
+        return original(prompts, n, params, generator)
+
+    rollout.generate = recording_generate
+    return asked, original
+
+
 def test_identical_calls_of_a_round_are_prefilled_once_and_sampled_as_one_group(tok):
     """A round's calls with the same prompt ids go to the rollout as one prompt with n copies (one prefill);
     each call gets its own sequence of that group, in order, exactly as the rollout sampled it."""
@@ -245,24 +257,15 @@ def test_identical_calls_of_a_round_are_prefilled_once_and_sampled_as_one_group(
     a, b, c = ([5, 6, 7, 8], [5, 6, 9], [11, 12, 13, 14, 15])
     prompts = [a, b, a, c, a, b]
     params = SamplingParams(max_new_tokens=6)
-    asked = []
-    original = rollout.generate
-
-    def counting(ps, n, p, generator=None):
-        asked.append(([list(x) for x in ps], n))
-        return original(ps, n, p, generator)
-
-    rollout.generate = counting
+    asked, original = _recording_generate(rollout)
     got = sample_each(rollout, prompts, params, torch.Generator().manual_seed(3))
     assert asked == [([a], 3), ([b], 2), ([c], 1)]  # one call per multiplicity, one prompt per distinct call
-    rollout.generate = original
     replay = torch.Generator().manual_seed(3)
     (ga,), (gb,), (gc,) = (original([ps[0]], n, params, replay) for ps, n in asked)
     assert [x.token_ids for x in got] == [y.token_ids for y in (ga[0], gb[0], ga[1], gc[0], ga[2], gb[1])]
     assert [x.logprobs for x in got] == [y.logprobs for y in (ga[0], gb[0], ga[1], gc[0], ga[2], gb[1])]
     assert len({tuple(x.token_ids) for x in (got[0], got[2], got[4])}) > 1  # three samples, not one copied
     asked.clear()
-    rollout.generate = counting
     sample_each(rollout, [a, b, c], params)
     assert asked == [([a, b, c], 1)]  # all distinct: the one call it always was
 
@@ -395,20 +398,14 @@ def _concurrent_step(tmp_path, tok, **kw):
 
     Every sampled id is checked against the training forward on the way (log-probs to 1e-5)."""
     trainer = _trainer(tmp_path, tok, concurrent_episodes=True, max_steps=1, **kw)
-    sizes = []
-    original = trainer.rollout.generate
-
-    def counting(prompts, n, params, generator=None):
-        sizes.append(len(prompts) * n)  # sequences decoded (identical prompts come as one with n copies)
-        return original(prompts, n, params, generator)
-
-    trainer.rollout.generate = counting
+    asked, _ = _recording_generate(trainer.rollout)
     groups, _, _ = trainer._episodes(0)
     assert groups, "the toy reward varies within a group"
     batch = trainer._episode_batch(groups)
     recomputed = trainer._no_grad_pass(trainer.model, batch)
     mask = batch.mask.bool()
     assert torch.allclose(recomputed[mask], batch.old_logps[mask], atol=1e-5)
+    sizes = [len(prompts) * n for prompts, n in asked]  # sequences decoded (identical prompts come as one, n copies)
     return sizes, [e for _, e in read_episodes(tmp_path / "run" / "episodes.jsonl")]
 
 

@@ -202,22 +202,28 @@ class Engine:
             return prompt_ids(self.tokenizer, prompt)  # type: ignore[arg-type]
         return [int(t) for t in prompt]  # type: ignore[arg-type]
 
-    def generate(self, prompts: Sequence[Prompt], params: SamplingParams | None = None, *, n: int = 1,
-                 adapters: Sequence[str | None] | None = None, generator: torch.Generator | None = None,
-                 on_token: TokenCallback | None = None, progress: Callable[[int], None] | None = None,
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams | None = None, *,
+                 n: int | Sequence[int] = 1, adapters: Sequence[str | None] | None = None,
+                 generator: torch.Generator | None = None, on_token: TokenCallback | None = None,
+                 progress: Callable[[int], None] | None = None,
                  batch_size: int | None = None) -> list[list[Completion]]:
-        """``n`` completions for each prompt, in prompt order.
+        """``n`` completions for each prompt, in prompt order (``n`` a number, or one number per prompt).
 
+        Each prompt is prefilled once and its keys and values repeated for its ``n`` sequences.
         ``adapters`` (peft models) names each prompt's adapter, ``None`` for the base with adapters
         disabled; leave it out to run the model as it is. ``generator`` seeds sampling (else torch's
         global generator). ``progress`` is called with the number of prompts finished after each batch.
-        ``batch_size`` overrides the engine's for this call. The model runs in eval mode and goes
-        back to its mode after.
+        ``batch_size`` (sequences decoded at once; a prompt's ``n`` are never split) overrides the
+        engine's for this call. ``on_token`` gets ``(sequence, token)``, the sequences numbered in prompt
+        order. The model runs in eval mode and goes back to its mode after.
         """
         params = params or SamplingParams()
         encoded = [self.encode(p) for p in prompts]
         if any(not e for e in encoded):
             raise ConfigError("an empty prompt cannot be continued")
+        counts = [n] * len(encoded) if isinstance(n, int) else [int(k) for k in n]
+        if len(counts) != len(encoded) or any(k < 1 for k in counts):
+            raise ConfigError(f"n: one count of at least 1 for each of the {len(encoded)} prompts, got {n!r}")
         if adapters is not None and len(adapters) != len(encoded):
             raise ConfigError(f"{len(adapters)} adapter names for {len(encoded)} prompts")
         switch, per_row = self._adapter_scope(adapters)
@@ -225,7 +231,9 @@ class Engine:
         shared = shared_prefix_length(encoded) if self.prefix_cache and per_row is None else 0
         shared = shared if shared >= MIN_SHARED_PREFIX else 0
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-        per_batch = max(1, (batch_size or self.batch_size) // max(1, n))
+        first = [0] * len(encoded)  # each prompt's first sequence, in prompt order
+        for i in range(1, len(encoded)):
+            first[i] = first[i - 1] + counts[i - 1]
         out: list[list[Completion]] = [[] for _ in encoded]
         stops = self.stop_rules(params)
         was_training = self.model.training
@@ -233,14 +241,15 @@ class Engine:
         try:
             with switch, torch.no_grad():  # not inference_mode: FSDP reuses its buffers in training
                 prefix = self._prefix_kv(tuple(encoded[0][:shared]), uniform) if shared else None
-                for b in range(0, len(order), per_batch):
-                    idx = order[b : b + per_batch]
+                for idx in _batches(order, counts, batch_size or self.batch_size):
                     names = [per_row[i] for i in idx] if per_row is not None else None
-                    callback = None if on_token is None else _remap(on_token, idx, n)
-                    done = self._batch([encoded[i] for i in idx], shared, prefix, n, params, stops, names,
-                                       generator, callback)
-                    for j, i in enumerate(idx):
-                        out[i] = done[j * n : (j + 1) * n]
+                    callback = None if on_token is None else _remap(on_token, idx, counts, first)
+                    done = self._batch([encoded[i] for i in idx], shared, prefix, [counts[i] for i in idx], params,
+                                       stops, names, generator, callback)
+                    at = 0
+                    for i in idx:
+                        out[i] = done[at : at + counts[i]]
+                        at += counts[i]
                     if progress is not None:
                         progress(len(idx))
         finally:
@@ -294,10 +303,10 @@ class Engine:
         return get() if callable(get) else self.model
 
     # -- one batch -----------------------------------------------------------------------------------
-    def _batch(self, prompts: list[list[int]], shared: int, prefix: PrefixKV | None, n: int,
+    def _batch(self, prompts: list[list[int]], shared: int, prefix: PrefixKV | None, counts: list[int],
                params: SamplingParams, stops: StopRules, names: list[str] | None,
                generator: torch.Generator | None, on_token: TokenCallback | None) -> list[Completion]:
-        """Prefill ``prompts`` (once per group), then decode their ``n`` sequences each until all end."""
+        """Prefill ``prompts`` (once each), then decode their ``counts[i]`` sequences each until all end."""
         tok, device = self.tokenizer, next(self.model.parameters()).device
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         width = max(len(p) for p in prompts)
@@ -314,11 +323,12 @@ class Engine:
         ids, attn, pos = ids.to(device), attn.to(device), pos.to(device)
         cache = in_place_cache(self.model.config, len(prompts), total, prefix)
         logits = self._forward(ids[:, shared:], attn[:, :width], pos[:, shared:], cache, names, keep=1)  # (P, V)
-        if n > 1:  # one copy of each prompt's keys and values per sequence: (P, ...) -> (P n, ...)
-            cache.batch_repeat_interleave(n)
-            logits, attn = logits.repeat_interleave(n, 0), attn.repeat_interleave(n, 0)
-            names = [a for a in names for _ in range(n)] if names is not None else None
-        return self._decode(cache, logits, attn, width, len(prompts) * n, params, stops, names, generator, on_token)
+        if max(counts) > 1:  # one copy of each prompt's keys and values per sequence: (P, ...) -> (sum counts, ...)
+            repeats: int | torch.Tensor = counts[0] if len(set(counts)) == 1 else torch.tensor(counts, device=device)
+            cache.batch_repeat_interleave(repeats)
+            logits, attn = logits.repeat_interleave(repeats, 0), attn.repeat_interleave(repeats, 0)
+            names = [a for a, k in zip(names, counts, strict=True) for _ in range(k)] if names is not None else None
+        return self._decode(cache, logits, attn, width, sum(counts), params, stops, names, generator, on_token)
 
     def _decode(self, cache: Any, logits: torch.Tensor, attn: torch.Tensor, width: int, rows: int,
                 params: SamplingParams, stops: StopRules, names: list[str] | None,
@@ -363,9 +373,25 @@ class Engine:
                 for r in range(rows)]
 
 
-def _remap(on_token: TokenCallback, idx: list[int], n: int) -> TokenCallback:
-    """A batch's callback: its row ``r`` is sample ``r % n`` of prompt ``idx[r // n]``."""
-    return lambda row, token: on_token(idx[row // n] * n + row % n, token)
+def _batches(order: list[int], counts: list[int], size: int) -> list[list[int]]:
+    """``order``'s prompts cut into batches of at most ``size`` sequences (at least one prompt a batch)."""
+    out: list[list[int]] = []
+    rows = 0
+    for i in order:
+        if out and rows + counts[i] <= size:
+            out[-1].append(i)
+            rows += counts[i]
+        else:
+            out.append([i])
+            rows = counts[i]
+    return out
+
+
+def _remap(on_token: TokenCallback, idx: list[int], counts: list[int], first: list[int]) -> TokenCallback:
+    """A batch's callback: its rows are prompt ``idx[0]``'s sequences, then ``idx[1]``'s, ...; each is
+    reported as its number over every prompt (``first[i]`` is prompt ``i``'s first)."""
+    where = [first[i] + j for i in idx for j in range(counts[i])]
+    return lambda row, token: on_token(where[row], token)
 
 
 __all__ = ["ANSWER_TOP_K", "BASE_ADAPTER", "MIN_SHARED_PREFIX", "Completion", "Engine", "SamplingParams",

@@ -46,9 +46,9 @@ class RolloutBackend(ABC):
     when not (another engine, another precision), the trainer recomputes the old policy's where it needs them."""
 
     @abstractmethod
-    def generate(self, prompts: Sequence[Sequence[int]], n: int, params: SamplingParams,
+    def generate(self, prompts: Sequence[Sequence[int]], n: int | Sequence[int], params: SamplingParams,
                  generator: torch.Generator | None = None) -> list[list[Completion]]:
-        """``n`` completions for each prompt, in prompt order."""
+        """``n`` completions for each prompt, in prompt order (``n``: one number, or one per prompt)."""
 
     def sync_weights(self, model) -> None:
         """Make the engine sample from ``model``'s current weights (after an update)."""
@@ -66,7 +66,7 @@ class LocalRollout(RolloutBackend):
         """Most sequences decoded at once; more prompts are split into batches of whole groups."""
         self.engine = Engine(model, tokenizer, batch_size=max_batch, keep_prefix=False)
 
-    def generate(self, prompts: Sequence[Sequence[int]], n: int, params: SamplingParams,
+    def generate(self, prompts: Sequence[Sequence[int]], n: int | Sequence[int], params: SamplingParams,
                  generator: torch.Generator | None = None) -> list[list[Completion]]:
         self.engine.model = self.model  # a trainer may rewrap its model (FSDP, peft)
         return self.engine.generate(prompts, params, n=n, generator=generator)
@@ -168,11 +168,14 @@ class VLLMRollout(RolloutBackend):
         self.llm = vllm.LLM(model=model_path, gpu_memory_utilization=gpu_memory_utilization, dtype=dtype,
                             max_model_len=max_model_len, enable_prefix_caching=True, seed=seed)
 
-    def generate(self, prompts: Sequence[Sequence[int]], n: int, params: SamplingParams,
+    def generate(self, prompts: Sequence[Sequence[int]], n: int | Sequence[int], params: SamplingParams,
                  generator: torch.Generator | None = None) -> list[list[Completion]]:
-        sp = self._vllm.SamplingParams(
-            n=n, temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_new_tokens,
-            stop=list(params.stop) or None, include_stop_str_in_output=True, logprobs=0)
+        def sampling(k: int):
+            return self._vllm.SamplingParams(
+                n=k, temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_new_tokens,
+                stop=list(params.stop) or None, include_stop_str_in_output=True, logprobs=0)
+
+        sp = sampling(n) if isinstance(n, int) else [sampling(int(k)) for k in n]  # a list: one per prompt
         outs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], sp, use_tqdm=False)
         result = []
         for o in outs:

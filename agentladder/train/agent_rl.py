@@ -61,7 +61,7 @@ from agentladder.train.agent_episodes import (
 from agentladder.train.distributed import World
 from agentladder.train.loop import epoch_order
 from agentladder.train.rl import RLTrainer
-from agentladder.train.rl_batch import RLSample, RolloutBatch, per_token_matrix
+from agentladder.train.rl_batch import RLSample, RolloutBatch, per_token_matrix, sample_weights
 from agentladder.train.rl_config import RLConfig
 from agentladder.train.rl_metrics import RolloutStats, step_metrics
 
@@ -130,7 +130,8 @@ class AgentRLTrainer(RLTrainer):
         updates = self._updates(batch.samples, step)
         self._advance_schedule()
         self.rollout.sync_weights(self.model)
-        stats.kl = None if kl is None else float((kl * batch.mask).sum() / batch.mask.sum().clamp(min=1))
+        weighted = batch.mask * sample_weights(batch.samples)[:, None] if batch.samples else batch.mask
+        stats.kl = None if kl is None else float((kl * weighted).sum() / weighted.sum().clamp(min=1))
         metrics = step_metrics(stats, updates, train_s=time.perf_counter() - t0, lr=self.scheduler.get_last_lr()[0])
         metrics.update(extra)
         return metrics
@@ -266,6 +267,7 @@ class AgentRLTrainer(RLTrainer):
         adv = self._episode_advantages(groups)
         samples, scores = [], []
         prompt_group: dict[tuple[int, ...], int] = {}
+        same: dict[tuple, int] = {}  # (prompt, sampled ids, the advantage's sign) -> the sample standing for them
         for g, advs in zip(groups, adv, strict=True):
             turn_mean = _mean([t for e in g.episodes for t in e.turn_rewards])
             for e, a in zip(g.episodes, advs, strict=True):
@@ -275,11 +277,18 @@ class AgentRLTrainer(RLTrainer):
                     value = a + (cfg.turn_reward_weight * (e.turn_rewards[k] - turn_mean) if e.turn_rewards else 0.0)
                     truncated = call.finish_reason == "length"
                     mask = [0 if (truncated and cfg.overlong_filter) else 1] * len(call.token_ids)
-                    index = prompt_group.setdefault(tuple(call.prompt_ids), len(prompt_group))
+                    key = (tuple(call.prompt_ids), tuple(call.token_ids), (value > 0) - (value < 0), truncated)
+                    if cfg.merge_identical_calls and key in same:
+                        _absorb(samples[same[key]], value)
+                        scores[same[key]] += e.reward
+                        continue
+                    same[key] = len(samples)
+                    index = prompt_group.setdefault(key[0], len(prompt_group))
                     samples.append(RLSample(index, list(call.prompt_ids), list(call.token_ids), mask,
                                             advantages=[value * m for m in mask], old_logps=list(call.logprobs),
                                             truncated=truncated))
                     scores.append(e.reward)
+        scores = [total / s.weight for total, s in zip(scores, samples, strict=True)]
         if sum(s.n_trained for s in samples) == 0:
             samples, scores = [], []
         width = max([len(s.completion) for s in samples], default=1)
@@ -317,6 +326,18 @@ class AgentRLTrainer(RLTrainer):
     def _more_prompts(self, step: int, round_: int, n: int) -> list[TaskRow]:
         order = epoch_order(len(self.rows), self.config.seed * 7919 + round_, step)
         return [self.rows[order[i % len(order)]] for i in range(n)]
+
+
+def _absorb(sample: RLSample, value: float) -> None:
+    """Count one more call identical to ``sample`` (same prompt, same sampled ids, an advantage of the same
+    sign): the merged sample's advantage is their mean and its weight their number.
+
+    Exact: for a fixed ratio the clipped loss of a token is ``|A|`` times a function of the ratio alone when
+    the advantage's sign is fixed, so ``weight x`` the loss at the mean advantage is the sum of the calls'
+    losses; the KL and entropy terms are the same for identical calls and count ``weight`` times too."""
+    n = sample.weight
+    sample.advantages = [(x * n + value * m) / (n + 1) for x, m in zip(sample.advantages, sample.mask, strict=True)]
+    sample.weight = n + 1
 
 
 def _session(step: int, round_: int, task_id: str, index: int) -> str:

@@ -333,26 +333,28 @@ class RLTrainer(Trainer):
         out = token_outputs(model, batch, temperature=self.temperature, value_head=self.value_head, entropy=True)
         device = out.logps.device
         mask = batch["mask"].to(device)  # (B, T)
+        w = batch["weights"].to(device)[:, None]  # (B, 1): identical samples merged into one count that often
         old = out.logps.detach() if self.on_policy else batch["old_logps"].to(device)
         pl = clipped_policy_loss(out.logps, old, batch["advantages"].to(device), mask, clip_low=cfg.clip_low,
                                  clip_high=cfg.clip_high, dual_clip=cfg.dual_clip, level=cfg.ratio_level)
-        loss_mat = pl.loss  # (B, T)
+        loss_mat = pl.loss * w  # (B, T)
         kl_sum = value_sum = None
         if cfg.kl_coef > 0 and cfg.kl_in == "loss":
-            kl = token_kl(out.logps, batch["ref_logps"].to(device), mask, cfg.kl_estimator)
+            kl = token_kl(out.logps, batch["ref_logps"].to(device), mask, cfg.kl_estimator) * w
             loss_mat = loss_mat + cfg.kl_coef * kl
             kl_sum = float(kl.detach().sum())
         loss_sum, _ = aggregate(loss_mat, mask, cfg.loss_agg, self.max_new)
         if self.value_head is not None:
             vl = value_loss(out.values, batch["old_values"].to(device), batch["returns"].to(device), mask,
-                            cfg.value_clip)
+                            cfg.value_clip) * w
             v_sum, _ = aggregate(vl, mask, cfg.loss_agg, self.max_new)
             loss_sum = loss_sum + cfg.vf_coef * v_sum
             value_sum = float(vl.detach().sum())
         self._sums = self._sums + UpdateSums(
-            tokens=float(mask.sum()), clip_low=float(pl.clipped_low.sum()), clip_high=float(pl.clipped_high.sum()),
-            dual_clip=float(pl.dual_clipped.sum()), entropy=float((out.entropy * mask).sum()),
-            ratio=float(pl.ratio.sum()), kl_loss=kl_sum, value_loss=value_sum)
+            tokens=float((mask * w).sum()), clip_low=float((pl.clipped_low * w).sum()),
+            clip_high=float((pl.clipped_high * w).sum()), dual_clip=float((pl.dual_clipped * w).sum()),
+            entropy=float((out.entropy * mask * w).sum()), ratio=float((pl.ratio * w).sum()), kl_loss=kl_sum,
+            value_loss=value_sum)
         return LossOutput(loss_sum=loss_sum, metrics={})
 
     def _updates(self, samples: list[RLSample], step: int) -> list[Update]:

@@ -43,6 +43,9 @@ class RLSample(Answer):
     old_values: list[float] | None = None
     returns: list[float] | None = None
     truncated: bool = False
+    weight: float = 1.0
+    """How many identical samples this one stands for (agent RL merges a group's identical calls): its loss,
+    its loss units and its metrics count ``weight`` times."""
 
     @property
     def n_trained(self) -> int:
@@ -75,14 +78,21 @@ def per_token_matrix(values: Sequence[Sequence[float]], width: int) -> torch.Ten
 
 
 def _rl_fields(samples: Sequence[RLSample], mask: torch.Tensor, units: str) -> dict:
-    """The per-token matrices that are set, and ``n_units``: trained tokens or responses with one."""
-    out: dict = {"n_samples": len(samples)}
+    """The per-token matrices that are set, ``weights`` ``(B,)`` and ``n_units``: trained tokens or responses
+    with one, each sample counted ``weight`` times."""
+    weights = sample_weights(samples)
+    out: dict = {"n_samples": len(samples), "weights": weights}
     for name in PER_TOKEN:
         if getattr(samples[0], name) is not None:
             out[name] = per_token_matrix([getattr(s, name) for s in samples], mask.shape[1])  # (B, T)
-    has = (mask.sum(-1) > 0).sum()
-    out["n_units"] = int(mask.sum()) if units == "tokens" else int(has)
+    has = (mask.sum(-1) > 0).float()
+    out["n_units"] = float((mask.sum(-1) * weights).sum()) if units == "tokens" else float((has * weights).sum())
     return out
+
+
+def sample_weights(samples: Sequence[RLSample]) -> torch.Tensor:
+    """``(B,)`` fp32: each sample's :attr:`RLSample.weight`."""
+    return torch.tensor([s.weight for s in samples], dtype=torch.float32)
 
 
 def group_batch(samples: Sequence[RLSample], units: str = "tokens") -> dict:

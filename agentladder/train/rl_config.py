@@ -138,6 +138,9 @@ class RLConfig(LoraFields, TrainConfig):
     of eight does not). Seeded like ``concurrent_episodes``: the same step samples the same episodes again."""
     turn_reward_weight: float = 1.0
     """Agent RL: weight of a turn-level reward (its value minus the group's mean) on that call's tokens."""
+    merge_identical_calls: bool = True
+    """Agent RL: train identical calls of a step once (same prompt ids, same sampled ids, an advantage of the same
+    sign), weighted by their number: the same loss and gradient, fewer sequences through the model."""
     rollout_backend: Literal["local", "vllm"] = "local"
     """``local``: the training model's own decode loop; ``vllm``: vLLM on a GPU (``pip install agentladder[gpu]``)."""
     vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from agentladder.data import Message
+from agentladder.errors import ConfigError
 from agentladder.models.engine import Engine, SamplingParams, shared_prefix_length
 from agentladder.models.kvcache import BufferedLayer
 from agentladder.models.stops import StopRules
@@ -140,6 +141,17 @@ def test_stop_strings_json_stop_and_streaming(tok):
     assert cut.text == '{"a' and cut.finish_reason == "length" and cut.truncated
 
 
+def _assert_forward_logprobs(model, engine, prompts, groups, *, temperature):
+    """Every sampled token's log-probability equals a forward pass's over its prompt and the tokens before it."""
+    for p, group in zip(prompts, groups, strict=True):
+        ids = engine.encode(p)
+        for c in group:
+            with torch.no_grad():
+                logits = model(torch.tensor([ids + c.token_ids])).logits[0, len(ids) - 1 : -1]
+            want = torch.log_softmax(logits / temperature, -1).gather(-1, torch.tensor(c.token_ids)[:, None])
+            assert c.logprobs == pytest.approx(want.squeeze(-1).tolist(), abs=1e-5)
+
+
 def test_groups_of_n_and_logprobs_of_a_forward_pass(model, tok):
     prompts = _prompts()[:2]
     params = SamplingParams(max_new_tokens=5, temperature=0.7)
@@ -153,15 +165,42 @@ def test_groups_of_n_and_logprobs_of_a_forward_pass(model, tok):
                                   for t in c.token_ids)
     engine = Engine(model, tok)
     model.eval()
-    for p, group in zip(prompts, out, strict=True):
-        ids = engine.encode(p)
-        for c in group:
-            with torch.no_grad():
-                logits = model(torch.tensor([ids + c.token_ids])).logits[0, len(ids) - 1 : -1]
-            want = torch.log_softmax(logits / 0.7, -1).gather(-1, torch.tensor(c.token_ids)[:, None]).squeeze(-1)
-            assert c.logprobs == pytest.approx(want.tolist(), abs=1e-5)
+    _assert_forward_logprobs(model, engine, prompts, out, temperature=0.7)
     same = Engine(model, tok, batch_size=4).generate(prompts, params, n=3, generator=torch.Generator().manual_seed(0))
     assert [[c.token_ids for c in g] for g in same] == [[c.token_ids for c in g] for g in out], "seeded"
+
+
+def test_one_n_per_prompt_decodes_every_group_in_one_batch(model, tok):
+    # Each prompt its own number of sequences: one prefill per prompt, all sequences in one decoding loop,
+    # each with the log-probabilities of a forward pass over its prompt; greedy, each equals the prompt's own.
+    prompts = _prompts()
+    engine = Engine(model, tok, batch_size=8)
+    loops = []
+    real = engine._decode
+
+    def decode(*args, **kwargs):
+        loops.append(args[4])  # the rows decoded together
+        return real(*args, **kwargs)
+
+    engine._decode = decode
+    seen = []
+    out = engine.generate(prompts, SamplingParams(max_new_tokens=5, temperature=0.7), n=[3, 1, 2],
+                          generator=torch.Generator().manual_seed(0), on_token=lambda i, t: seen.append((i, t)))
+    assert [len(g) for g in out] == [3, 1, 2] and loops == [6]
+    first = {0: 0, 1: 3, 2: 4}  # sequences are numbered in prompt order
+    assert sorted(seen) == sorted((first[i] + j, t) for i, g in enumerate(out) for j, c in enumerate(g)
+                                  for t in c.token_ids)
+    model.eval()
+    _assert_forward_logprobs(model, engine, prompts, out, temperature=0.7)
+    loops.clear()
+    greedy = engine.generate(prompts, GREEDY, n=[2, 3, 1])
+    alone = [engine.generate([p], GREEDY)[0][0].token_ids for p in prompts]
+    want = [[a] * k for a, k in zip(alone, [2, 3, 1], strict=True)]
+    assert loops[0] == 6 and [[c.token_ids for c in g] for g in greedy] == want
+    split = Engine(model, tok, batch_size=4).generate(prompts, GREEDY, n=[2, 3, 1])  # 4 sequences a batch at most
+    assert [[c.token_ids for c in g] for g in split] == want
+    with pytest.raises(ConfigError, match="one count of at least 1"):
+        engine.generate(prompts, GREEDY, n=[1, 2])
 
 
 def _adapter_folder(tmp_path, name, seed):

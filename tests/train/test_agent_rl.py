@@ -209,6 +209,74 @@ def test_a_steps_calls_are_trained_in_micro_batches_with_the_gradient_of_one_pas
         torch.testing.assert_close(grads["split"][name], g, atol=1e-6, rtol=1e-4, msg=name)
 
 
+def _with_repeats(groups):
+    """Each group's first episode repeated in places 1 and 2 (identical calls), each place keeping its own reward:
+    the repeats' advantages then differ, in size and maybe in sign, from the first episode's."""
+    for g in groups:
+        for j in (1, 2):
+            twin = copy.deepcopy(g.episodes[0])
+            twin.reward, twin.index = g.episodes[j].reward, g.episodes[j].index
+            g.episodes[j] = twin
+    return groups
+
+
+@pytest.mark.parametrize("settings", [dict(loss_agg="seq_sum_norm", advantage="dr_grpo"),
+                                      dict(loss_agg="token_mean", kl_coef=0.1, ppo_epochs=2, learning_rate=0.05),
+                                      dict(loss_agg="seq_mean_token_mean")])
+def test_identical_calls_are_trained_once_with_the_gradient_of_each(tmp_path, tok, settings):
+    # A group's episodes often repeat each other's calls (the same tool call from the same prompt): one sample
+    # per (prompt, sampled ids, sign of the advantage), weighted by its count, gives every update the same
+    # gradient and the same metrics as one sample per call; KL to the reference and a second epoch (ratios
+    # away from 1, clipping) included.
+    torch.manual_seed(0)
+    start = tiny_model(tokenizer=tok)
+    merged = _trainer(tmp_path / "merged", tok, model=copy.deepcopy(start), batch_size=4, **settings)
+    apart = _trainer(tmp_path / "apart", tok, model=copy.deepcopy(start), batch_size=4,
+                     merge_identical_calls=False, **settings)
+    assert merged.rl.merge_identical_calls
+    groups = _with_repeats(merged._episodes(0)[0])
+    batches = {"merged": merged._episode_batch(groups), "apart": apart._episode_batch(groups)}
+    calls = sum(c.agent == "writer" for g in groups for e in g.episodes for c in e.calls)
+    assert len(batches["apart"].samples) == calls
+    assert len(batches["merged"].samples) < calls
+    assert sum(s.weight for s in batches["merged"].samples) == calls
+    for s in batches["merged"].samples:  # a merged sample stands for calls whose advantages share its sign
+        twins = [a for a in batches["apart"].samples if (a.prompt, a.completion) == (s.prompt, s.completion)
+                 and (a.advantages[0] > 0) == (s.advantages[0] > 0) and (a.advantages[0] < 0) == (s.advantages[0] < 0)]
+        assert len(twins) == s.weight
+        assert s.advantages[0] == pytest.approx(sum(a.advantages[0] for a in twins) / len(twins), abs=1e-6)
+    grads, metrics = {}, {}
+    for name, trainer in (("merged", merged), ("apart", apart)):
+        real_step = trainer.optimizer.step
+
+        def step(real=real_step, name=name, model=trainer.model):
+            grads.setdefault(name, []).append(
+                {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+            real()
+
+        trainer.optimizer.step = step
+        batch = batches[name]
+        if trainer.rl.kl_coef > 0:
+            ref = trainer._reference_logps(batch)
+            batch.set_per_token("ref_logps", ref)
+        metrics[name] = [u.__dict__ for u in trainer._updates(batch.samples, 0)]
+    assert len(grads["merged"]) == len(grads["apart"]) == settings.get("ppo_epochs", 1)
+    assert any(g.abs().sum() > 0 for g in grads["apart"][0].values())
+    for upd_m, upd_a in zip(grads["merged"], grads["apart"], strict=True):
+        for n, g in upd_a.items():
+            torch.testing.assert_close(upd_m[n], g, atol=2e-5, rtol=1e-4, msg=n)
+    for m, a in zip(metrics["merged"], metrics["apart"], strict=True):
+        assert m.pop("n_tokens") < a.pop("n_tokens")  # what went through the model: the saving
+        assert m.pop("n_trained_tokens") < a.pop("n_trained_tokens")
+        m.update(m.pop("sums").__dict__)
+        a.update(a.pop("sums").__dict__)
+        assert m.keys() == a.keys()
+        for key, value in a.items():
+            assert m[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+    if settings.get("ppo_epochs", 1) > 1:  # the second epoch's ratios left 1 far enough to be clipped
+        assert metrics["apart"][-1]["clip_low"] + metrics["apart"][-1]["clip_high"] > 0
+
+
 def test_resume_mid_run_reproduces_the_same_episodes(tmp_path, tok):
     straight = _trainer(tmp_path / "a", tok, max_steps=3)
     straight.run(resume=False)
@@ -259,12 +327,14 @@ def test_identical_calls_of_a_round_are_prefilled_once_and_sampled_as_one_group(
     params = SamplingParams(max_new_tokens=6)
     asked, original = _recording_generate(rollout)
     got = sample_each(rollout, prompts, params, torch.Generator().manual_seed(3))
-    assert asked == [([a], 3), ([b], 2), ([c], 1)]  # one call per multiplicity, one prompt per distinct call
-    replay = torch.Generator().manual_seed(3)
-    (ga,), (gb,), (gc,) = (original([ps[0]], n, params, replay) for ps, n in asked)
+    assert asked == [([a, b, c], [3, 2, 1])]  # one call, one prompt per distinct call with its count
+    ga, gb, gc = original([a, b, c], [3, 2, 1], params, torch.Generator().manual_seed(3))
     assert [x.token_ids for x in got] == [y.token_ids for y in (ga[0], gb[0], ga[1], gc[0], ga[2], gb[1])]
     assert [x.logprobs for x in got] == [y.logprobs for y in (ga[0], gb[0], ga[1], gc[0], ga[2], gb[1])]
     assert len({tuple(x.token_ids) for x in (got[0], got[2], got[4])}) > 1  # three samples, not one copied
+    asked.clear()
+    sample_each(rollout, [a, b, c, a, b, c], params)
+    assert asked == [([a, b, c], 2)]  # equal counts: one number
     asked.clear()
     sample_each(rollout, [a, b, c], params)
     assert asked == [([a, b, c], 1)]  # all distinct: the one call it always was
@@ -405,7 +475,8 @@ def _concurrent_step(tmp_path, tok, **kw):
     recomputed = trainer._no_grad_pass(trainer.model, batch)
     mask = batch.mask.bool()
     assert torch.allclose(recomputed[mask], batch.old_logps[mask], atol=1e-5)
-    sizes = [len(prompts) * n for prompts, n in asked]  # sequences decoded (identical prompts come as one, n copies)
+    # sequences decoded (identical prompts come as one, with their count)
+    sizes = [len(prompts) * n if isinstance(n, int) else sum(n) for prompts, n in asked]
     return sizes, [e for _, e in read_episodes(tmp_path / "run" / "episodes.jsonl")]
 
 

@@ -274,22 +274,21 @@ def sample_each(rollout: Any, prompts: Sequence[Sequence[int]], params: Sampling
     """One sampled completion for each prompt, in order; a prompt that comes ``k`` times is prefilled once.
 
     Identical prompts become one prompt with ``n = k`` (the rollout's groups: one prefill, its keys and
-    values repeated for each sequence), and prompts that come equally often go in one call, so a round
-    with every prompt distinct is the one call it always was. Which completion goes to which copy is
-    fixed by their order, so a seeded round samples the same tokens again.
+    values repeated for each sequence), all in one call with one ``n`` per distinct prompt, so the round
+    is decoded as one batch whatever its repeats. Which completion goes to which copy is fixed by their
+    order, so a seeded round samples the same tokens again.
     """
     rows: dict[tuple[int, ...], list[int]] = {}
     for i, ids in enumerate(prompts):
         rows.setdefault(tuple(ids), []).append(i)
-    by_count: dict[int, list[tuple[int, ...]]] = {}
-    for key, where in rows.items():
-        by_count.setdefault(len(where), []).append(key)
+    keys = list(rows)
+    counts = [len(rows[k]) for k in keys]
+    done = rollout.generate([list(k) for k in keys], counts[0] if len(set(counts)) == 1 else counts, params,
+                            generator)
     out: list[Any] = [None] * len(prompts)
-    for n, keys in by_count.items():
-        done = rollout.generate([list(k) for k in keys], n, params, generator)
-        for key, group in zip(keys, done, strict=True):
-            for i, completion in zip(rows[key], group, strict=True):
-                out[i] = completion
+    for key, group in zip(keys, done, strict=True):
+        for i, completion in zip(rows[key], group, strict=True):
+            out[i] = completion
     return out
 
 

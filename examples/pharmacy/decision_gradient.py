@@ -108,6 +108,9 @@ def report(step: int, model: Any, prompts: list[dict[str, Any]], first: list[int
     cells = []
     for kind in KINDS:
         idx = [i for i, p in enumerate(prompts) if p["kind"] == kind]
+        if not idx:
+            cells.append("-")
+            continue
         flag = statistics.median(float(probs[i, 1]) for i in idx)
         right = sum(DECISIONS[int(probs[i].argmax())] == prompts[i]["expected"] for i in idx)
         cells.append(f"{flag:.3f} ({right}/{len(idx)})")

@@ -121,6 +121,42 @@ def test_decision_odds_read_each_models_belief_at_the_recorded_decision_point(re
         decision_odds.main(["--episodes", str(log), "--orders", str(orders_file), "--model", "tiny"])
 
 
+def test_the_exact_decision_gradient_reads_the_experts_decision_point_and_steps(review, capsys):
+    review, _ = review
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        import decision_gradient
+    finally:
+        sys.path.remove(str(EXAMPLE))
+    import torch
+
+    from agentladder.models.loading import load_model
+
+    model, tok = load_model("tiny")
+    orders = review.mixed_orders(6, review.SPLIT_SEEDS["train"], {"safe": 1, "dose": 1, "interaction": 1})
+    prompts = decision_gradient.decision_prompts(orders, tok)
+    mark = tok('{"decision": "', add_special_tokens=False)["input_ids"]
+    assert [p["kind"] for p in prompts] == [review.order_kind(o) for o in orders]
+    for p, order in zip(prompts, orders, strict=True):
+        text = tok.decode(p["ids"])
+        assert p["ids"][-len(mark):] == mark and '"over_limit"' in text  # both check results, then the decision
+        assert p["rewards"] == [review.decision_reward(order, d) for d in ("approve", "flag", "escalate")]
+        assert p["expected"] == order["expected"]["decision"]
+    first = [tok(d, add_special_tokens=False)["input_ids"][0] for d in ("approve", "flag", "escalate")]
+    model.eval()
+    padded = decision_gradient.decision_probs(model, prompts, first, grad=False)  # right-padded rows
+    alone = torch.cat([decision_gradient.decision_probs(model, [p], first, grad=False) for p in prompts])
+    assert padded.shape == (6, 3) and torch.allclose(padded, alone, atol=1e-5)
+
+    decision_gradient.main(["--model", "tiny", "--train", "4", "--validation", "4", "--steps", "1",
+                            "--report-every", "1"])
+    table = capsys.readouterr().out
+    assert "| 0 |" in table and "| 1 |" in table and "4 train orders" in table
+    with pytest.raises(SystemExit):
+        decision_gradient.main(["--model", "tiny", "--mix", "safe=two"])
+    assert "--mix" in capsys.readouterr().err
+
+
 def test_decisions_by_step_count_each_steps_sampled_decisions_by_kind_of_order(review, tmp_path, capsys):
     review, _ = review
     sys.path.insert(0, str(EXAMPLE))

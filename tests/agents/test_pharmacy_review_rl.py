@@ -1,5 +1,6 @@
 """The pharmacy reviewer as an agent RL target: its reward, its evaluation, and one RL step from the command line."""
 
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -24,6 +25,15 @@ def review():
         import review
 
         yield review, evaluate_review
+    finally:
+        sys.path.remove(str(EXAMPLE))
+
+
+def _example(name):
+    """One of the example's scripts, imported from its folder (as ``python examples/pharmacy/NAME.py`` runs it)."""
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(EXAMPLE))
 
@@ -78,11 +88,7 @@ def test_task_files_take_the_shares_a_mix_gives_each_kind_and_name_a_bad_mix(rev
 
 def test_decision_odds_read_each_models_belief_at_the_recorded_decision_point(review, tmp_path):
     review, _ = review
-    sys.path.insert(0, str(EXAMPLE))
-    try:
-        import decision_odds
-    finally:
-        sys.path.remove(str(EXAMPLE))
+    decision_odds = _example("decision_odds")
     from agentladder.models.loading import load_tokenizer
     from agentladder.models.providers.policy import ModelCall
 
@@ -123,11 +129,7 @@ def test_decision_odds_read_each_models_belief_at_the_recorded_decision_point(re
 
 def test_the_exact_decision_gradient_reads_the_experts_decision_point_and_steps(review, capsys):
     review, _ = review
-    sys.path.insert(0, str(EXAMPLE))
-    try:
-        import decision_gradient
-    finally:
-        sys.path.remove(str(EXAMPLE))
+    decision_gradient = _example("decision_gradient")
     import torch
 
     from agentladder.models.loading import load_model
@@ -159,11 +161,7 @@ def test_the_exact_decision_gradient_reads_the_experts_decision_point_and_steps(
 
 def test_decisions_by_step_count_each_steps_sampled_decisions_by_kind_of_order(review, tmp_path, capsys):
     review, _ = review
-    sys.path.insert(0, str(EXAMPLE))
-    try:
-        import decisions_by_step
-    finally:
-        sys.path.remove(str(EXAMPLE))
+    decisions_by_step = _example("decisions_by_step")
     orders = {"a": _order("flag", ["dose"]), "b": _order("approve", []), "c": _order("flag", ["interaction"])}
     for key, order in orders.items():
         order["id"] = key
@@ -277,11 +275,7 @@ def test_the_rule_reviewer_decides_every_order_and_its_runs_export_as_sft_rows(r
 
 
 def test_the_expert_demonstrations_show_the_reviewer_the_prompt_it_runs_with(review, tmp_path):
-    sys.path.insert(0, str(EXAMPLE))
-    try:
-        import review_demos
-    finally:
-        sys.path.remove(str(EXAMPLE))
+    review_demos = _example("review_demos")
     from agentladder.data import read_jsonl
     from agentladder.data.schema import Conversation
 

@@ -267,7 +267,7 @@ class AgentRLTrainer(RLTrainer):
         adv = self._episode_advantages(groups)
         samples, scores = [], []
         prompt_group: dict[tuple[int, ...], int] = {}
-        same: dict[tuple, int] = {}  # (prompt, sampled ids, the advantage's sign) -> the sample standing for them
+        same: dict[tuple, int] = {}  # (prompt, sampled ids, advantage's sign, cut) -> the sample standing for them
         for g, advs in zip(groups, adv, strict=True):
             turn_mean = _mean([t for e in g.episodes for t in e.turn_rewards])
             for e, a in zip(g.episodes, advs, strict=True):
@@ -334,7 +334,7 @@ def _absorb(sample: RLSample, value: float) -> None:
 
     Exact: for a fixed ratio the clipped loss of a token is ``|A|`` times a function of the ratio alone when
     the advantage's sign is fixed, so ``weight x`` the loss at the mean advantage is the sum of the calls'
-    losses; the KL and entropy terms are the same for identical calls and count ``weight`` times too."""
+    losses; the KL term and the entropy metric are the same for identical calls and count ``weight`` times too."""
     n = sample.weight
     sample.advantages = [(x * n + value * m) / (n + 1) for x, m in zip(sample.advantages, sample.mask, strict=True)]
     sample.weight = n + 1

@@ -64,6 +64,7 @@ from agentladder.train.rl import RLTrainer
 from agentladder.train.rl_batch import RLSample, RolloutBatch, per_token_matrix, sample_weights
 from agentladder.train.rl_config import RLConfig
 from agentladder.train.rl_metrics import RolloutStats, step_metrics
+from agentladder.train.rl_shaping import mean_token_kl
 
 AGENT_MICRO_BATCH = 4
 """Samples per forward pass when the config leaves ``micro_batch_size`` unset. A step's samples are its
@@ -130,8 +131,8 @@ class AgentRLTrainer(RLTrainer):
         updates = self._updates(batch.samples, step)
         self._advance_schedule()
         self.rollout.sync_weights(self.model)
-        weighted = batch.mask * sample_weights(batch.samples)[:, None] if batch.samples else batch.mask
-        stats.kl = None if kl is None else float((kl * weighted).sum() / weighted.sum().clamp(min=1))
+        w = sample_weights(batch.samples)[:, None]  # (B, 1): a merged sample counts for its calls
+        stats.kl = None if kl is None else mean_token_kl(kl * batch.mask * w, batch.mask * w)
         metrics = step_metrics(stats, updates, train_s=time.perf_counter() - t0, lr=self.scheduler.get_last_lr()[0])
         metrics.update(extra)
         return metrics

@@ -7,8 +7,10 @@ reviewer's decision is one token choice among three words, and the reward of eac
 (``review.decision_reward``), so the expected reward of an order at the moment of deciding is exact:
 ``J = sum_a P(a | prompt) R(order, a)`` over ``approve``, ``flag`` and ``escalate`` (their first tokens;
 any other token earns 0). This takes the expert reviewer's runs on ``--train`` train orders in the
-shares ``--mix`` gives (2:1:1 by default; both check results in the prompt, as the reviewer sees them
-when it decides), and takes ``--steps`` Adam steps on fresh LoRA adapters (as agent RL attaches them)
+shares ``--mix`` gives (2:1:1 by default; ``--contrast``: contrast triples, each dose-only order with two
+safe twins that differ from it only in the dose; both check results in the prompt, as the reviewer sees
+them when it decides), and takes ``--steps`` Adam (or ``--optimizer sgd``) steps on fresh LoRA adapters (as agent RL attaches them;
+``--full``: on every weight)
 against the mean of ``J`` over all of them: the full-batch gradient agent RL's sampled groups
 estimate, with no sampling noise.
 Every few steps it prints the median P(flag) on the safe, dose-only and interaction orders of the
@@ -38,6 +40,7 @@ from pharmacy import pick_tools  # noqa: E402
 from review import (  # noqa: E402
     KINDS,
     SPLIT_SEEDS,
+    contrast_orders,
     decision_reward,
     expected_decision,
     mixed_orders,
@@ -123,6 +126,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", default="runs/review-sft", help="the reviewer to start from (alias or run folder)")
     ap.add_argument("--train", type=int, default=48, help="train orders (the objective)")
     ap.add_argument("--mix", default="safe=2,dose=1,interaction=1", help="the train orders' shares of each kind")
+    ap.add_argument("--contrast", action="store_true",
+                    help="train orders in contrast triples (review.contrast_orders: each dose-only order with two "
+                         "safe twins that differ from it only in the dose, and as many interaction orders)")
+    ap.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
+                    help="adam (as agent RL trains) or plain gradient descent")
+    ap.add_argument("--full", action="store_true", help="train every weight (as full fine-tuning does) instead of "
+                                                                 "fresh LoRA adapters")
     ap.add_argument("--validation", type=int, default=40, help="validation orders (the report)")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--learning-rate", type=float, default=3e-4)
@@ -136,19 +146,24 @@ def main(argv: list[str] | None = None) -> None:
     if is_lora(model):
         model = model.merge_and_unload()
     torch.manual_seed(0)
-    model = attach_lora(model, LoraSettings())
+    if not args.full:
+        model = attach_lora(model, LoraSettings())
     first = [tokenizer(d, add_special_tokens=False)["input_ids"][0] for d in DECISIONS]
     try:
         mix = parse_mix(args.mix)
     except ValueError as err:
         ap.error(str(err))
-    train = decision_prompts(mixed_orders(args.train, SPLIT_SEEDS["train"], mix), tokenizer)
+    orders = (contrast_orders(args.train, SPLIT_SEEDS["train"]) if args.contrast
+              else mixed_orders(args.train, SPLIT_SEEDS["train"], mix))
+    train = decision_prompts(orders, tokenizer)
     held = decision_prompts(make_orders(args.validation, SPLIT_SEEDS["validation"]), tokenizer)
     rewards = torch.tensor([p["rewards"] for p in train])  # (N, 3)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.learning_rate,
-                                  weight_decay=0.0)
-    print(f"{args.model}: {len(train)} train orders ({args.mix}; the objective), {len(held)} validation orders "
-          f"(report), Adam lr {args.learning_rate}, LoRA r 16\n")
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = (torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=0.0) if args.optimizer == "adam"
+                 else torch.optim.SGD(params, lr=args.learning_rate))
+    shares = "contrast triples" if args.contrast else args.mix
+    print(f"{args.model}: {len(train)} train orders ({shares}; the objective), {len(held)} validation orders "
+          f"(report), {args.optimizer} lr {args.learning_rate}, {'every weight' if args.full else 'LoRA r 16'}\n")
     print("| step | safe: median P(flag) (right) | dose-only | interaction | right | s |\n|---|---|---|---|---|---|")
     start = time.perf_counter()
     report(0, model, held, first, 0.0)

@@ -18,7 +18,8 @@ pays a little for each tool call that names a real tool with arguments that vali
 
 Write the task files with ``python examples/pharmacy/review.py --split train --n 200 --out orders-train.jsonl``
 (``train`` / ``validation`` / ``test`` draw disjoint seeds; ``--balance``: a third each of safe, dose-only
-and interaction orders; ``--mix safe=2,dose=1,interaction=1``: the shares you give). The formulary limits are illustrative
+and interaction orders; ``--mix safe=2,dose=1,interaction=1``: the shares you give; ``--contrast``: each dose-only
+order with two safe twins that differ from it only in the dose, and as many interaction orders). The formulary limits are illustrative
 for a synthetic benchmark, not clinical guidance.
 """
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ from tools import FLAG_SEVERITIES  # noqa: E402
 from agentladder.agents import Agent, ToolArgumentError, Workflow  # noqa: E402
 from agentladder.data.schema import ToolCall  # noqa: E402
 from agentladder.models.providers import ScriptedProvider  # noqa: E402
+from agentladder.tasks.medication.formulary import is_dangerous  # noqa: E402
 from agentladder.tasks.medication.task import Directions  # noqa: E402
 from agentladder.train.agent_episodes import load_tasks  # noqa: E402
 
@@ -149,21 +152,31 @@ def turn_reward(call: Any, episode: Any) -> float:
     return TOOL_CALL_REWARD * valid
 
 
-def rule_reviewer() -> ScriptedProvider:
+def rule_reviewer(*, decide: str = "checks", seed: int = 0) -> ScriptedProvider:
     """A scripted expert reviewer: it calls both checks with the parse it is given (one a turn), then decides from their results
     (flag a dose over the limit or an interaction to flag, escalate a drug the formulary does not know, approve
-    otherwise). Its runs, stored by the runtime, are demonstrations: ``agentladder traces export --to sft``."""
+    otherwise). Its runs, stored by the runtime, are demonstrations: ``agentladder traces export --to sft``.
+
+    ``decide="coin"``: the same tool calls, then ``approve`` or ``flag`` by a coin flip (seeded by ``seed`` and the
+    request, so a rerun flips the same way) with no reasons: demonstrations of the protocol that teach nothing of
+    the decision, for a reviewer that is to learn its decisions from the reward alone."""
+    if decide not in ("checks", "coin"):
+        raise ValueError(f"decide must be 'checks' or 'coin', not {decide!r}")
 
     def reply(messages, tools):
         results = [json.loads(m.content or "null") for m in messages if m.role == "tool"]
+        request_text = next(m.content for m in reversed(messages) if m.role == "user")
         if len(results) < 2:  # one call a turn: a local model's reply stops at its first JSON object
-            request = json.loads(next(m.content for m in reversed(messages) if m.role == "user"))
+            request = json.loads(request_text)
             p, meds = request["prescription"], request["current_medications"]
             if not results:
                 return [ToolCall(id="dose", name="check_dose", arguments={k: p[k] for k in (
                     "drug", "strength_mg", "dose_units", "doses_per_day")})]
             return [ToolCall(id="interactions", name="check_interactions",
                              arguments={"drug": p["drug"], "current_medications": meds})]
+        if decide == "coin":
+            coin = random.Random(f"pharmacy-coin:{seed}:{request_text}").random() < 0.5
+            return json.dumps({"decision": "flag" if coin else "approve", "reasons": []})
         dose = next(r for r in results if isinstance(r, dict))
         found = next((r for r in results if isinstance(r, list)), [])
         if dose.get("over_limit") is None:
@@ -174,7 +187,7 @@ def rule_reviewer() -> ScriptedProvider:
                     if i["severity"] in FLAG_SEVERITIES]
         return json.dumps({"decision": "flag" if reasons else "approve", "reasons": reasons})
 
-    return ScriptedProvider(reply, name="rule-reviewer")
+    return ScriptedProvider(reply, name="rule-reviewer" if decide == "checks" else "protocol-reviewer")
 
 
 def order_kind(order: dict[str, Any]) -> str:
@@ -231,10 +244,68 @@ def mixed_orders(n: int, seed: int, mix: dict[str, int] | None = None) -> list[d
     return picked
 
 
+TWIN_DOSE_UNITS = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
+TWIN_DOSES_PER_DAY = (1.0, 2.0, 3.0, 4.0, 6.0)
+"""The dose grid a twin's direction is drawn from: units per dose x doses a day."""
+
+
+def dose_twin(order: dict[str, Any], rng: random.Random, *, over_limit: bool, tag: str = "twin") -> dict[str, Any] | None:
+    """The same order (drug, strength, patient, duration) with another dose on the grid, over the formulary's
+    daily limit or not as ``over_limit`` says; its expected outcome recomputed. ``None`` when no grid dose fits.
+
+    A twin differs from its order only in the dose, so the reviewer's two runs differ only in the
+    dose check's result: a pair whose decisions differ names the one feature that decides. Its
+    prescription text is rewritten from the new direction (plain wording: twins are for the
+    reviewer with the order's own parse, not for a parser)."""
+    t = order["target"]
+    fits = [(u, n) for u in TWIN_DOSE_UNITS for n in TWIN_DOSES_PER_DAY
+            if (u, n) != (t["dose_units"], t["doses_per_day"])
+            and is_dangerous(t["drug"], t["strength_mg"], u, n) is over_limit]
+    if not fits:
+        return None
+    units, per_day = rng.choice(fits)
+    target = {**t, "dose_units": units, "doses_per_day": per_day}
+    reasons = (["dose"] if over_limit else []) + [r for r in order["expected"]["reasons"] if r == "interaction"]
+    text = (f"{t['drug']} {t['strength_mg']:g} mg: take {units:g} unit(s) {per_day:g} time(s) a day"
+            + (" as needed" if t["as_needed"] else "")
+            + (f" for {t['duration_days']} days" if t["duration_days"] else ""))
+    return {**order, "id": f"{order['id']}-{tag}", "prescription": text, "target": target,
+            "expected": {"decision": "flag" if reasons else "approve", "reasons": reasons}}
+
+
+def contrast_orders(n: int, seed: int) -> list[dict[str, Any]]:
+    """``n`` orders in contrast triples: each dose-only order of the split followed by two safe twins
+    (:func:`dose_twin`), and as many interaction orders as triples, in the order drawn.
+
+    Safe, dose-only and interaction orders come 2:1:1, the mix that pays a reviewer that
+    flags everything and one that approves every dose-only order the same; here the safe
+    orders are the dose-only ones with a dose within the limit, so what tells a triple's
+    decisions apart is the dose check alone."""
+    triples = -(-n // 4)
+    base = mixed_orders(2 * triples, seed, {"safe": 0, "dose": 1, "interaction": 1})
+    rng = random.Random(f"pharmacy-twins:{seed}")
+    out: list[dict[str, Any]] = []
+    for order in base:
+        out.append(order)
+        if order_kind(order) == "dose":
+            for j in (1, 2):
+                twin = dose_twin(order, rng, over_limit=False, tag=f"twin{j}")
+                if twin is None:
+                    raise ValueError(f"order {order['id']}: no dose on the twin grid is within the limit")
+                out.append(twin)
+    return out[:n]
+
+
 def write_orders(split: str, n: int, out: str | Path, *, balance: bool = False,
-                 mix: dict[str, int] | None = None) -> Path:
-    """The split's orders as task rows: the generator's own mix, equal shares (``balance``) or ``mix``."""
-    rows = mixed_orders(n, SPLIT_SEEDS[split], mix) if balance or mix else make_orders(n, SPLIT_SEEDS[split])
+                 mix: dict[str, int] | None = None, contrast: bool = False) -> Path:
+    """The split's orders as task rows: the generator's own mix, equal shares (``balance``), ``mix``, or
+    contrast triples (``contrast``: :func:`contrast_orders`)."""
+    if contrast:
+        rows = contrast_orders(n, SPLIT_SEEDS[split])
+    elif balance or mix:
+        rows = mixed_orders(n, SPLIT_SEEDS[split], mix)
+    else:
+        rows = make_orders(n, SPLIT_SEEDS[split])
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -250,12 +321,17 @@ def main(argv: list[str] | None = None) -> None:
                     help="a third each of safe orders, orders dangerous by dose alone, and orders with an interaction")
     ap.add_argument("--mix", metavar="KIND=W,...",
                     help="the share of each kind, e.g. safe=2,dose=1,interaction=1 (kinds: safe, dose, interaction)")
+    ap.add_argument("--contrast", action="store_true",
+                    help="contrast triples: each dose-only order with two safe twins (the same order at a dose "
+                         "within the limit), and as many interaction orders")
     args = ap.parse_args(argv)
+    if args.contrast and (args.balance or args.mix):
+        ap.error("--contrast sets the mix itself: leave out --balance and --mix")
     try:
         mix = parse_mix(args.mix) if args.mix else None
     except ValueError as err:
         ap.error(str(err))
-    print(write_orders(args.split, args.n, args.out, balance=args.balance, mix=mix))
+    print(write_orders(args.split, args.n, args.out, balance=args.balance, mix=mix, contrast=args.contrast))
 
 
 if __name__ == "__main__":

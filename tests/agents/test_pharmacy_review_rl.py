@@ -86,6 +86,50 @@ def test_task_files_take_the_shares_a_mix_gives_each_kind_and_name_a_bad_mix(rev
             review.parse_mix(bad)
 
 
+def test_contrast_triples_pair_each_dose_only_order_with_safe_twins_that_differ_only_in_the_dose(review, tmp_path):
+    review, _ = review
+    import random
+    from collections import Counter
+
+    from agentladder.tasks.medication.formulary import is_dangerous
+    from agentladder.tasks.medication.task import Directions
+
+    path = review.write_orders("train", 12, tmp_path / "orders.jsonl", contrast=True)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert Counter(review.order_kind(r) for r in rows) == {"safe": 6, "dose": 3, "interaction": 3}
+    assert len({r["id"] for r in rows}) == 12
+    by_id = {r["id"]: r for r in rows}
+    for row in rows:
+        t = row["target"]
+        Directions.model_validate(t)  # a twin's parse is a valid parse
+        danger = is_dangerous(t["drug"], t["strength_mg"], t["dose_units"], t["doses_per_day"])
+        assert ("dose" in row["expected"]["reasons"]) is danger  # the expected outcome follows the new dose
+        if "-twin" not in row["id"]:
+            continue
+        base = by_id[row["id"].rsplit("-", 1)[0]]
+        assert review.order_kind(base) == "dose" and review.order_kind(row) == "safe"
+        assert row["patient"] == base["patient"]
+        same = {k: v for k, v in t.items() if k not in ("dose_units", "doses_per_day")}
+        assert same == {k: v for k, v in base["target"].items() if k not in ("dose_units", "doses_per_day")}
+        assert (t["dose_units"], t["doses_per_day"]) != (base["target"]["dose_units"], base["target"]["doses_per_day"])
+    from agentladder.agents import Runtime
+
+    evaluate_review = _example("evaluate_review")  # the expert decides every twin as its expected outcome says
+    runtime = Runtime(":memory:")
+    try:
+        graded = evaluate_review.review_orders(review.rule_reviewer(), rows, runtime=runtime)
+    finally:
+        runtime.shutdown()
+    assert evaluate_review.review_metrics(graded)["decision_accuracy"] == 1.0
+    interaction = next(r for r in rows if review.order_kind(r) == "interaction")
+    dosed = review.dose_twin(interaction, random.Random(0), over_limit=True)
+    assert dosed["expected"] == {"decision": "flag", "reasons": ["dose", "interaction"]}
+    impossible = {**interaction, "target": {**interaction["target"], "drug": "not-in-formulary"}}
+    assert review.dose_twin(impossible, random.Random(0), over_limit=True) is None
+    with pytest.raises(SystemExit):
+        review.main(["--split", "train", "--n", "4", "--out", str(tmp_path / "x.jsonl"), "--contrast", "--balance"])
+
+
 def test_decision_odds_read_each_models_belief_at_the_recorded_decision_point(review, tmp_path):
     review, _ = review
     decision_odds = _example("decision_odds")
@@ -154,6 +198,11 @@ def test_the_exact_decision_gradient_reads_the_experts_decision_point_and_steps(
                             "--report-every", "1"])
     table = capsys.readouterr().out
     assert "| 0 |" in table and "| 1 |" in table and "4 train orders" in table
+    decision_gradient.main(["--model", "tiny", "--train", "4", "--validation", "4", "--steps", "1",
+                            "--report-every", "1", "--contrast", "--optimizer", "sgd", "--full"])
+    table = capsys.readouterr().out
+    assert "4 train orders (contrast triples" in table and "sgd lr" in table and "| 1 |" in table
+    assert "every weight" in table
     with pytest.raises(SystemExit):
         decision_gradient.main(["--model", "tiny", "--mix", "safe=two"])
     assert "--mix" in capsys.readouterr().err
@@ -289,3 +338,32 @@ def test_the_expert_demonstrations_show_the_reviewer_the_prompt_it_runs_with(rev
         # one tool call a turn (a local model stops at its first JSON object), then the decision
         assert [len(m.tool_calls or []) for m in replies] == [1, 1, 0]
         assert [m.tool_calls[0].name for m in replies[:2]] == ["check_dose", "check_interactions"]
+
+
+def test_coin_demonstrations_keep_the_experts_tool_calls_and_flip_a_seeded_coin_for_the_decision(review, tmp_path):
+    review, _ = review
+    review_demos = _example("review_demos")
+    from collections import Counter
+
+    from agentladder.data import read_jsonl
+    from agentladder.data.schema import Conversation
+
+    review_demos.reviewer_demos(24, tmp_path / "expert.jsonl")
+    result = review_demos.reviewer_demos(24, tmp_path / "coin.jsonl", decide="coin")
+    assert result["written"] == 24 and result["tool_call_validity"] == 1.0 and result["failed"] == 0.0
+    expert = read_jsonl(tmp_path / "expert.jsonl", Conversation)
+    coin = read_jsonl(tmp_path / "coin.jsonl", Conversation)
+    answers = []
+    for e, c in zip(expert, coin, strict=True):
+        assert e.messages[:-1] == c.messages[:-1]  # the same prompt, tool calls and tool results
+        answer = json.loads(c.messages[-1].content)
+        assert answer["reasons"] == [] and answer["decision"] in ("approve", "flag")
+        answers.append((answer["decision"], json.loads(e.messages[-1].content)["decision"]))
+    decisions = Counter(a for a, _ in answers)
+    assert decisions["approve"] >= 6 and decisions["flag"] >= 6  # a coin, not a rule
+    assert 0 < sum(a == b for a, b in answers) < len(answers)  # it agrees with the expert only by chance
+    again = review_demos.reviewer_demos(24, tmp_path / "again.jsonl", decide="coin")
+    assert again["decision_accuracy"] == result["decision_accuracy"]  # a rerun flips the same coins
+    assert [c.messages for c in read_jsonl(tmp_path / "again.jsonl", Conversation)] == [c.messages for c in coin]
+    with pytest.raises(ValueError, match="decide must be"):
+        review.rule_reviewer(decide="vote")

@@ -54,12 +54,17 @@ def test_the_reward_grades_decisions_as_the_example_says(review):
     assert review.episode_reward(_order("approve", []), episode) == 1.0
 
 
+def _written(review, tmp_path, n, **shares):
+    """The train orders ``write_orders`` writes with ``shares``, read back from the task file."""
+    path = review.write_orders("train", n, tmp_path / "orders.jsonl", **shares)
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def test_balanced_task_files_hold_a_third_of_each_kind_of_order_from_the_split(review, tmp_path):
     review, _ = review
     from collections import Counter
 
-    path = review.write_orders("train", 10, tmp_path / "orders.jsonl", balance=True)
-    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows = _written(review, tmp_path, 10, balance=True)
     assert Counter(review.order_kind(r) for r in rows) == {"safe": 4, "dose": 3, "interaction": 3}
     assert len({r["id"] for r in rows}) == 10
     assert all(r["id"].startswith(f"order-{review.SPLIT_SEEDS['train']}-") for r in rows)
@@ -74,8 +79,7 @@ def test_task_files_take_the_shares_a_mix_gives_each_kind_and_name_a_bad_mix(rev
 
     mix = review.parse_mix("safe=2, dose=1,interaction=1")
     assert mix == {"safe": 2, "dose": 1, "interaction": 1}
-    path = review.write_orders("train", 10, tmp_path / "orders.jsonl", mix=mix)
-    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows = _written(review, tmp_path, 10, mix=mix)
     assert Counter(review.order_kind(r) for r in rows) == {"safe": 5, "dose": 3, "interaction": 2}  # 5, 2.5, 2.5
     assert review.parse_mix("safe=1,dose=1") == {"safe": 1, "dose": 1, "interaction": 0}
     only = review.mixed_orders(6, review.SPLIT_SEEDS["train"], review.parse_mix("safe=1,dose=1"))
@@ -94,8 +98,7 @@ def test_contrast_triples_pair_each_dose_only_order_with_safe_twins_that_differ_
     from agentladder.tasks.medication.formulary import is_dangerous
     from agentladder.tasks.medication.task import Directions
 
-    path = review.write_orders("train", 12, tmp_path / "orders.jsonl", contrast=True)
-    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows = _written(review, tmp_path, 12, contrast=True)
     assert Counter(review.order_kind(r) for r in rows) == {"safe": 6, "dose": 3, "interaction": 3}
     assert len({r["id"] for r in rows}) == 12
     by_id = {r["id"]: r for r in rows}

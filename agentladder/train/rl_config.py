@@ -133,9 +133,10 @@ class RLConfig(LoraFields, TrainConfig):
     """Agent RL: run a task's episodes at once, their model calls decoded together (a batch goes when every
     running episode waits on the model, so a seeded run repeats itself)."""
     concurrent_groups: bool = False
-    """Agent RL, with ``concurrent_episodes``: run all the groups of a round at once, every episode's model calls
-    decoded in the same batches (one batch of ``batch_size x group_size`` rows keeps a GPU busy where one group
-    of eight does not). Seeded like ``concurrent_episodes``: the same step samples the same episodes again."""
+    """Agent RL: run all the groups of a round at once, every episode's model calls decoded in the same batches
+    (one batch of ``batch_size x group_size`` rows keeps a GPU busy where one group of eight does not). It runs
+    the episodes at once, so it sets ``concurrent_episodes`` (refused with ``concurrent_episodes: false``).
+    Seeded like ``concurrent_episodes``: the same step samples the same episodes again."""
     turn_reward_weight: float = 1.0
     """Agent RL: weight of a turn-level reward (its value minus the group's mean) on that call's tokens."""
     merge_identical_calls: bool = True
@@ -225,6 +226,11 @@ class RLConfig(LoraFields, TrainConfig):
             raise ValueError(f"group_size: the {self.advantage} advantage compares responses to one prompt; use 2+")
         if self.dynamic_sampling and self.group_size < 2:
             raise ValueError("group_size: dynamic sampling needs 2+ responses per prompt")
+        if self.concurrent_groups and not self.concurrent_episodes:
+            if "concurrent_episodes" in self.model_fields_set:
+                raise ValueError("concurrent_groups: running a round's groups at once runs their episodes at once; "
+                                 "drop concurrent_episodes: false, or concurrent_groups")
+            self.concurrent_episodes = True  # alone, the episodes would run one by one (several times slower)
         return self
 
     def algorithm(self) -> dict[str, Any]:

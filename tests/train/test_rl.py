@@ -145,6 +145,16 @@ def test_config_errors_name_file_line_and_field(tmp_path):
     bad.write_text("task: t\nout_dir: x\nadvantage: grpo\ngroup_size: 1\n")
     with pytest.raises(ValueError, match="group_size"):
         load_rl_config(bad)
+    bad.write_text("task: t\nout_dir: x\nconcurrent_groups: true\nconcurrent_episodes: false\n")
+    with pytest.raises(ValueError, match="concurrent_groups: .*concurrent_episodes: false"):
+        load_rl_config(bad)
+
+
+def test_concurrent_groups_run_their_episodes_at_once():
+    # Alone, concurrent_groups once left the episodes one by one: it now sets concurrent_episodes.
+    assert RLConfig(task="t", out_dir="x", concurrent_groups=True).concurrent_episodes is True
+    assert RLConfig(task="t", out_dir="x").concurrent_episodes is False
+    assert RLConfig(task="t", out_dir="x", concurrent_episodes=True).concurrent_groups is False
 
 
 def test_cli_runs_a_yaml_config(tmp_path):

@@ -118,7 +118,7 @@ def train_kto(resume: ResumeOption = None, quiet: QuietOption = False, **setting
 @config_options(RLConfig, "preset", "model", "task", "data", Opt("out_dir", ("--out",)), "group_size", "batch_size",
                 "max_steps", "max_minutes", "n_prompts", "max_new_tokens", "temperature", "kl_coef", Opt("learning_rate", ("--lr",)),
                 Opt("lora", ("--lora/--full",)), "rollout_backend", "seed", "save_every", "agent", "episode_reward",
-                "episode_timeout", "episode_max_calls", "episode_max_tokens", "failed_episode_reward",
+                "episode_timeout", "episode_max_calls", "episode_max_tokens", "failed_episode_reward", "stratify_by",
                 given_only=True)
 def train_rl(
     config: Annotated[str | None, typer.Option(help="YAML file of RLConfig settings; options given here win.")] = None,

@@ -30,7 +30,7 @@ import torch
 
 from agentladder.data.io import atomic_write_text
 from agentladder.data.schema import Conversation, Message
-from agentladder.errors import DataError
+from agentladder.errors import ConfigError, DataError
 from agentladder.models.providers.policy import (
     EpisodeBudgetExceeded,
     EpisodeRecorder,
@@ -50,6 +50,16 @@ class TaskRow:
     id: str
     input: Any
     row: dict[str, Any]
+
+
+def task_field(task: TaskRow, path: str) -> str:
+    """The value at a dotted ``path`` of a task's row, as JSON (a stratum's label); a missing one is refused."""
+    value: Any = task.row
+    for key in path.split("."):
+        if not isinstance(value, dict) or key not in value:
+            raise ConfigError(f"stratify_by: task {task.id} has no field {path!r}")
+        value = value[key]
+    return json.dumps(value, sort_keys=True)
 
 
 def load_tasks(source: str | Path | Sequence[dict[str, Any]]) -> list[TaskRow]:

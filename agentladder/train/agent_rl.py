@@ -56,6 +56,7 @@ from agentladder.train.agent_episodes import (
     episode_seed,
     run_episode,
     score_episodes,
+    task_field,
     truncate_episode_log,
 )
 from agentladder.train.distributed import World
@@ -323,6 +324,9 @@ class AgentRLTrainer(RLTrainer):
         if self.world.is_main:
             truncate_episode_log(self.episode_log, step)
         return step
+
+    def _strata(self, config: RLConfig) -> list[str] | None:
+        return [task_field(t, config.stratify_by) for t in self.rows] if config.stratify_by else None
 
     def _more_prompts(self, step: int, round_: int, n: int) -> list[TaskRow]:
         order = epoch_order(len(self.rows), self.config.seed * 7919 + round_, step)

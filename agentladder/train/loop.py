@@ -205,6 +205,27 @@ def epoch_order(n_rows: int, seed: int, epoch: int) -> list[int]:
     return torch.randperm(n_rows, generator=g).tolist()
 
 
+def stratified_order(labels: Sequence[str], seed: int, epoch: int) -> list[int]:
+    """The row order of one epoch with each label's rows spread evenly through it, fixed by ``(seed, epoch)``.
+
+    Each label's rows are shuffled, the ``j``-th of ``n`` given the key ``(j + u) / n`` (``u`` a random offset
+    of that label), and all rows sorted by key: any run of ``B`` consecutive rows then holds each label's
+    share of ``B`` to within two rows (the keys of a label are ``1/n`` apart), so every batch has about the
+    data's mix rather than a random draw of it.
+    """
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    by_label: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_label.setdefault(label, []).append(i)
+    keyed: list[tuple[float, int]] = []
+    for label in sorted(by_label):
+        rows = by_label[label]
+        perm = torch.randperm(len(rows), generator=g).tolist()
+        offset = float(torch.rand((), generator=g))
+        keyed += [((j + offset) / len(rows), rows[k]) for j, k in enumerate(perm)]
+    return [i for _, i in sorted(keyed)]
+
+
 class Trainer:
     """Runs the loop for one model, dataset, collate and loss."""
 
@@ -243,6 +264,8 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(self.total_steps, warmup, config.min_lr_ratio)
         )
+        self.strata: list[str] | None = None
+        """A label per row: each epoch's order spreads every label evenly (:func:`stratified_order`)."""
         self.step = 0
         self.out_of_time = False
         """Whether the last :meth:`run` ended on ``max_minutes`` before its last step."""
@@ -256,7 +279,8 @@ class Trainer:
     def micro_batches(self, step: int) -> list[list[Any]]:
         """This process's micro-batches for optimizer step ``step``."""
         epoch, k = divmod(step, self.steps_per_epoch)
-        order = epoch_order(len(self.rows), self.config.seed, epoch)
+        order = (stratified_order(self.strata, self.config.seed, epoch) if self.strata
+                 else epoch_order(len(self.rows), self.config.seed, epoch))
         start = k * self.global_batch
         idx = [order[(start + i) % len(order)] for i in range(self.global_batch)]
         per_rank = self.config.batch_size * self.config.grad_accum

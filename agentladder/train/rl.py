@@ -135,7 +135,15 @@ class RLTrainer(Trainer):
         """The current update's loss sums: :meth:`loss` adds to them, :meth:`_update` starts and reads them."""
         super().__init__(model, list(prompts), self.collate_samples, self.loss, config, world=world,
                          description=description or config.preset or "rl")
+        self.strata = self._strata(config)
         self.rollout = rollout or make_rollout("local", self.model, tokenizer)
+
+    def _strata(self, config: RLConfig) -> list[str] | None:
+        """Each row's stratum label (``stratify_by``): agent RL reads it from the task rows."""
+        if config.stratify_by:
+            raise ConfigError("stratify_by: only agent RL reads it (a field of each task row); "
+                              "prompt RL draws its prompts at random")
+        return None
 
     # -- one step -------------------------------------------------------------------------------
     def train_step(self, step: int) -> dict[str, float]:

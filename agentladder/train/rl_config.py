@@ -137,6 +137,11 @@ class RLConfig(LoraFields, TrainConfig):
     (one batch of ``batch_size x group_size`` rows keeps a GPU busy where one group of eight does not). It runs
     the episodes at once, so it sets ``concurrent_episodes`` (refused with ``concurrent_episodes: false``).
     Seeded like ``concurrent_episodes``: the same step samples the same episodes again."""
+    stratify_by: str | None = None
+    """Agent RL: a field of the task rows (dotted for a nested one, e.g. ``expected.decision``) whose values
+    every step's tasks hold in their share of the file, to within two tasks, instead of a random draw: where
+    kinds of task pull a shared bias opposite ways (approve the safe orders, flag the others), a step that
+    happens to draw more of one kind moves the bias, not the skill."""
     turn_reward_weight: float = 1.0
     """Agent RL: weight of a turn-level reward (its value minus the group's mean) on that call's tokens."""
     merge_identical_calls: bool = True

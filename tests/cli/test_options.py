@@ -114,8 +114,8 @@ def test_option_names_stay_as_they_were():
         "--preset", "--model", "--task", "--data", "--out", "--group-size", "--batch-size", "--max-steps", "--max-minutes",
         "--n-prompts", "--max-new-tokens", "--temperature", "--kl-coef", "--lr", "--lora", "--full",
         "--rollout-backend", "--seed", "--save-every", "--agent", "--episode-reward", "--episode-timeout",
-        "--episode-max-calls", "--episode-max-tokens", "--failed-episode-reward", "--config", "--tasks",
-        "--train-agent", "--reward-model", "--resume", "--quiet", "--no-quiet"]
+        "--episode-max-calls", "--episode-max-tokens", "--failed-episode-reward", "--stratify-by", "--config",
+        "--tasks", "--train-agent", "--reward-model", "--resume", "--quiet", "--no-quiet"]
     assert _options("train", "reward") == [
         "--data", "--out", "--model", "--validation", "--validation-share", "--margin", "--grade-min", "--grade-max",
         "--grade-weight", "--max-length", *COMMON, *LOOP, "--resume", "--quiet", "--no-quiet", "--registry"]

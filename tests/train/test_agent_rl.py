@@ -10,7 +10,8 @@ import torch
 
 from agentladder.agents import Agent, Runtime, tool
 from agentladder.agents.export import export_traces
-from agentladder.data.schema import ToolCall
+from agentladder.data.schema import Message, ToolCall
+from agentladder.errors import ConfigError
 from agentladder.models.engine import SamplingParams
 from agentladder.models.providers import ScriptedProvider
 from agentladder.models.providers.policy import (
@@ -24,7 +25,9 @@ from agentladder.models.tiny import tiny_model
 from agentladder.train import rl
 from agentladder.train.agent_episodes import Episode, episodes_to_sft, load_tasks, read_episodes
 from agentladder.train.agent_rl import AGENT_MICRO_BATCH, AgentRLTrainer
+from agentladder.train.rl import RLTrainer
 from agentladder.train.rl_config import RLConfig
+from agentladder.train.rl_rollout import PromptRow
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz "
 
@@ -407,6 +410,26 @@ def test_an_episode_past_its_token_budget_fails_as_tokens(tmp_path, tok):
     assert extra["episodes_tokens"] == 1.0  # the writer's first call takes both tokens; its second has none
     logged = read_episodes(tmp_path / "run" / "episodes.jsonl")
     assert all(e.status == "tokens" and e.sampled_tokens <= 2 and len(e.calls) == 1 for _, e in logged)
+
+
+def test_stratified_tasks_give_every_step_the_files_mix(tmp_path, tok):
+    kinds = ["a", "a", "a", "a", "b", "b", "c", "c"] * 3  # 12 a, 6 b, 6 c: a step of 4 holds 2 a, 1 b, 1 c
+    tasks = [{"id": f"s{i}", "input": f"count item {i}", "meta": {"kind": k}} for i, k in enumerate(kinds)]
+    config = _config(tmp_path, batch_size=4, stratify_by="meta.kind")
+    trainer = AgentRLTrainer(tiny_model(tokenizer=tok), tok, load_tasks(tasks), build_team, lower_share, config,
+                             runtime=Runtime(":memory:"))
+    steps = [[t.row["meta"]["kind"] for mb in trainer.micro_batches(k) for t in mb] for k in range(12)]
+    assert all(sorted(kinds_of_step) == ["a", "a", "b", "c"] for kinds_of_step in steps)
+    assert len({t.id for k in range(6) for mb in trainer.micro_batches(k) for t in mb}) == 24  # an epoch: each once
+    with pytest.raises(ConfigError, match=r"stratify_by: task s0 has no field 'meta.kin'"):
+        AgentRLTrainer(tiny_model(tokenizer=tok), tok, load_tasks(tasks), build_team, lower_share,
+                       _config(tmp_path, stratify_by="meta.kin"), runtime=Runtime(":memory:"))
+
+
+def test_prompt_rl_refuses_stratify_by(tmp_path, tok):
+    prompts = [PromptRow("p0", [Message(role="user", content="hi")], tok("hi")["input_ids"])]
+    with pytest.raises(ConfigError, match="stratify_by: only agent RL"):
+        RLTrainer(tiny_model(tokenizer=tok), tok, prompts, None, _config(tmp_path, stratify_by="kind"))
 
 
 def test_bad_task_files_name_the_line(tmp_path):

@@ -17,6 +17,7 @@ from agentladder.train.loop import (
     epoch_order,
     lr_lambda,
     resolve_precision,
+    stratified_order,
 )
 from agentladder.train.sft import causal_lm_loss
 from tests.conftest import CONVERSATIONS
@@ -86,6 +87,25 @@ def test_schedule_and_data_order():
     assert f(2) == pytest.approx(1.0) and f(10) == pytest.approx(0.1)
     assert epoch_order(10, 0, 0) == epoch_order(10, 0, 0) != epoch_order(10, 0, 1)
     assert sorted(epoch_order(10, 3, 2)) == list(range(10))
+
+
+@pytest.mark.parametrize("sizes", [(320, 80, 61, 19), (7, 3), (50,), (1, 1, 30)])
+def test_a_stratified_order_gives_every_run_of_rows_the_datas_mix(sizes):
+    labels = [f"kind{k}" for k, n in enumerate(sizes) for _ in range(n)]
+    order = stratified_order(labels, 5, 0)
+    assert sorted(order) == list(range(len(labels)))
+    assert order == stratified_order(labels, 5, 0) != stratified_order(labels, 5, 1)
+    total = len(labels)
+    for width in (2, 6, 12, 16):
+        for start in range(total - width + 1):
+            window = [labels[i] for i in order[start : start + width]]
+            for k, n in enumerate(sizes):
+                assert abs(window.count(f"kind{k}") - width * n / total) < 2, (width, start, k)
+    # what it replaces: some batch of 16 of a random permutation strays from the mix by two rows or more
+    shuffled = [labels[i] for i in epoch_order(len(labels), 5, 0)]
+    if sizes[0] == 320:
+        spread = [abs(shuffled[s : s + 16].count("kind0") - 16 * 320 / 480) for s in range(0, 480, 16)]
+        assert max(spread) >= 2
 
 
 def test_bf16_autocast_trains(tok, tmp_path):

@@ -309,6 +309,9 @@ def test_the_shipped_rl_config_is_valid():
 
     config = load_rl_config(EXAMPLE / "review-rl.yaml")
     assert config.agent == "examples/pharmacy/review.py:build_review" and config.failed_episode_reward == -0.5
+    kept = load_rl_config(EXAMPLE / "review-rl-coin.yaml")
+    assert kept.agent == config.agent and kept.stratify_by == "expected.decision"
+    assert kept.concurrent_episodes and kept.kl_coef == 0.1 and kept.kl_in == "loss" and not kept.lora
 
 
 def test_the_rule_reviewer_decides_every_order_and_its_runs_export_as_sft_rows(review, tmp_path):

@@ -259,18 +259,18 @@ class Scheduler:
         choices = choose(batch.logits, [s.gen.sampling for s in seqs], [s.matcher for s in seqs],
                          [s.generator for s in seqs], self.eos)
         positions = batch.pos.tolist()
-        finished = []
+        finishes = []
         for s, c, pos in zip(seqs, choices, positions, strict=True):
             s.tokens.append(c.token)
-            finish = self._finish(s, c.token, pos)
-            s.gen.on_event(TokenEvent(s.index, c.token, c.logprob, c.top, finish))
-            if finish is not None:
-                finished.append(s.key)
+            finishes.append(self._finish(s, c.token, pos))
         chosen = {s.key: c.token for s, c in zip(seqs, choices, strict=True)}
-        if finished:
+        finished = [s.key for s, finish in zip(seqs, finishes, strict=True) if finish is not None]
+        if finished:  # out of the batch before their last token is sent: a caller who has it sees them gone
             batch.remove(finished)
             for k in finished:
                 del self._seqs[k]
+        for s, c, finish in zip(seqs, choices, finishes, strict=True):
+            s.gen.on_event(TokenEvent(s.index, c.token, c.logprob, c.top, finish))
         if len(batch):
             batch.step([chosen[k] for k in batch.keys])  # type: ignore[index]
         self.steps += 1

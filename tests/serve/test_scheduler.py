@@ -1,10 +1,12 @@
 """The worker without HTTP: greedy answers token for token the engine's, whoever shares the batch."""
 
+import threading
+
 from agentladder.data import Message
 from agentladder.models.engine import SamplingParams
 from agentladder.serve import Served
 from agentladder.serve.sampling import Sampling
-from agentladder.serve.scheduler import Scheduler, run_to_end
+from agentladder.serve.scheduler import Event, Failure, Generation, Scheduler, run_to_end
 from tests.serve.conftest import make_adapter
 
 
@@ -26,3 +28,31 @@ def test_concurrent_greedy_answers_equal_engine_generate(model, tok, tmp_path):
     assert got == want
     assert scheduler.steps < sum(len(w) for w in want)
     assert not scheduler.alive
+
+
+def test_a_sequence_has_left_the_batch_when_its_last_token_is_sent(model, tok):
+    """Whoever holds a finished answer (an HTTP client reading /health next) no longer sees it running."""
+    served = Served("tiny", model=model, tokenizer=tok)
+    engine = served.engine
+    prompt = engine.encode([Message(role="user", content="hi")])
+    scheduler = Scheduler(engine, max_len=served.max_len, max_batch=4)
+    seen: dict[str, int] = {}
+    done = threading.Event()
+
+    def listener(name: str):
+        def on_event(event: Event) -> None:
+            if isinstance(event, Failure) or event.finish is not None:
+                seen[name] = scheduler.running
+                if len(seen) == 2:
+                    done.set()
+        return on_event
+
+    scheduler.start()
+    try:
+        for name, tokens in (("long", 8), ("short", 2)):
+            sampling = Sampling(max_tokens=tokens, temperature=0, ignore_eos=True)
+            scheduler.submit(Generation(list(prompt), sampling, listener(name)))
+        assert done.wait(60)
+    finally:
+        scheduler.stop()
+    assert seen == {"short": 1, "long": 0}

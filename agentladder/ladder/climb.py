@@ -6,12 +6,16 @@ For each rung, top to bottom:
 2. its data and training (:mod:`agentladder.ladder.rungs`), on prompts no earlier rung trained on and
    no held-out split holds;
 3. an evaluation on the ladder's **validation** split (the same rows for every rung);
-4. the gate (:mod:`agentladder.ladder.gates`) on those figures: kept or rejected, and whether the climb ends;
-5. a kept rung only: one evaluation on each **reporting** split (test, and shifted when there is one),
-   and the paired test against the model it replaced on the same rows; nothing reads these to decide;
-6. a version in the registry, its parent the version it started from, with the split that decided it
+4. a ``dpo`` rung with a ``control``: the control run (SFT on the rung's chosen answers with the rung's settings),
+   scored on the validation split too, with the paired test between rung and control;
+5. the gate (:mod:`agentladder.ladder.gates`) on those figures: kept or rejected (with ``control: {gate: true}``
+   it must also beat its control), and whether the climb ends;
+6. a kept rung only: one evaluation on each **reporting** split (test, and shifted when there is one),
+   and the paired test against the model it replaced on the same rows (and against its control, which is
+   scored there too); nothing reads these to decide;
+7. a version in the registry, its parent the version it started from, with the split that decided it
    and the splits it was reported on;
-7. the ladder's state file (``ladder_state.json``), written atomically.
+8. the ladder's state file (``ladder_state.json``), written atomically.
 
 A killed climb, run again, reads the state file, skips the rungs it finished and resumes the one it
 was on (its data, its newest checkpoint, its stored evaluation outputs). Finished rungs are judged again
@@ -38,7 +42,7 @@ from agentladder.ladder.feedback_rungs import FEEDBACK_RUNNERS, feedback_verdict
 from agentladder.ladder.gates import judge
 from agentladder.ladder.registry import ModelVersion, Registry, file_hash, version_id
 from agentladder.ladder.report import ladder_table, write_report
-from agentladder.ladder.rungs import RUNNERS, RungContext, Runner, Trained
+from agentladder.ladder.rungs import CONTROL, RUNNERS, RungContext, Runner, Trained
 from agentladder.ladder.scoring import paired, score
 from agentladder.ladder.splits import Split, prepare_splits, split_inputs
 from agentladder.models.classifier import is_classifier_folder
@@ -80,6 +84,9 @@ class RungResult:
     """``{split: {gained, lost, n, p, gain, gain_ci}}`` against ``compared_with`` on the same rows."""
     compared_with: str | None = None
     """The champion this rung was judged against (the rung before it on the kept path)."""
+    control: dict[str, Any] | None = None
+    """A ``dpo`` rung's control run: ``{kind, model, train_seconds, examples, tokens, metrics, reported, outcomes,
+    paired}``, its figures on the same splits as the rung's, ``paired`` the rung against its control."""
 
     def value(self, metric: str, split: str | None = None) -> float | None:
         """``metric`` on the validation split, or on a reporting ``split``."""
@@ -175,7 +182,7 @@ def climb(ladder: LadderConfig | str | Path, *, overrides: list[str] | dict[str,
                           f"{metric} {result.value(metric) or 0:.3f} on validation, {_kept(result.verdict)}")
             else:
                 _say(say, f"rung {index + 1}/{len(config.rungs)} {rung.name} ({rung.kind}) from {start_model}")
-                result = _run_rung(run, ctx, runners[rung.kind], parent, champion)
+                result = _run_rung(run, ctx, runners[rung.kind], parent, champion, runners[CONTROL])
                 _say(say, f"rung {rung.name}: {_kept(result.verdict)} on validation: {result.verdict['reason']}")
             if result.kept and config.eval.report:
                 _report(run, ctx, result, champion)
@@ -202,7 +209,7 @@ def climb(ladder: LadderConfig | str | Path, *, overrides: list[str] | dict[str,
 
 
 def _run_rung(run: _Climb, ctx: RungContext, runner: Runner, parent: str | None,
-              champion: RungResult | None) -> RungResult:
+              champion: RungResult | None, control_runner: Runner) -> RungResult:
     """Make the rung's data, train it, score it on the validation split and judge it."""
     config, rung = run.config, ctx.rung
     ctx.dir.mkdir(parents=True, exist_ok=True)
@@ -211,15 +218,18 @@ def _run_rung(run: _Climb, ctx: RungContext, runner: Runner, parent: str | None,
     trained = runner(ctx)
     if trained.inputs is not None:
         atomic_write_text(ctx.dir / INPUTS_FILE, "".join(f"{k}\n" for k in trained.inputs))
+    control = None
     if rung.kind in FEEDBACK_KINDS:  # a learned reward: gated on its own held-out feedback, never the champion
         metrics, verdict_json = feedback_verdict(rung, trained.notes.get("held_out") or {})
         decided = _Decided(metrics, None, "")
     else:
         decided = _score(run, ctx, trained.provider if trained.provider is not None else trained.model,
                          run.splits[0])
+        if rung.control is not None:
+            control = _control(run, ctx, control_runner, trained, decided.outcomes)
         verdict_json = judge(config.gate, run.metric, _values(decided.metrics),
                              None if champion is None else _values(champion.metrics),
-                             min_gain=rung.min_gain).to_json()
+                             min_gain=rung.min_gain, control=_gating(rung, control)).to_json()
     if parent is None and trained.artifact != "base":
         parent = _register_base(run.reg, config, run.task, run.state)
     result = RungResult(
@@ -229,7 +239,7 @@ def _run_rung(run: _Climb, ctx: RungContext, runner: Runner, parent: str | None,
         train_seconds=trained.train_seconds, data_seconds=trained.data_seconds,
         eval_seconds=decided.seconds, wall_seconds=time.perf_counter() - t_rung,
         fingerprint=config.rung_fingerprint(ctx.index), outcomes={run.splits[0].name: decided.outcomes} if decided.outcomes else {},
-        compared_with=None if champion is None else champion.name,
+        compared_with=None if champion is None else champion.name, control=control,
         notes={**trained.notes, "start_model": ctx.start_model, "shots": _shots(config, rung.shots),
                **({"instructions": rung.instructions} if rung.instructions else {})})
     run.state["versions"][result.version] = _version(config, run.task, run.metric, result, trained).to_json()
@@ -238,6 +248,34 @@ def _run_rung(run: _Climb, ctx: RungContext, runner: Runner, parent: str | None,
     if trained.provider is not None:
         run.providers[rung.name] = trained.provider  # the reporting splits ask the same recorded model
     return result
+
+
+def _control(run: _Climb, ctx: RungContext, runner: Runner, trained: Trained, outcomes: str) -> dict[str, Any]:
+    """Train the rung's control (:func:`~agentladder.ladder.rungs.run_control`) and score it on the validation
+    split, with the paired test of the rung against it."""
+    ctx.controlled = trained
+    made = runner(ctx)
+    if made.provider is not None:
+        run.providers[f"{ctx.rung.name}/{CONTROL}"] = made.provider
+    split = run.splits[0]
+    scored = _score(run, ctx, made.provider if made.provider is not None else made.model, split,
+                    folder=ctx.dir / CONTROL / "eval")
+    control: dict[str, Any] = {
+        "kind": ctx.rung.control.kind if ctx.rung.control else "sft", "model": made.model, "artifact": made.artifact,
+        "train_seconds": made.train_seconds, "examples": made.examples, "tokens": made.tokens,
+        "eval_seconds": scored.seconds, "metrics": scored.metrics, "reported": {},
+        "outcomes": {split.name: scored.outcomes}, "paired": {}}
+    test = paired(scored.outcomes, outcomes)
+    if test is not None:
+        control["paired"][split.name] = test
+    return control
+
+
+def _gating(rung, control: dict[str, Any] | None) -> dict[str, float | None] | None:
+    """The control's validation figures when the rung is gated on its control, else ``None``."""
+    if control is None or rung.control is None or not rung.control.gate:
+        return None
+    return _values(control["metrics"])
 
 
 @dataclass
@@ -257,7 +295,8 @@ def _learned(results: list[RungResult]) -> dict[str, dict[str, Any]]:
 
 def _report(run: _Climb, ctx: RungContext, result: RungResult, champion: RungResult | None) -> None:
     """Score a kept rung once on each reporting split it has no figures for, and test it against the
-    champion it replaced on every split both were scored on. Nothing here changes a decision."""
+    champion it replaced on every split both were scored on (and against its control, scored there too).
+    Nothing here changes a decision."""
     spec = run.providers.get(result.name, result.model)
     for split in run.splits[1:]:
         if split.name not in result.reported or split.name not in result.outcomes:
@@ -275,15 +314,36 @@ def _report(run: _Climb, ctx: RungContext, result: RungResult, champion: RungRes
             test = paired(champion.outcomes.get(name, ""), rows)
             if test is not None:
                 result.paired[name] = test
+    if result.control is not None:
+        _report_control(run, ctx, result)
     run.state["rungs"][result.name] = result.__dict__
     _write_state(run.out, run.state)
 
 
-def _score(run: _Climb, ctx: RungContext, spec: Any, split: Split):
+def _report_control(run: _Climb, ctx: RungContext, result: RungResult) -> None:
+    """The control of a kept rung on each reporting split, and the paired test of the rung against it."""
+    control = result.control
+    assert control is not None
+    spec = run.providers.get(f"{result.name}/{CONTROL}", control["model"])
+    for split in run.splits[1:]:
+        if split.name in control["reported"] and split.name in control["outcomes"]:
+            continue
+        scored = _score(run, ctx, spec, split, folder=ctx.dir / CONTROL / "eval")
+        control["reported"][split.name] = scored.metrics
+        control["outcomes"][split.name] = scored.outcomes
+        control["eval_seconds"] = (control.get("eval_seconds") or 0.0) + scored.seconds
+    control["paired"] = {}
+    for name, rows in control["outcomes"].items():
+        test = paired(rows, result.outcomes.get(name, ""))
+        if test is not None:
+            control["paired"][name] = test
+
+
+def _score(run: _Climb, ctx: RungContext, spec: Any, split: Split, folder: Path | None = None):
     config = run.config
     if config.task == RETRIEVAL:
         return score_queries(spec, split, metric=run.metric, seed=config.seed)
-    return score(spec, ctx.task, split, str(ctx.dir / "eval" / split.name), metric=run.metric,
+    return score(spec, ctx.task, split, str((folder or ctx.dir / "eval") / split.name), metric=run.metric,
                  shots=_shots(config, ctx.rung.shots), batch_size=config.eval.batch_size, dtype=config.eval.dtype,
                  max_new_tokens=config.eval.max_new_tokens, seed=config.seed, progress=ctx.progress)
 
@@ -324,7 +384,7 @@ def _replay(run: _Climb, index: int, result: RungResult, start_model: str, champ
     else:
         result.verdict = judge(config.gate, run.metric, _values(result.metrics),
                                None if champion is None else _values(champion.metrics),
-                               min_gain=rung.min_gain).to_json()
+                               min_gain=rung.min_gain, control=_gating(rung, result.control)).to_json()
     run.state["rungs"][rung.name] = result.__dict__
     return result
 
@@ -335,8 +395,10 @@ def _register(run: _Climb, result: RungResult) -> None:
     if saved is None:
         return
     by_name = {s.name: s for s in run.splits}
+    control = {k: v for k, v in (result.control or {}).items() if k != "outcomes"}
     saved.update(status=_status(result.verdict), notes={**saved.get("notes", {}), "verdict": result.verdict["reason"],
-                                                        "gain": result.verdict.get("gain")},
+                                                        "gain": result.verdict.get("gain"),
+                                                        **({"control": control} if control else {})},
                  decided_on=by_name[run.splits[0].name].record(),
                  reported_on={name: {**by_name[name].record(), "metrics": metrics,
                                      **({"paired": result.paired[name]} if name in result.paired else {})}

@@ -258,6 +258,22 @@ class Accept(_Strict):
     """[default: 0.6 for a reward model's accuracy, 0.2 for a judge's kappa]; for ``ece`` and ``brier`` a most."""
 
 
+class Control(_Strict):
+    """A control run beside a ``dpo`` rung: what its pairs teach without their rejected side.
+
+    ``kind: sft`` fine-tunes the rung's starting model on the chosen answer of every pair (one conversation a
+    pair, so an answer chosen against several rejected ones is seen as often as the rung sees it), with the
+    rung's own adapter, learning rate, schedule, steps, pairs a step and length. The control is scored on every
+    split the rung is scored on, with the paired test between the two; a loss whose objective contains the
+    chosen answer's NLL (``dpo_nll``, ``orpo``) gains over the model it started from through that term alone,
+    and only the control tells the two apart."""
+
+    kind: Literal["sft"] = "sft"
+    gate: bool = False
+    """Keep the rung only when it also beats its control on the validation split (by the rung's ``min_gain``,
+    and by more than nothing); else the control is reported and the gate judges the rung as usual."""
+
+
 # -- rungs ----------------------------------------------------------------------------------------
 class Rung(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
@@ -281,6 +297,15 @@ class Rung(_Strict):
 
     accept: Accept | None = None
     """A ``reward_model`` or ``judge`` rung's own gate (see :class:`Accept`)."""
+    control: Control | None = None
+    """A ``dpo`` rung's control run (see :class:`Control`); ``control: sft`` is short for ``{kind: sft}``."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_control(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("control"), str):
+            data = {**data, "control": {"kind": data["control"]}}
+        return data
 
     def task(self, ladder_task: str) -> str:
         """The task spec this rung uses: the ladder's task, behind the rung's ``instructions``."""
@@ -303,7 +328,17 @@ class Rung(_Strict):
             raise ValueError("data.filter_k applies to an rl rung's generated prompts only")
         if self.accept is not None and self.kind not in FEEDBACK_KINDS:
             raise ValueError("accept applies to reward_model and judge rungs (the others pass the ladder's gate)")
+        if self.control is not None and self.kind != "dpo":
+            raise ValueError(f"control applies to a dpo rung (an SFT run on its pairs' chosen answers), not a {self.kind} rung")
         return self
+
+    def fingerprint_fields(self) -> dict[str, Any]:
+        """The rung's settings as its fingerprint reads them (an unset control left out, so files written before
+        controls existed keep their fingerprints)."""
+        fields = self.model_dump()
+        if fields.get("control") is None:
+            fields.pop("control", None)
+        return fields
 
 
 class EvalSettings(_Strict):
@@ -384,7 +419,7 @@ class LadderConfig(_Strict):
         """
         payload = {"task": self.task, "base": self.base_model, "eval": self.eval.model_dump(exclude={"report"}),
                    "seed": self.seed,
-                   "rungs": [r.model_dump() for r in self.rungs[: index + 1]]}
+                   "rungs": [r.fingerprint_fields() for r in self.rungs[: index + 1]]}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -562,6 +597,6 @@ def _resolve_files(data: dict[str, Any], base: Path) -> None:
             ev[key] = str(base / ev[key])
 
 
-__all__ = ["ACCEPT_DEFAULTS", "FEEDBACK_KINDS", "RETRIEVAL", "Accept", "ClassifierSettings", "DistillData",
+__all__ = ["ACCEPT_DEFAULTS", "FEEDBACK_KINDS", "RETRIEVAL", "Accept", "ClassifierSettings", "Control", "DistillData",
            "EmbedSettings", "EvalSettings", "FileData", "Gate", "GenerateData", "Guard", "LadderConfig",
            "PairsData", "Rung", "load_ladder", "parse_ladder"]

@@ -5,6 +5,8 @@ baseline, is kept as it is). With ``gain = value - champion`` (negated when lowe
 
 - kept when ``gain >= min_gain``, or when the rung reaches the target and ``gain > 0``, and no guard
   metric worsens by more than its allowance;
+- a rung gated on its control (``control: {gate: true}``) must also beat the control's value by
+  ``min_gain``, and by more than nothing: a tie says the rung's gain is what the control already gets;
 - the climb ends when the champion after this rung reaches the target, or, with ``stop_on_stall``,
   at the first rung that is not kept.
 
@@ -54,8 +56,10 @@ def reaches(value: float, target: float, higher_is_better: bool = True) -> bool:
 
 
 def judge(gate: Gate, metric: str, metrics: Mapping[str, float | None],
-          champion: Mapping[str, float | None] | None, *, min_gain: float | None = None) -> Verdict:
-    """The verdict on a rung with ``metrics``, against the ``champion``'s metrics (``None`` for the first rung)."""
+          champion: Mapping[str, float | None] | None, *, min_gain: float | None = None,
+          control: Mapping[str, float | None] | None = None) -> Verdict:
+    """The verdict on a rung with ``metrics``, against the ``champion``'s metrics (``None`` for the first rung)
+    and, when given, its ``control``'s metrics on the same split."""
     sign = 1.0 if gate.higher_is_better else -1.0
     value = metric_value(metrics, metric)
     need = gate.min_gain if min_gain is None else min_gain
@@ -74,6 +78,14 @@ def judge(gate: Gate, metric: str, metrics: Mapping[str, float | None],
             kept, reason = True, f"{metric} {value:.3f} reaches the target (gain {gain:+.3f})"
         else:
             kept, reason = False, f"{metric} {value:.3f}, gain {gain:+.3f} < {need:.3f}"
+        if kept and control is not None:
+            over = sign * (value - metric_value(control, metric))
+            if over < need - EPS or over <= EPS:
+                kept = False
+                reason += (f"; but its control scores {metric_value(control, metric):.3f} (the rung {over:+.3f}): "
+                           "the control's training alone gets this far")
+            else:
+                reason += f"; {over:+.3f} over its control"
     champion_value = value if kept else metric_value(champion or {}, metric)
     target_met = reaches(champion_value, gate.target, gate.higher_is_better)
     stop = target_met or (not kept and gate.stop_on_stall)

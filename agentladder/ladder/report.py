@@ -4,8 +4,9 @@ Per rung: the headline metric on the **validation** split with its 95 % interval
 judged (the decision), then, for a kept rung, the headline on each **reporting** split (test, shifted)
 with the paired test against the model it replaced on the same rows (McNemar's exact p), the task's
 other metrics on the test split, training time, tokens, the examples (or pairs, or prompts) it used,
-and whether the gate kept it. Written as ``ladder.md``, ``ladder.json`` and ``ladder.png`` in the
-climb's folder.
+and whether the gate kept it. A ``dpo`` rung with a control gets the control's headline on each split beside
+its own, with the paired test of the rung against it. Written as ``ladder.md``, ``ladder.json`` and
+``ladder.png`` in the climb's folder.
 """
 
 from __future__ import annotations
@@ -86,6 +87,40 @@ def _p(r: RungResult, split: str) -> str:
     return f"p {test['p']:.3g} (+{test['gained']} -{test['lost']})"
 
 
+def _control_value(r: RungResult, metric: str, split: str) -> str:
+    if not r.control:
+        return "-"
+    metrics = r.control["metrics"] if split == "validation" else r.control["reported"].get(split, {})
+    return _short(metrics.get(metric))
+
+
+def _versus_control(r: RungResult, split: str) -> str:
+    test = (r.control or {}).get("paired", {}).get(split)
+    return "-" if not test else f"p {test['p']:.3g} (+{test['gained']} -{test['lost']})"
+
+
+def control_lines(result: ClimbResult) -> list[str]:
+    """The markdown section on the controls: each controlled rung against its control on every split."""
+    controlled = [r for r in result.rungs if r.control]
+    if not controlled:
+        return []
+    lines = ["", "## Controls", "",
+             "Each control is SFT from the rung's starting model on the chosen answers of the rung's pairs, with the "
+             "rung's adapter, learning rate, steps and pairs a step: what the pairs teach without the rejected "
+             "answers. The paired test is the rung against its control (+ rows only the rung gets right).", "",
+             f"| rung | split | {result.metric} rung | {result.metric} control | rung vs control | control train time |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for r in controlled:
+        for split in ["validation", *result.reporting]:
+            rung_value = r.metrics if split == "validation" else r.reported.get(split, {})
+            if split != "validation" and not rung_value:
+                continue
+            lines.append(f"| {r.name} | {split} | {_short(rung_value.get(result.metric))} | "
+                         f"{_control_value(r, result.metric, split)} | {_versus_control(r, split)} | "
+                         f"{_seconds(r.control.get('train_seconds')) if r.control else '-'} |")
+    return lines
+
+
 def _examples(r: RungResult) -> str:
     if r.examples is None:
         return "-"
@@ -141,6 +176,10 @@ def ladder_table(result: ClimbResult):
     for name in other_metrics(result):
         table.add_row(f"{name} ({REPORTED})", *[_short((r.reported.get(REPORTED) or {}).get(name))
                                                 for r in result.rungs])
+    if any(r.control for r in result.rungs):
+        for split in ["validation", *result.reporting]:
+            table.add_row(f"control {split}", *[_control_value(r, result.metric, split) for r in result.rungs])
+            table.add_row("  vs control", *[_versus_control(r, split).split(" (")[0] for r in result.rungs])
     table.add_row("train time", *[_seconds(r.train_seconds) for r in result.rungs])
     table.add_row("tokens", *[_count(r.tokens) for r in result.rungs])
     table.add_row("examples", *[_examples(r) for r in result.rungs])
@@ -185,6 +224,7 @@ def markdown(result: ClimbResult) -> str:
               "same rows (+ rows it gets right that the other got wrong, - the reverse).",
               "", "![ladder](ladder.png)", "", "## Gate decisions (validation)", ""]
     lines += [f"- {r.name}: {r.verdict.get('reason')}" for r in result.rungs]
+    lines += control_lines(result)
     note = _task_note(result.ladder.task)
     if note:
         lines += ["", f"> {note}"]
@@ -230,6 +270,12 @@ def plot(result: ClimbResult, path: str | Path) -> Path:
         if any(y is not None for y in ys):
             ax.plot(x, [y if y is not None else float("nan") for y in ys], marker=".", linewidth=0.8, alpha=0.6,
                     label=f"{name} ({REPORTED})")
+    controls = [(i, (r.control or {}).get("metrics", {}).get(result.metric, {}).get("value"))
+                for i, r in enumerate(result.rungs)]
+    controls = [(i, v) for i, v in controls if v is not None]
+    if controls:
+        ax.scatter([i for i, _ in controls], [v for _, v in controls], marker="x", s=60, color="black", zorder=5,
+                   label=f"{result.metric} validation, SFT control")
     ax.axhline(result.ladder.gate.target, color="grey", linestyle="--", linewidth=1, label="target")
     for i, r in enumerate(result.rungs):
         if not r.kept and r.kind not in FEEDBACK:
@@ -257,4 +303,4 @@ def write_report(result: ClimbResult, out_dir: str | Path) -> Path:
     return out / "ladder.md"
 
 
-__all__ = ["ladder_table", "markdown", "plot", "rows", "to_json", "write_report"]
+__all__ = ["control_lines", "ladder_table", "markdown", "plot", "rows", "to_json", "write_report"]

@@ -15,6 +15,7 @@ no prompt an earlier rung drew or a held-out split holds.
   inputs.txt          the normalised inputs of every row the rung drew (no later rung uses them)
   run/                the trainer's run folder (checkpoints, metrics.jsonl, the model)
   eval/<split>/       the evaluation on each held-out split (validation; test and shifted if kept)
+  control/            a dpo rung's control (``control: sft``): data.jsonl (the pairs' chosen answers), run/, eval/
 ```
 """
 
@@ -37,7 +38,7 @@ from agentladder.data.io import (
     read_jsonl,
     write_jsonl,
 )
-from agentladder.data.schema import Conversation
+from agentladder.data.schema import Conversation, PreferencePair
 from agentladder.errors import ConfigError
 from agentladder.evals.sampling import pairs_from_task, pass_rates
 from agentladder.ladder.config import RETRIEVAL, LadderConfig, Rung, trainer_class
@@ -54,7 +55,7 @@ from agentladder.train.embed import MANIFEST as EMBED_MANIFEST
 from agentladder.train.embed import EmbedConfig, train_embed
 from agentladder.train.preference import preference
 from agentladder.train.rl import rl
-from agentladder.train.sft import sft
+from agentladder.train.sft import SFTConfig, sft
 
 
 @dataclass
@@ -81,6 +82,8 @@ class RungContext:
     reason}`` (:mod:`agentladder.ladder.feedback_rungs`)."""
     train_overrides: dict[str, Any] = field(default_factory=dict)
     """Trainer fields the climb resolved for this rung (an RL rung's rewards that name earlier rungs)."""
+    controlled: Trained | None = None
+    """For the ``control`` runner: what the rung it stands beside made (its pairs and settings)."""
 
     @property
     def task(self) -> str:
@@ -345,6 +348,41 @@ def run_preference(ctx: RungContext) -> Trained:
     return out
 
 
+CONTROL = "control"
+"""A preference rung's control lives in this folder of the rung's."""
+_PREFERENCE_ONLY = {"model", "data", "out_dir"}
+
+
+def control_data(pairs: str | os.PathLike, out: Path) -> str:
+    """One SFT conversation per pair: its prompt and its chosen answer."""
+    if not out.exists():
+        rows = [Conversation(id=pair.id, messages=[*pair.prompt, *pair.chosen])
+                for pair in read_jsonl(pairs, PreferencePair)]
+        write_jsonl(out, rows)
+    return str(out)
+
+
+def run_control(ctx: RungContext) -> Trained:
+    """The SFT control of a ``dpo`` rung (``control: sft``): its starting model fine-tuned on the chosen answer of
+    each of its pairs, with every setting the two trainers share taken from the rung as it ran (adapter,
+    learning rate, warm-up and schedule, steps, pairs a step as rows a step, length, precision, seed), so the two
+    differ only in what the rejected answers add."""
+    rung = ctx.controlled
+    if rung is None or rung.data_path is None:
+        raise ConfigError(f"rung {ctx.rung.name!r}: a control needs the rung's pairs")
+    folder = ctx.dir / CONTROL
+    folder.mkdir(parents=True, exist_ok=True)
+    data = control_data(rung.data_path, folder / "data.jsonl")
+    shared = {k: v for k, v in rung.settings.items() if k in SFTConfig.model_fields and k not in _PREFERENCE_ONLY}
+    run = folder / "run"
+    config = SFTConfig(**{**shared, "model": ctx.start_model, "data": data, "out_dir": str(run),
+                          "progress": ctx.progress})
+    _train(sft, config, run, ctx.progress)
+    out = _trained(run, config, data, count_rows(data), 0.0)
+    out.notes["kind"] = "sft"
+    return out
+
+
 def run_rl(ctx: RungContext) -> Trained:
     """RL on the task's prompts, rewarded by the task's own reward unless the rung's ``train.rewards`` say otherwise."""
 
@@ -460,9 +498,10 @@ def run_embed(ctx: RungContext) -> Trained:
 
 RUNNERS: dict[str, Runner] = {"baseline": run_baseline, "sft": run_sft, "dpo": run_preference,
                               "kto": run_preference, "rl": run_rl, "classifier": run_classifier,
-                              "embed": run_embed}
-"""The runner of each rung kind; :func:`~agentladder.ladder.climb.climb` takes replacements."""
+                              "embed": run_embed, CONTROL: run_control}
+"""The runner of each rung kind (and of a preference rung's control); :func:`~agentladder.ladder.climb.climb`
+takes replacements."""
 
-__all__ = ["RUNNERS", "RungContext", "Runner", "Trained", "feature_model", "run_baseline", "run_classifier", "run_embed", "run_preference", "run_rl",
+__all__ = ["CONTROL", "RUNNERS", "RungContext", "Runner", "Trained", "feature_model", "run_baseline", "run_classifier", "run_control", "run_embed", "run_preference", "run_rl",
            "run_sft",
            "run_stats"]

@@ -229,3 +229,75 @@ def test_recommend_reads_the_champion_on_validation_never_test(tmp_path):
     assert from_climb != advice("--accuracy", "0.2", "--target", "0.95")
     bad = CliRunner().invoke(app, ["recommend", "--pairs", "0"])
     assert bad.exit_code == 1 and "--climb DIR" in bad.output
+
+
+def _with_control(tmp_path, gate: bool):
+    config = _ladder(tmp_path, target=0.95).model_dump()
+    config["rungs"][2]["control"] = {"kind": "sft", "gate": True} if gate else "sft"
+    return parse_ladder(config)
+
+
+def _control_runner(accuracy: float, seen: list):
+    """A scripted control that gets the *last* rows of each split right (the rung gets the first ones)."""
+    task = get_task("medication-directions")
+    right = {}
+    for split in ("validation", "test"):
+        rows = task.make(split, ROWS, 0)
+        right.update({r.input: task.target_text(r) for r in rows[ROWS - round(accuracy * ROWS):]})
+
+    def runner(ctx):
+        seen.append((ctx.rung.name, ctx.start_model, ctx.controlled.model))
+        return Trained(model="model-control", artifact="full", train_seconds=2.0, examples=4,
+                       provider=ScriptedProvider(lambda prompt: right.get(prompt[-1].content, "I cannot tell."),
+                                                 name="model-control"))
+
+    return runner
+
+
+@pytest.mark.parametrize("gate", [False, True])
+def test_a_dpo_rungs_control_is_trained_beside_it_scored_on_every_split_and_gates_only_when_asked(tmp_path, gate):
+    """The dpo rung (0.7) and its control (0.7, on other rows) tie on validation: reported side by side with the
+    paired test between them, and the rung is kept unless the gate asks it to beat its control."""
+    acc = {"baseline": 0.1, "sft": 0.5, "dpo": 0.7, "rl": 0.8}
+    calls, seen = [], []
+    runners = {**scripted(acc, calls), "control": _control_runner(0.7, seen)}
+    result = climb(_with_control(tmp_path, gate), registry=tmp_path / "r.db", progress=False, runners=runners)
+    dpo = result.rungs[2]
+    assert seen == [("dpo", "model-sft", "model-dpo")]  # from the rung's start model, handed the rung's output
+    control = dpo.control
+    assert control["metrics"]["exact_match"]["value"] == 0.7 and control["train_seconds"] == 2.0
+    # first 14 rows right against last 14: 6 only the rung gets, 6 only the control gets
+    assert control["paired"]["validation"]["gained"] == 6 and control["paired"]["validation"]["lost"] == 6
+    assert (tmp_path / "climb" / "03-dpo" / "control" / "eval" / "validation" / "report.json").exists()
+    md = (tmp_path / "climb" / "ladder.md").read_text()
+    assert "## Controls" in md and "| dpo | validation | 0.700 | 0.700 | p 1 (+6 -6) |" in md
+    if gate:
+        assert not dpo.kept and "its control scores 0.700" in dpo.verdict["reason"]
+        assert calls[-1] == ("rl", "model-sft")  # the next rung starts from the champion before it
+        assert "test" not in control["reported"] and "test" not in dpo.reported  # a rejected rung is not reported
+    else:
+        assert dpo.kept and calls[-1] == ("rl", "model-dpo")
+        assert control["reported"]["test"]["exact_match"]["value"] == 0.7
+        assert control["paired"]["test"]["gained"] == 6 and "| dpo | test | 0.700 | 0.700 | p 1 (+6 -6) |" in md
+        with Registry(tmp_path / "r.db") as reg:
+            notes = reg.get("med/dpo").notes
+        assert notes["control"]["metrics"]["exact_match"]["value"] == 0.7 and "outcomes" not in notes["control"]
+
+
+def test_a_rung_that_beats_its_control_passes_the_control_gate(tmp_path):
+    acc = {"baseline": 0.1, "sft": 0.5, "dpo": 0.8, "rl": 0.9}
+    runners = {**scripted(acc, []), "control": _control_runner(0.6, [])}
+    result = climb(_with_control(tmp_path, True), registry=tmp_path / "r.db", progress=False, runners=runners)
+    dpo = result.rungs[2]
+    assert dpo.kept and "+0.200 over its control" in dpo.verdict["reason"]
+    # a resumed climb judges it again with the control's stored figures, and keeps it
+    again = climb(_with_control(tmp_path, True), registry=tmp_path / "r.db", progress=False,
+                  runners={**scripted(acc, []), "control": _control_runner(0.6, [])})
+    assert again.rungs[2].verdict == dpo.verdict
+
+
+def test_a_control_is_refused_on_a_rung_that_has_no_pairs(tmp_path):
+    config = _ladder(tmp_path).model_dump()
+    config["rungs"][3]["control"] = "sft"
+    with pytest.raises(ValueError, match="control applies to a dpo rung"):
+        parse_ladder(config)

@@ -173,3 +173,30 @@ def test_a_bad_ladder_file_is_one_line_naming_file_line_and_field(tmp_path):
     assert "ladder.yaml:4: rungs[0]: data.source 'pairs' does not fit a sft rung" in " ".join(res.output.split())
     res = runner.invoke(app, ["climb", str(path), "--set", "nokey"])
     assert res.exit_code == 1 and "write key=value" in res.output
+
+
+def test_a_dpo_rungs_sft_control_trains_on_its_chosen_answers_with_its_settings(tmp_path):
+    """The control is a real SFT run from the rung's own starting model, on one conversation per pair (prompt and
+    chosen answer), with the rung's adapter, rate, warm-up, steps and pairs a step; scored on every split."""
+    dpo = {"name": "dpo", "kind": "dpo", "control": "sft",
+           "data": {"source": "pairs", "rows": 3, "k": 2, "with_target": True, "batch_size": 4, "max_new_tokens": 4},
+           "train": {"loss": "orpo", "lora": True, "lora_r": 4, "lora_alpha": 8, "max_steps": 2, "batch_size": 2,
+                     "learning_rate": 3e-4, "warmup_ratio": 0.5, "max_length": 4096, "tensorboard": False}}
+    result = climb(_short_ladder(tmp_path, [SFT, dpo]), registry=tmp_path / "r.db", progress=False)
+    rung = result.rungs[2]
+    folder = tmp_path / "climb" / "03-dpo"
+    pairs = [json.loads(x) for x in (folder / "pairs.jsonl").read_text().splitlines()]
+    data = [json.loads(x) for x in (folder / "control" / "data.jsonl").read_text().splitlines()]
+    assert len(data) == len(pairs) > 0
+    assert [d["messages"] for d in data] == [p["prompt"] + p["chosen"] for p in pairs]
+    ran = json.loads((folder / "control" / "run" / "train_config.json").read_text())
+    own = json.loads((folder / "run" / "train_config.json").read_text())
+    for key in ("lora", "lora_r", "lora_alpha", "learning_rate", "warmup_ratio", "max_steps", "batch_size", "seed",
+                "max_length", "precision"):
+        assert ran[key] == own[key], key
+    assert ran["model"] == own["model"] == str(tmp_path / "climb" / "02-sft" / "run")
+    assert json.loads((folder / "control" / "run" / "agentladder.json").read_text())["steps"] == 2
+    assert rung.control["model"] == str(folder / "control" / "run") and rung.control["train_seconds"] > 0
+    for split in ("validation", "test", "shifted") if rung.kept else ("validation",):
+        assert (folder / "control" / "eval" / split / "report.json").exists()
+        assert split in rung.control["outcomes"]

@@ -54,3 +54,14 @@ def test_the_recommend_outputs_shown_are_what_the_cli_prints():
         res = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
         assert res.exit_code == 0, res.output
         assert [line.strip() for line in res.output.splitlines()] == [line.strip() for line in shown[1].splitlines()]
+
+
+def test_the_control_example_is_a_valid_rung():
+    import yaml
+
+    from agentladder.ladder.config import Rung
+
+    example = re.search(r"### A preference rung beside its SFT control\n.*?```yaml\n(.*?)```", DOC.read_text(), re.DOTALL)
+    assert example is not None
+    rung = Rung(**yaml.safe_load(example.group(1))[0])
+    assert rung.control is not None and rung.control.kind == "sft" and not rung.control.gate

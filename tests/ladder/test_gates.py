@@ -72,3 +72,18 @@ def test_an_unknown_or_empty_gate_metric_is_a_clear_error():
         judge(GATE, "accuracy", m(0.5), None)
     with pytest.raises(ValueError, match="has no value"):
         judge(GATE, "exact_match", {"exact_match": None}, None)
+
+
+def test_a_rung_gated_on_its_control_must_beat_it_by_the_minimum_gain_and_a_tie_is_rejected():
+    gate = Gate(metric="exact_match", target=0.9, min_gain=0.0)
+    assert judge(gate, "exact_match", m(0.6), m(0.5), control=m(0.59)).kept
+    tie = judge(gate, "exact_match", m(0.6), m(0.5), control=m(0.6))
+    assert not tie.kept and "its control scores 0.600" in tie.reason and tie.gain == pytest.approx(0.1)
+    # a rung that reaches the target but not past its control leaves the target unmet and the climb going
+    at = judge(gate, "exact_match", m(0.92), m(0.8), control=m(0.95))
+    assert not at.kept and not at.target_met and not at.stop
+    wide = judge(GATE, "exact_match", m(0.6), m(0.5), control=m(0.57))
+    assert not wide.kept and "(the rung +0.030)" in wide.reason
+    assert judge(GATE, "exact_match", m(0.6), m(0.5), control=m(0.55)).kept
+    # not kept over the champion: the control does not matter
+    assert not judge(GATE, "exact_match", m(0.52), m(0.5), control=m(0.1)).kept

@@ -98,11 +98,16 @@ def data_pairs(
     reward_key: Annotated[str | None, typer.Option(help="Feedback: which reward to rank by \\[default: their sum].")] = None,
     with_target: Annotated[bool, typer.Option(
         help="Add the task's reference answer as one more graded candidate.")] = False,
+    pairing: Annotated[str, typer.Option(
+        help="best_vs_worst (one pair a prompt) or each_worse (the best against every distinct lower-scored answer).")]
+        = "best_vs_worst",
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Preference pairs (or KTO rows) from a model's sampled answers graded by a task, or from feedback."""
     if format not in ("pairs", "marked"):
         raise ConfigError(f"unknown format {format!r}: choose pairs or marked")
+    if pairing not in ("best_vs_worst", "each_worse"):
+        raise ConfigError(f"unknown pairing {pairing!r}: choose best_vs_worst or each_worse")
     chosen = {} if threshold is None else {"threshold": threshold}  # else each source's own default
     if feedback:
         counts = pairs_from_feedback(feedback, out, format=format, reward_key=reward_key, **chosen)  # type: ignore[arg-type]
@@ -112,7 +117,7 @@ def data_pairs(
         raise ConfigError("give --model and --task to sample pairs, or --feedback FILE")
     counts = pairs_from_task(model, task, n, out, data=data, split=split, seed=seed, k=k, temperature=temperature,
                              max_new_tokens=max_new_tokens, batch_size=batch_size, format=format,  # type: ignore[arg-type]
-                             with_target=with_target, progress=not quiet, **chosen)
+                             with_target=with_target, pairing=pairing, progress=not quiet, **chosen)  # type: ignore[arg-type]
     stderr.print(f"[green]done[/]: {counts['rows']} rows from {counts['prompts']} prompts x {k} answers "
               f"({counts['ties']} prompts with all answers scored alike) -> {out}")
 

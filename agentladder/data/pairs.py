@@ -22,6 +22,10 @@ from agentladder.data.schema import Conversation, MarkedResponse, Message, Prefe
 
 Format = Literal["pairs", "marked"]
 """``pairs``: best against worst per prompt (DPO); ``marked``: each answer labelled desirable or not (KTO)."""
+Pairing = Literal["best_vs_worst", "each_worse"]
+"""How a prompt's graded answers become pairs: ``best_vs_worst`` one pair, the best against the worst;
+``each_worse`` the best against every distinct answer that scores below it (as many pairs as distinct
+mistakes, so no single wrong value stands for all of a prompt's errors)."""
 
 
 def best_vs_worst(answers: Sequence[str], rewards: Sequence[float]) -> tuple[int, int] | None:
@@ -29,6 +33,21 @@ def best_vs_worst(answers: Sequence[str], rewards: Sequence[float]) -> tuple[int
     best = max(range(len(answers)), key=lambda i: (rewards[i], -i))
     worst = min(range(len(answers)), key=lambda i: (rewards[i], i))
     return None if rewards[best] == rewards[worst] else (best, worst)
+
+
+def best_vs_each_worse(answers: Sequence[str], rewards: Sequence[float]) -> list[tuple[int, int]]:
+    """``(best, worse)`` index pairs: the best answer (first of equals) against the first of every distinct answer
+    text that scores below it, in the answers' order."""
+    if not answers:
+        return []
+    best = max(range(len(answers)), key=lambda i: (rewards[i], -i))
+    seen: set[str] = {answers[best]}
+    out = []
+    for i, (text, reward) in enumerate(zip(answers, rewards, strict=True)):
+        if reward < rewards[best] and text not in seen:
+            seen.add(text)
+            out.append((best, i))
+    return out
 
 
 # -- feedback -------------------------------------------------------------------------------------

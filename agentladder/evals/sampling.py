@@ -23,7 +23,7 @@ from typing import Any
 from rich.progress import Progress
 
 from agentladder.data.io import iter_json_lines, write_jsonl
-from agentladder.data.pairs import Format, best_vs_worst
+from agentladder.data.pairs import Format, Pairing, best_vs_each_worse, best_vs_worst
 from agentladder.data.schema import MarkedResponse, Message, PreferencePair
 from agentladder.models.providers import Provider, make_provider
 from agentladder.tasks import Sample, Task, get_task
@@ -84,7 +84,8 @@ def sample_and_score(task: Task, provider: Provider, samples: Sequence[Sample], 
                      k: int = 4, temperature: float = 1.0, max_new_tokens: int | None = None,
                      prompts_per_batch: int = 8, format: Format = "pairs", threshold: float = 1.0,
                      with_target: bool = False, greedy: bool = False, max_rows: int | None = None,
-                     graded_out: str | os.PathLike | None = None, progress: bool = True) -> dict[str, int]:
+                     graded_out: str | os.PathLike | None = None, pairing: Pairing = "best_vs_worst",
+                     progress: bool = True) -> dict[str, int]:
     """Answer each sample ``k`` times, grade every answer, write pairs (or marked rows) to ``out``.
 
     The provider is asked through ``complete(prompts, max_new_tokens=, temperature=, stop_at_json=)``.
@@ -93,7 +94,8 @@ def sample_and_score(task: Task, provider: Provider, samples: Sequence[Sample], 
     ``greedy`` adds the model's own greedy answer as a candidate, the rejected side wherever it is wrong
     (the model's actual error rather than an unlikely sample, even when a sample scored lower), and puts the prompts
     it gets wrong first: with ``max_rows`` the rows kept are the model's errors first. ``graded_out``
-    keeps every graded answer (the record of what the rows were chosen from).
+    keeps every graded answer (the record of what the rows were chosen from). ``pairing: each_worse`` writes the
+    best answer against every distinct answer that scores below it instead of one pair a prompt.
 
     Returns counts: ``prompts``, ``answers``, ``rows`` written, ``ties`` (prompts whose answers
     all scored the same, which give no pair), ``errors`` (prompts whose greedy answer fell short).
@@ -122,17 +124,22 @@ def sample_and_score(task: Task, provider: Provider, samples: Sequence[Sample], 
         if format == "marked":
             rows += [(wrong, m) for m in _marked(sample, prompt, answers, rewards, threshold, meta)]
             continue
-        pick = best_vs_worst(answers, rewards)
-        if pick is None:
+        if pairing == "each_worse":
+            picks = best_vs_each_worse(answers, rewards)
+        else:
+            pick = best_vs_worst(answers, rewards)
+            picks = [] if pick is None else [pick]
+            if pick is not None and wrong and rewards[pick[0]] > rewards[0]:
+                picks = [(pick[0], 0)]  # the model's own greedy error, even where a sample scored lower
+        if not picks:
             ties += 1
             continue
-        best, worst = pick
-        if wrong and rewards[best] > rewards[0]:
-            worst = 0  # the model's own greedy error, even where a sample scored lower
-        rows.append((wrong, PreferencePair(
-            id=sample.id, prompt=prompt, chosen=[Message(role="assistant", content=answers[best])],
-            rejected=[Message(role="assistant", content=answers[worst])],
-            metadata={**meta, "chosen_reward": rewards[best], "rejected_reward": rewards[worst]})))
+        for j, (best, worse) in enumerate(picks):
+            rows.append((wrong, PreferencePair(
+                id=sample.id if len(picks) == 1 else f"{sample.id}-{j + 1}", prompt=prompt,
+                chosen=[Message(role="assistant", content=answers[best])],
+                rejected=[Message(role="assistant", content=answers[worse])],
+                metadata={**meta, "chosen_reward": rewards[best], "rejected_reward": rewards[worse]})))
     if greedy:
         rows.sort(key=lambda row: not row[0])  # stable: the model's errors first, each group in sample order
     kept = [row for _, row in rows][:max_rows]
@@ -149,7 +156,7 @@ def pairs_from_task(model: str, task: str | Task, n: int, out: str | os.PathLike
                     temperature: float = 1.0, max_new_tokens: int | None = None, batch_size: int = 16,
                     format: Format = "pairs", threshold: float = 1.0, with_target: bool = False,
                     greedy: bool = False, max_rows: int | None = None, graded_out: str | os.PathLike | None = None,
-                    progress: bool = True) -> dict[str, int]:
+                    pairing: Pairing = "best_vs_worst", progress: bool = True) -> dict[str, int]:
     """:func:`sample_and_score` for a model spec and a task (or its name), on ``n`` rows of a generated split
     (or of the task's data file ``data``, or the ``samples`` given). Sampling is seeded by ``seed``."""
     import torch  # heavy: only a run that samples needs it
@@ -163,7 +170,7 @@ def pairs_from_task(model: str, task: str | Task, n: int, out: str | os.PathLike
         return sample_and_score(the_task, provider, samples, out, k=k, temperature=temperature,
                                 max_new_tokens=max_new_tokens, prompts_per_batch=max(1, batch_size // max(k, 1)),
                                 format=format, threshold=threshold, with_target=with_target, greedy=greedy,
-                                max_rows=max_rows, graded_out=graded_out, progress=progress)
+                                max_rows=max_rows, graded_out=graded_out, pairing=pairing, progress=progress)
     finally:
         provider.close()
 

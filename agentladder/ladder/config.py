@@ -135,6 +135,9 @@ class PairsData(_Strict):
     (the model's actual mistake), and put the prompts it gets wrong first."""
     pairs: int | None = Field(None, ge=1)
     """Keep at most this many pairs (the model's errors first with ``greedy``) [default: all]."""
+    pairing: Literal["best_vs_worst", "each_worse"] = "best_vs_worst"
+    """One pair a prompt, best against worst; or ``each_worse``: the best against every distinct answer scoring
+    below it (a dpo rung only)."""
     split: str = "train"
     seed: int | None = None
     batch_size: int = Field(16, ge=1)
@@ -326,6 +329,8 @@ class Rung(_Strict):
             raise ValueError("data.balance applies to an sft rung's generated conversations only")
         elif self.kind != "rl" and getattr(self.data, "filter_k", None):
             raise ValueError("data.filter_k applies to an rl rung's generated prompts only")
+        elif self.kind != "dpo" and getattr(self.data, "pairing", "best_vs_worst") != "best_vs_worst":
+            raise ValueError("data.pairing applies to a dpo rung's pairs (a kto rung marks every answer)")
         if self.accept is not None and self.kind not in FEEDBACK_KINDS:
             raise ValueError("accept applies to reward_model and judge rungs (the others pass the ladder's gate)")
         if self.control is not None and self.kind != "dpo":
@@ -333,11 +338,13 @@ class Rung(_Strict):
         return self
 
     def fingerprint_fields(self) -> dict[str, Any]:
-        """The rung's settings as its fingerprint reads them (an unset control left out, so files written before
-        controls existed keep their fingerprints)."""
+        """The rung's settings as its fingerprint reads them (an unset control and the default pairing left out,
+        so climbs finished before those options existed resume)."""
         fields = self.model_dump()
         if fields.get("control") is None:
             fields.pop("control", None)
+        if (fields.get("data") or {}).get("pairing") == "best_vs_worst":
+            fields["data"].pop("pairing")
         return fields
 
 

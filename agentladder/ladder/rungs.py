@@ -205,7 +205,7 @@ def preference_data(ctx: RungContext) -> str:
                                  k=spec.k, temperature=spec.temperature, batch_size=spec.batch_size,  # type: ignore[union-attr]
                                  format="marked" if ctx.rung.kind == "kto" else "pairs",
                                  with_target=spec.with_target, max_new_tokens=spec.max_new_tokens,  # type: ignore[union-attr]
-                                 greedy=spec.greedy, max_rows=spec.pairs,  # type: ignore[union-attr]
+                                 greedy=spec.greedy, max_rows=spec.pairs, pairing=spec.pairing,  # type: ignore[union-attr]
                                  graded_out=ctx.dir / "graded.jsonl", progress=ctx.progress)
         atomic_write_text(ctx.dir / "pairs_counts.json", json.dumps(counts) + "\n")
     if count_rows(out) == 0:

@@ -103,6 +103,24 @@ def test_greedy_errors_are_the_rejected_side_and_come_first(tmp_path):
     assert [json.loads(line)["greedy"] for line in graded.read_text().splitlines()] == ["3", "4", "7"]
 
 
+def test_each_worse_pairs_the_best_answer_with_every_distinct_lower_one(tmp_path):
+    class WithTarget(_AdditionTask):
+        def target_text(self, sample):
+            return str(sample.target)
+
+    # "1+1": greedy "3" wrong, samples "x", "3" (a repeat), "2"; "2+2": all right; "3+3": greedy "6" right, "7" wrong.
+    provider = _Scripted({"1+1": ["x", "3", "2", "3"], "2+2": ["4", "4", "4", "4"], "3+3": ["7", "6", "6", "6"]})
+    out = tmp_path / "pairs.jsonl"
+    counts = sample_and_score(WithTarget(), provider, SAMPLES, out, k=3, with_target=True, greedy=True,
+                              pairing="each_worse", progress=False)
+    assert counts == {"prompts": 3, "answers": 12, "rows": 3, "ties": 1, "errors": 1}
+    pairs = read_jsonl(out, PreferencePair)
+    # the best answer (the first right one) against each distinct wrong one, greedy first; the repeat of "3" once
+    assert [(p.id, p.chosen[0].content, p.rejected[0].content) for p in pairs] == [
+        ("a-1", "2", "3"), ("a-2", "2", "x"), ("c", "6", "7")]
+    assert pairs[0].metadata["greedy_wrong"] and not pairs[2].metadata["greedy_wrong"]
+
+
 def test_marked_rows_label_each_distinct_answer(tmp_path):
     out = tmp_path / "marked.jsonl"
     sample_and_score(_AdditionTask(), _provider(), SAMPLES[:1], out, k=4, format="marked", progress=False)

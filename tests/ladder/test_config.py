@@ -137,3 +137,18 @@ def test_rung_data_options_fit_their_rung(tmp_path):
         load_ladder(_write(tmp_path, GOOD.replace("rows: 8}", "rows: 8, filter_k: 4}")))
     with pytest.raises(ValueError, match=r"a pair needs two candidates"):
         load_ladder(_write(tmp_path, GOOD + DPO.replace("rows: 4}", "rows: 4, k: 0, with_target: false}")))
+
+
+def test_a_dpo_rung_without_the_new_options_keeps_the_fingerprint_it_had_before_them(tmp_path):
+    """The fingerprints of a ladder written before ``control`` and ``data.pairing`` existed (computed by that
+    version): a climb it finished still resumes; setting either option changes the rung's fingerprint."""
+    text = GOOD + DPO.replace("loss: rpo, rpo_alpha: 1.0,", "loss: orpo,")
+    config = load_ladder(_write(tmp_path, text))
+    assert [config.rung_fingerprint(i) for i in range(3)] == ["50ce16790286ea5b", "36452900206e29a7", "408af80acc54811f"]
+    controlled = load_ladder(_write(tmp_path, text.replace("kind: dpo", "kind: dpo\n    control: sft")))
+    paired = load_ladder(_write(tmp_path, text.replace("rows: 4}", "rows: 4, pairing: each_worse}")))
+    assert controlled.rung_fingerprint(2) != config.rung_fingerprint(2) != paired.rung_fingerprint(2)
+    assert controlled.rungs[2].control.kind == "sft" and paired.rungs[2].data.pairing == "each_worse"
+    with pytest.raises(ValueError, match=r"data.pairing applies to a dpo rung"):
+        load_ladder(_write(tmp_path, text.replace("kind: dpo", "kind: kto").replace("loss: orpo, ", "")
+                           .replace("rows: 4}", "rows: 4, pairing: each_worse}")))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Annotated
+from typing import Annotated, get_args
 
 import torch
 import typer
@@ -13,7 +13,7 @@ from agentladder.agents.guard.data import write_guard_rows
 from agentladder.cli.errors import friendly_errors, stderr, stdout
 from agentladder.data import io, schema
 from agentladder.data.distill import distill
-from agentladder.data.pairs import pairs_from_feedback
+from agentladder.data.pairs import Pairing, pairs_from_feedback
 from agentladder.errors import ConfigError
 from agentladder.evals.sampling import pairs_from_task
 from agentladder.models.providers import make_provider
@@ -106,8 +106,8 @@ def data_pairs(
     """Preference pairs (or KTO rows) from a model's sampled answers graded by a task, or from feedback."""
     if format not in ("pairs", "marked"):
         raise ConfigError(f"unknown format {format!r}: choose pairs or marked")
-    if pairing not in ("best_vs_worst", "each_worse"):
-        raise ConfigError(f"unknown pairing {pairing!r}: choose best_vs_worst or each_worse")
+    if pairing not in get_args(Pairing):
+        raise ConfigError(f"unknown pairing {pairing!r}: choose {' or '.join(get_args(Pairing))}")
     chosen = {} if threshold is None else {"threshold": threshold}  # else each source's own default
     if feedback:
         counts = pairs_from_feedback(feedback, out, format=format, reward_key=reward_key, **chosen)  # type: ignore[arg-type]

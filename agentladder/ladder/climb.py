@@ -260,15 +260,12 @@ def _control(run: _Climb, ctx: RungContext, runner: Runner, trained: Trained, ou
     split = run.splits[0]
     scored = _score(run, ctx, made.provider if made.provider is not None else made.model, split,
                     folder=ctx.dir / CONTROL / "eval")
-    control: dict[str, Any] = {
-        "kind": ctx.rung.control.kind if ctx.rung.control else "sft", "model": made.model, "artifact": made.artifact,
-        "train_seconds": made.train_seconds, "examples": made.examples, "tokens": made.tokens,
-        "eval_seconds": scored.seconds, "metrics": scored.metrics, "reported": {},
-        "outcomes": {split.name: scored.outcomes}, "paired": {}}
-    test = paired(scored.outcomes, outcomes)
-    if test is not None:
-        control["paired"][split.name] = test
-    return control
+    assert ctx.rung.control is not None
+    kept_outcomes = {split.name: scored.outcomes}
+    return {"kind": ctx.rung.control.kind, "model": made.model, "artifact": made.artifact,
+            "train_seconds": made.train_seconds, "examples": made.examples, "tokens": made.tokens,
+            "eval_seconds": scored.seconds, "metrics": scored.metrics, "reported": {}, "outcomes": kept_outcomes,
+            "paired": _paired(kept_outcomes, {split.name: outcomes})}
 
 
 def _gating(rung, control: dict[str, Any] | None) -> dict[str, float | None] | None:
@@ -297,46 +294,40 @@ def _report(run: _Climb, ctx: RungContext, result: RungResult, champion: RungRes
     """Score a kept rung once on each reporting split it has no figures for, and test it against the
     champion it replaced on every split both were scored on (and against its control, scored there too).
     Nothing here changes a decision."""
-    spec = run.providers.get(result.name, result.model)
-    for split in run.splits[1:]:
-        if split.name not in result.reported or split.name not in result.outcomes:
-            t0 = time.perf_counter()
-            scored = _score(run, ctx, spec, split)
-            result.reported[split.name] = scored.metrics
-            result.outcomes[split.name] = scored.outcomes
-            spent = time.perf_counter() - t0
-            result.eval_seconds = (result.eval_seconds or 0.0) + spent
-            result.wall_seconds = (result.wall_seconds or 0.0) + spent
+    spent = _score_reporting(run, ctx, run.providers.get(result.name, result.model), result.reported,
+                             result.outcomes)
+    result.eval_seconds = (result.eval_seconds or 0.0) + spent
+    result.wall_seconds = (result.wall_seconds or 0.0) + spent
     result.compared_with = None if champion is None else champion.name
-    result.paired = {}
-    if champion is not None:
-        for name, rows in result.outcomes.items():
-            test = paired(champion.outcomes.get(name, ""), rows)
-            if test is not None:
-                result.paired[name] = test
-    if result.control is not None:
-        _report_control(run, ctx, result)
+    result.paired = {} if champion is None else _paired(champion.outcomes, result.outcomes)
+    control = result.control
+    if control is not None:  # scored where the rung is, and the rung tested against it
+        spec = run.providers.get(f"{result.name}/{CONTROL}", control["model"])
+        spent = _score_reporting(run, ctx, spec, control["reported"], control["outcomes"], ctx.dir / CONTROL / "eval")
+        control["eval_seconds"] = (control.get("eval_seconds") or 0.0) + spent
+        control["paired"] = _paired(control["outcomes"], result.outcomes)
     run.state["rungs"][result.name] = result.__dict__
     _write_state(run.out, run.state)
 
 
-def _report_control(run: _Climb, ctx: RungContext, result: RungResult) -> None:
-    """The control of a kept rung on each reporting split, and the paired test of the rung against it."""
-    control = result.control
-    assert control is not None
-    spec = run.providers.get(f"{result.name}/{CONTROL}", control["model"])
+def _score_reporting(run: _Climb, ctx: RungContext, spec: Any, reported: dict[str, Any], outcomes: dict[str, str],
+                     folder: Path | None = None) -> float:
+    """Score ``spec`` on each reporting split ``reported``/``outcomes`` lack, filling them in; the seconds spent."""
+    spent = 0.0
     for split in run.splits[1:]:
-        if split.name in control["reported"] and split.name in control["outcomes"]:
-            continue
-        scored = _score(run, ctx, spec, split, folder=ctx.dir / CONTROL / "eval")
-        control["reported"][split.name] = scored.metrics
-        control["outcomes"][split.name] = scored.outcomes
-        control["eval_seconds"] = (control.get("eval_seconds") or 0.0) + scored.seconds
-    control["paired"] = {}
-    for name, rows in control["outcomes"].items():
-        test = paired(rows, result.outcomes.get(name, ""))
-        if test is not None:
-            control["paired"][name] = test
+        if split.name not in reported or split.name not in outcomes:
+            t0 = time.perf_counter()
+            scored = _score(run, ctx, spec, split, folder)
+            reported[split.name] = scored.metrics
+            outcomes[split.name] = scored.outcomes
+            spent += time.perf_counter() - t0
+    return spent
+
+
+def _paired(before: dict[str, str], after: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The paired test of ``after`` against ``before`` on every split both have outcomes for."""
+    tests = {name: paired(before.get(name, ""), rows) for name, rows in after.items()}
+    return {name: test for name, test in tests.items() if test is not None}
 
 
 def _score(run: _Climb, ctx: RungContext, spec: Any, split: Split, folder: Path | None = None):

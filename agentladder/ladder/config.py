@@ -40,6 +40,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agentladder.data.io import yaml_line
+from agentladder.data.pairs import Pairing
 from agentladder.errors import DataError, MissingFileError, data_error, first_error
 from agentladder.ladder.overrides import override_items, set_dotted
 from agentladder.models.loading import DEFAULT_MODEL
@@ -135,7 +136,7 @@ class PairsData(_Strict):
     (the model's actual mistake), and put the prompts it gets wrong first."""
     pairs: int | None = Field(None, ge=1)
     """Keep at most this many pairs (the model's errors first with ``greedy``) [default: all]."""
-    pairing: Literal["best_vs_worst", "each_worse"] = "best_vs_worst"
+    pairing: Pairing = "best_vs_worst"
     """One pair a prompt, best against worst; or ``each_worse``: the best against every distinct answer scoring
     below it (a dpo rung only)."""
     split: str = "train"

@@ -350,7 +350,6 @@ def run_preference(ctx: RungContext) -> Trained:
 
 CONTROL = "control"
 """A preference rung's control lives in this folder of the rung's."""
-_PREFERENCE_ONLY = {"model", "data", "out_dir"}
 
 
 def control_data(pairs: str | os.PathLike, out: Path) -> str:
@@ -373,7 +372,7 @@ def run_control(ctx: RungContext) -> Trained:
     folder = ctx.dir / CONTROL
     folder.mkdir(parents=True, exist_ok=True)
     data = control_data(rung.data_path, folder / "data.jsonl")
-    shared = {k: v for k, v in rung.settings.items() if k in SFTConfig.model_fields and k not in _PREFERENCE_ONLY}
+    shared = {k: v for k, v in rung.settings.items() if k in SFTConfig.model_fields}
     run = folder / "run"
     config = SFTConfig(**{**shared, "model": ctx.start_model, "data": data, "out_dir": str(run),
                           "progress": ctx.progress})

@@ -41,7 +41,7 @@ def graded_answers(task: Task, provider: Provider, samples: Sequence[Sample], pa
     if partial.exists():
         for _, obj in iter_json_lines(partial):
             done[obj["id"]] = obj
-    todo = [s for s in samples if s.id not in done]
+    todo = [s for s in samples if s.id not in done or (greedy and "greedy" not in done[s.id])]
     what = f"{k} answers" + (" and the greedy one" if greedy else "") if k else "the greedy answer"
     with Progress(disable=not progress) as bar:
         job = bar.add_task(f"sampling {what} from {provider.name}", total=len(samples), completed=len(done))
@@ -175,23 +175,32 @@ def pairs_from_task(model: str, task: str | Task, n: int, out: str | os.PathLike
         provider.close()
 
 
-def pass_rates(model: str, task: str | Task, samples: Sequence[Sample], partial: str | os.PathLike, *, k: int,
-               temperature: float = 1.0, max_new_tokens: int | None = None, batch_size: int = 16,
-               threshold: float = 1.0, seed: int = 0, progress: bool = True) -> dict[str, float]:
-    """``{id: share of k sampled answers whose reward reaches threshold}``: how often the model gets each
-    prompt right when it samples (resumable through ``partial``)."""
+def model_answers(model: str, task: str | Task, samples: Sequence[Sample], partial: str | os.PathLike, *, k: int,
+                  temperature: float = 1.0, max_new_tokens: int | None = None, batch_size: int = 16,
+                  greedy: bool = False, seed: int = 0, progress: bool = True) -> dict[str, dict[str, Any]]:
+    """:func:`graded_answers` from a model name (alias, run folder or hub id): ``k`` sampled answers to each
+    sample (and with ``greedy`` its greedy one), graded, resumable through ``partial``."""
     import torch  # heavy: only a run that samples needs it
 
     the_task = get_task(task)
     torch.manual_seed(seed)
     provider = make_provider(model, batch_size=batch_size)
     try:
-        done = graded_answers(the_task, provider, samples, partial, k=k, temperature=temperature,
-                              budget=max_new_tokens or the_task.max_new_tokens,
+        return graded_answers(the_task, provider, samples, partial, k=k, temperature=temperature,
+                              budget=max_new_tokens or the_task.max_new_tokens, greedy=greedy,
                               prompts_per_batch=max(1, batch_size // k), progress=progress)
     finally:
         provider.close()
+
+
+def pass_rates(model: str, task: str | Task, samples: Sequence[Sample], partial: str | os.PathLike, *, k: int,
+               temperature: float = 1.0, max_new_tokens: int | None = None, batch_size: int = 16,
+               threshold: float = 1.0, seed: int = 0, progress: bool = True) -> dict[str, float]:
+    """``{id: share of k sampled answers whose reward reaches threshold}``: how often the model gets each
+    prompt right when it samples (resumable through ``partial``)."""
+    done = model_answers(model, task, samples, partial, k=k, temperature=temperature, max_new_tokens=max_new_tokens,
+                         batch_size=batch_size, seed=seed, progress=progress)
     return {s.id: sum(r >= threshold for r in done[s.id]["rewards"]) / k for s in samples}
 
 
-__all__ = ["graded_answers", "pairs_from_task", "pass_rates", "sample_and_score"]
+__all__ = ["graded_answers", "model_answers", "pairs_from_task", "pass_rates", "sample_and_score"]

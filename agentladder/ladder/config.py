@@ -90,6 +90,11 @@ class GenerateData(_Strict):
     The yield is reported with the rung."""
     filter_temperature: float = Field(1.0, gt=0)
     """RL only: the sampling temperature of the filter's answers."""
+    greedy_errors: int = Field(0, ge=0)
+    """RL only, with ``filter_k``: also take the starting model's greedy answer to each prompt, and keep every
+    prompt whose greedy answer is wrong while some sample is right (an error the model makes when it decodes
+    as it is evaluated, and can already fix) this many times, even where every sample is right [default 0:
+    no greedy answers]. The filter's yield then counts them."""
     batch_size: int = Field(64, ge=1)
     """RL only: answers the filter generates at a time."""
     max_new_tokens: int | None = Field(None, ge=1)
@@ -330,6 +335,8 @@ class Rung(_Strict):
             raise ValueError("data.balance applies to an sft rung's generated conversations only")
         elif self.kind != "rl" and getattr(self.data, "filter_k", None):
             raise ValueError("data.filter_k applies to an rl rung's generated prompts only")
+        elif getattr(self.data, "greedy_errors", 0) and not (self.kind == "rl" and self.data.filter_k):  # type: ignore[union-attr]
+            raise ValueError("data.greedy_errors applies to an rl rung's filter: set data.filter_k too")
         elif self.kind != "dpo" and getattr(self.data, "pairing", "best_vs_worst") != "best_vs_worst":
             raise ValueError("data.pairing applies to a dpo rung's pairs (a kto rung marks every answer)")
         if self.accept is not None and self.kind not in FEEDBACK_KINDS:
@@ -339,13 +346,15 @@ class Rung(_Strict):
         return self
 
     def fingerprint_fields(self) -> dict[str, Any]:
-        """The rung's settings as its fingerprint reads them (an unset control and the default pairing left out,
-        so climbs finished before those options existed resume)."""
+        """The rung's settings as its fingerprint reads them (an unset control, the default pairing and no
+        greedy errors left out, so climbs finished before those options existed resume)."""
         fields = self.model_dump()
         if fields.get("control") is None:
             fields.pop("control", None)
         if (fields.get("data") or {}).get("pairing") == "best_vs_worst":
             fields["data"].pop("pairing")
+        if (fields.get("data") or {}).get("greedy_errors") == 0:
+            fields["data"].pop("greedy_errors")
         return fields
 
 

@@ -26,7 +26,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from agentladder.data.io import (
 )
 from agentladder.data.schema import Conversation, PreferencePair
 from agentladder.errors import ConfigError
-from agentladder.evals.sampling import pairs_from_task, pass_rates
+from agentladder.evals.sampling import model_answers, pairs_from_task
 from agentladder.ladder.config import RETRIEVAL, LadderConfig, Rung, trainer_class
 from agentladder.ladder.fresh import file_inputs, rung_seed, without
 from agentladder.models.classifier import MANIFEST, FeatureClassifier, is_classifier_folder
@@ -217,7 +217,8 @@ def preference_data(ctx: RungContext) -> str:
 def rl_prompts(ctx: RungContext) -> str:
     """The RL rung's prompts as task rows: fresh prompts of the generated split, kept (with ``filter_k``)
     only where the starting model sometimes fails: a pass rate over ``filter_k`` samples strictly between
-    0 and 1. The filter's yield goes to ``filter.json`` and the rung's notes."""
+    0 and 1. With ``greedy_errors``, each prompt whose greedy answer is wrong while a sample is right comes
+    first, that many times. The filter's yield goes to ``filter.json`` and the rung's notes."""
     spec = ctx.rung.data
     task = get_task(ctx.task)
     out = ctx.dir / "prompts.jsonl"
@@ -228,23 +229,39 @@ def rl_prompts(ctx: RungContext) -> str:
             ctx.notes["filter"] = json.loads((ctx.dir / "filter.json").read_text())
         return str(out)
     if spec.filter_k:  # type: ignore[union-attr]
-        rates = pass_rates(ctx.start_model, task, samples, ctx.dir / "filter-samples.jsonl", k=spec.filter_k,  # type: ignore[union-attr]
-                           temperature=spec.filter_temperature, max_new_tokens=spec.max_new_tokens,  # type: ignore[union-attr]
-                           batch_size=spec.batch_size, seed=ctx.seed, progress=ctx.progress)  # type: ignore[union-attr]
-        kept = [s for s in samples if 0.0 < rates[s.id] < 1.0]
-        stats = {"k": spec.filter_k, "pool": len(samples), "kept": len(kept),  # type: ignore[union-attr]
-                 "always_right": sum(rates[s.id] == 1.0 for s in samples),
-                 "always_wrong": sum(rates[s.id] == 0.0 for s in samples), "yield": len(kept) / len(samples)}
-        if not kept:
-            raise DataError(ctx.dir / "filter-samples.jsonl", None, None,
-                            f"no prompt of {len(samples)} is one {ctx.start_model} sometimes fails "
-                            f"({stats['always_right']} always right, {stats['always_wrong']} always wrong in "
-                            f"{spec.filter_k} samples): draw more rows or sample more answers")  # type: ignore[union-attr]
+        samples, stats = _filtered(ctx, task, samples)
         atomic_write_text(ctx.dir / "filter.json", json.dumps(stats) + "\n")
         ctx.notes["filter"] = stats
-        samples = kept
     write_jsonl(out, [task.to_row(s) for s in samples])
     return str(out)
+
+
+def _filtered(ctx: RungContext, task, samples: list) -> tuple[list, dict[str, Any]]:
+    """The prompts the RL filter keeps (copies of the fixable greedy errors first) and its yield."""
+    spec = ctx.rung.data
+    k, copies = spec.filter_k, spec.greedy_errors  # type: ignore[union-attr]
+    graded = model_answers(ctx.start_model, task, samples, ctx.dir / "filter-samples.jsonl", k=k,
+                           temperature=spec.filter_temperature, max_new_tokens=spec.max_new_tokens,  # type: ignore[union-attr]
+                           batch_size=spec.batch_size, greedy=bool(copies), seed=ctx.seed,  # type: ignore[union-attr]
+                           progress=ctx.progress)
+    rates = {s.id: sum(r >= 1.0 for r in graded[s.id]["rewards"]) / k for s in samples}
+    fixable = [s for s in samples if copies and graded[s.id]["greedy_reward"] < 1.0 and rates[s.id] > 0]
+    first = {s.id for s in fixable}
+    sometimes = [s for s in samples if 0.0 < rates[s.id] < 1.0 and s.id not in first]
+    kept = [replace(s, id=s.id if c == 0 else f"{s.id}#{c + 1}") for c in range(copies) for s in fixable] + sometimes
+    stats: dict[str, Any] = {"k": k, "pool": len(samples), "kept": len(kept),
+                             "always_right": sum(rates[s.id] == 1.0 for s in samples),
+                             "always_wrong": sum(rates[s.id] == 0.0 for s in samples)}
+    if copies:
+        stats.update(greedy_wrong=sum(graded[s.id]["greedy_reward"] < 1.0 for s in samples),
+                     fixable=len(fixable), copies=copies)
+    stats["yield"] = (len(fixable) + len(sometimes)) / len(samples)
+    if not kept:
+        raise DataError(ctx.dir / "filter-samples.jsonl", None, None,
+                        f"no prompt of {len(samples)} is one {ctx.start_model} sometimes fails "
+                        f"({stats['always_right']} always right, {stats['always_wrong']} always wrong in "
+                        f"{k} samples): draw more rows or sample more answers")
+    return kept, stats
 
 
 # -- training -------------------------------------------------------------------------------------

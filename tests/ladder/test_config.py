@@ -135,6 +135,8 @@ def test_the_old_meaning_of_rpo_is_refused_with_the_new_name(tmp_path):
 def test_rung_data_options_fit_their_rung(tmp_path):
     with pytest.raises(ValueError, match=r"data.filter_k applies to an rl rung"):
         load_ladder(_write(tmp_path, GOOD.replace("rows: 8}", "rows: 8, filter_k: 4}")))
+    with pytest.raises(ValueError, match=r"data.greedy_errors applies to an rl rung's filter: set data.filter_k"):
+        load_ladder(_write(tmp_path, GOOD.replace("rows: 8}", "rows: 8, greedy_errors: 3}")))
     with pytest.raises(ValueError, match=r"a pair needs two candidates"):
         load_ladder(_write(tmp_path, GOOD + DPO.replace("rows: 4}", "rows: 4, k: 0, with_target: false}")))
 

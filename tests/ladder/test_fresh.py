@@ -137,3 +137,44 @@ def test_rl_prompts_keep_those_the_model_sometimes_fails_and_report_the_yield(tm
     stats = json.loads((ctx.dir / "filter.json").read_text())
     assert stats == {"k": 4, "pool": 9, "kept": 3, "always_right": 3, "always_wrong": 3, "yield": pytest.approx(1 / 3)}
     assert ctx.notes["filter"] == stats
+
+
+def test_rl_prompts_put_the_greedy_errors_a_sample_fixes_first_as_many_times_as_asked(tmp_path):
+    """Five kinds of prompt, three of each: always right; always wrong; right every other sample with a right
+    greedy answer (kept once); right every other sample with a wrong greedy answer, and right in every sample
+    with a wrong greedy answer (both fixable greedy errors: kept first, twice each, the second even though
+    every sample is right)."""
+    config = parse_ladder({"name": "f", "gate": {"target": 0.9}, "out_dir": str(tmp_path / "c"), "rungs": [
+        {"name": "rl", "kind": "rl", "data": {"source": "generate", "rows": 15, "filter_k": 4, "greedy_errors": 2,
+                                              "batch_size": 8}}]})
+    ctx = RungContext(config, config.rungs[0], 0, tmp_path / "c" / "01-rl", "scripted", False)
+    ctx.dir.mkdir(parents=True)
+    pool = fresh_samples(TASK, "train", 15, seed=ctx.seed)
+    role = {s.input: ("right", "wrong", "coin", "fixable", "lucky")[i % 5] for i, s in enumerate(pool)}
+    target = {s.input: TASK.target_text(s) for s in pool}
+    seen: Counter = Counter()
+
+    def answer(prompt):  # each prompt's 4 samples come before its greedy answer (the 5th call)
+        line = prompt[-1].content
+        seen[line] += 1
+        greedy, kind = seen[line] == 5, role[line]
+        if kind in ("right", "wrong"):
+            right = kind == "right"
+        elif greedy:
+            right = kind == "coin"
+        else:
+            right = kind == "lucky" or seen[line] % 2 == 0
+        return target[line] if right else "no idea"
+
+    ctx.start_model = ScriptedProvider(answer)  # type: ignore[assignment]
+    rl_prompts(ctx)
+    rows = _rows(ctx.dir / "prompts.jsonl")
+    fixable = [s for s in pool if role[s.input] in ("fixable", "lucky")]
+    assert [r["text"] for r in rows] == [s.input for s in fixable] * 2 + [s.input for s in pool if role[s.input] == "coin"]
+    assert len({r["id"] for r in rows}) == len(rows) == 15
+    stats = json.loads((ctx.dir / "filter.json").read_text())
+    assert stats == {"k": 4, "pool": 15, "kept": 15, "always_right": 6, "always_wrong": 3, "greedy_wrong": 9,
+                     "fixable": 6, "copies": 2, "yield": pytest.approx(9 / 15)}
+    assert max(seen.values()) == 5  # one greedy answer a prompt, none asked again
+    rl_prompts(ctx)  # a second run reads the rung's prompts back
+    assert _rows(ctx.dir / "prompts.jsonl") == rows and ctx.notes["filter"] == stats and max(seen.values()) == 5

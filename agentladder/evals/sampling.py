@@ -193,14 +193,4 @@ def model_answers(model: str, task: str | Task, samples: Sequence[Sample], parti
         provider.close()
 
 
-def pass_rates(model: str, task: str | Task, samples: Sequence[Sample], partial: str | os.PathLike, *, k: int,
-               temperature: float = 1.0, max_new_tokens: int | None = None, batch_size: int = 16,
-               threshold: float = 1.0, seed: int = 0, progress: bool = True) -> dict[str, float]:
-    """``{id: share of k sampled answers whose reward reaches threshold}``: how often the model gets each
-    prompt right when it samples (resumable through ``partial``)."""
-    done = model_answers(model, task, samples, partial, k=k, temperature=temperature, max_new_tokens=max_new_tokens,
-                         batch_size=batch_size, seed=seed, progress=progress)
-    return {s.id: sum(r >= threshold for r in done[s.id]["rewards"]) / k for s in samples}
-
-
-__all__ = ["graded_answers", "model_answers", "pairs_from_task", "pass_rates", "sample_and_score"]
+__all__ = ["graded_answers", "model_answers", "pairs_from_task", "sample_and_score"]

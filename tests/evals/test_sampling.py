@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agentladder.data import MarkedResponse, Message, PreferencePair, read_jsonl
-from agentladder.evals.sampling import sample_and_score
+from agentladder.evals.sampling import graded_answers, sample_and_score
 from agentladder.tasks import Parsed, Task, get_task
 
 
@@ -136,6 +136,20 @@ def test_an_interrupted_run_continues_without_asking_again(tmp_path):
     sample_and_score(_AdditionTask(), provider, SAMPLES[:2], out, k=4, progress=False)
     assert provider.calls == [4]  # only "b" was asked
     assert [p.id for p in read_jsonl(out, PreferencePair)] == ["a"]
+
+
+def test_a_partial_file_without_greedy_answers_is_asked_again_when_they_are_wanted(tmp_path):
+    """A record written without the greedy answer cannot serve a run that needs it; one with it is read back."""
+    partial = tmp_path / "answers.partial"
+    partial.write_text(json.dumps({"id": "a", "answers": ["2", "3"], "rewards": [1.0, 0.0]}) + "\n"
+                       + json.dumps({"id": "b", "answers": ["5", "5"], "rewards": [0.0, 0.0], "greedy": "4",
+                                     "greedy_reward": 1.0}) + "\n")
+    provider = _Scripted({"1+1": ["3", "2", "2"]})
+    done = graded_answers(_AdditionTask(), provider, SAMPLES[:2], partial, k=2, temperature=1.0, budget=8,
+                          greedy=True, progress=False)
+    assert provider.calls == [2, 1]  # "a" sampled twice and answered greedily; "b" read back
+    assert (done["a"]["answers"], done["a"]["greedy"], done["a"]["greedy_reward"]) == (["3", "2"], "2", 1.0)
+    assert done["b"]["greedy"] == "4"
 
 
 def test_medication_task_pairs_with_its_own_grader(tmp_path):

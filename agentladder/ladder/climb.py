@@ -184,6 +184,8 @@ def climb(ladder: LadderConfig | str | Path, *, overrides: list[str] | dict[str,
                 _say(say, f"rung {index + 1}/{len(config.rungs)} {rung.name} ({rung.kind}) from {start_model}")
                 result = _run_rung(run, ctx, runners[rung.kind], parent, champion, runners[CONTROL])
                 _say(say, f"rung {rung.name}: {_kept(result.verdict)} on validation: {result.verdict['reason']}")
+            if champion is not None:  # kept or not: what the rung changed against the model it was judged against
+                result.compared_with, result.paired = champion.name, _paired(champion.outcomes, result.outcomes)
             if result.kept and config.eval.report:
                 _report(run, ctx, result, champion)
             _register(run, result)

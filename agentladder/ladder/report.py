@@ -87,6 +87,12 @@ def _p(r: RungResult, split: str) -> str:
     return f"p {test['p']:.3g} (+{test['gained']} -{test['lost']})"
 
 
+def _against(r: RungResult) -> str:
+    """``"; against dpo on the same rows: p 0.327 (+10 -16)"``: the paired test on the split that decided,
+    shown for a rejected rung too."""
+    return "" if not r.paired.get("validation") else f"; against {r.compared_with} on the same rows: {_p(r, 'validation')}"
+
+
 def _control_value(r: RungResult, metric: str, split: str) -> str:
     if not r.control:
         return "-"
@@ -223,7 +229,7 @@ def markdown(result: ClimbResult) -> str:
     lines += ["", "Paired test: McNemar's exact two-sided p between a kept rung and the model it replaced, on the "
               "same rows (+ rows it gets right that the other got wrong, - the reverse).",
               "", "![ladder](ladder.png)", "", "## Gate decisions (validation)", ""]
-    lines += [f"- {r.name}: {r.verdict.get('reason')}" for r in result.rungs]
+    lines += [f"- {r.name}: {r.verdict.get('reason')}{_against(r)}" for r in result.rungs]
     lines += control_lines(result)
     note = _task_note(result.ladder.task)
     if note:

@@ -90,9 +90,15 @@ def test_the_climb_stops_at_the_first_rung_that_meets_the_target(tmp_path):
 def test_a_worse_rung_is_rejected_and_the_next_starts_from_the_champion(tmp_path):
     calls = []
     result = climb(_ladder(tmp_path, target=0.95, min_gain=0.05), registry=tmp_path / "r.db", progress=False,
-                   runners=scripted({"baseline": 0.0, "sft": 0.6, "dpo": 0.6, "rl": 0.8}, calls))
+                   runners=scripted({"baseline": 0.0, "sft": 0.6, "dpo": 0.5, "rl": 0.8}, calls))
     assert [r.kept for r in result.rungs] == [True, True, False, True]
-    assert calls[3] == ("rl", "model-sft")  # dpo gained 0 < 0.05: rl climbs from sft
+    assert calls[3] == ("rl", "model-sft")  # dpo gained -0.1 < 0.05: rl climbs from sft
+    # The rejected rung's paired test on validation against the model it was judged against: 2 rows lost.
+    dpo = result.rungs[2]
+    assert dpo.compared_with == "sft" and set(dpo.paired) == {"validation"}
+    assert (dpo.paired["validation"]["gained"], dpo.paired["validation"]["lost"]) == (0, 2)
+    assert "- dpo: exact_match 0.500, gain -0.100 < 0.050; against sft on the same rows: p 0.5 (+0 -2)" in (
+        tmp_path / "climb" / "ladder.md").read_text()
     assert not result.target_met and result.champion.name == "rl"
     kept = [r.value("exact_match") for r in result.rungs if r.kept]
     assert kept == sorted(kept)  # the kept models never get worse

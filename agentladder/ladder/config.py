@@ -37,11 +37,20 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from agentladder.data.io import yaml_line
-from agentladder.data.pairs import Pairing
 from agentladder.errors import DataError, MissingFileError, data_error, first_error
+from agentladder.ladder.data_specs import (
+    DATA_SOURCES,
+    SOURCES,
+    DataSpec,
+    DistillData,
+    FileData,
+    GenerateData,
+    PairsData,
+    Strict,
+)
 from agentladder.ladder.overrides import override_items, set_dotted
 from agentladder.models.loading import DEFAULT_MODEL
 from agentladder.tasks import get_task
@@ -63,120 +72,11 @@ gated on their own held-out figures and never become the champion."""
 ACCEPT_DEFAULTS = {"reward_model": ("accuracy", 0.6), "judge": ("quadratic_kappa", 0.2)}
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-# -- where a rung's data comes from ---------------------------------------------------------------
-class GenerateData(_Strict):
-    """Rows of the task's own generated split: SFT conversations (the target as the answer) or RL prompts.
-
-    The rows are fresh: none an earlier rung drew or a held-out split holds (:mod:`agentladder.ladder.fresh`).
-    """
-
-    source: Literal["generate"]
-    rows: int = Field(ge=1)
-    """SFT: conversations; RL: prompts drawn (before the ``filter_k`` filter)."""
-    split: str = "train"
-    seed: int | None = None
-    """[default: a stream of the rung's own, from the ladder's seed and the rung's name]"""
-    balance: str | None = None
-    """SFT only: a target field whose values are drawn more evenly (the square root of their counts), so rare
-    cases (``doses_per_day`` of every 4 hours, a daily cap) are seen more often. The evaluation split keeps the
-    task's own mix."""
-    filter_k: int | None = Field(None, ge=2)
-    """RL only: answer each prompt ``filter_k`` times with the rung's starting model and keep only those it
-    sometimes fails (a pass rate strictly between 0 and 1); the rest teach a group-relative advantage nothing.
-    The yield is reported with the rung."""
-    filter_temperature: float = Field(1.0, gt=0)
-    """RL only: the sampling temperature of the filter's answers."""
-    greedy_errors: int = Field(0, ge=0)
-    """RL only, with ``filter_k``: also take the starting model's greedy answer to each prompt, and keep every
-    prompt whose greedy answer is wrong while some sample is right (an error the model makes when it decodes
-    as it is evaluated, and can already fix) this many times, even where every sample is right [default 0:
-    no greedy answers]. The filter's yield then counts them."""
-    batch_size: int = Field(64, ge=1)
-    """RL only: answers the filter generates at a time."""
-    max_new_tokens: int | None = Field(None, ge=1)
-    """RL only: the filter's budget per answer [default: the task's]."""
-
-
-class FileData(_Strict):
-    """A JSONL file you already have, in the rung's format (conversations, pairs, marked rows, task rows)."""
-
-    source: Literal["file"]
-    path: str
-
-
-class DistillData(_Strict):
-    """SFT conversations answered by a teacher model, kept only where the task's grader accepts the answer."""
-
-    source: Literal["distill"]
-    teacher: str
-    """Alias, run folder or hub id of the teacher."""
-    rows: int = Field(ge=1)
-    """Prompts to answer (from the task's generated split)."""
-    split: str = "train"
-    seed: int | None = None
-    keep: Literal["correct", "all"] = "correct"
-    """``correct``: only answers the task's reward gives full marks, exact match for the built-in tasks
-    (rejection sampling); ``all``: every answer."""
-    max_new_tokens: int | None = Field(None, ge=1)
-    batch_size: int = Field(8, ge=1)
-
-
-class PairsData(_Strict):
-    """Preference pairs (or KTO rows) from the rung's starting model: ``k`` sampled answers per fresh prompt,
-    graded by the task's reward, best against worst (:func:`agentladder.evals.sampling.pairs_from_task`)."""
-
-    source: Literal["pairs"]
-    rows: int = Field(ge=1)
-    """Fresh prompts to answer (none an earlier rung drew or a held-out split holds)."""
-    k: int = Field(4, ge=0)
-    temperature: float = Field(1.0, ge=0)
-    with_target: bool = True
-    """Add the task's reference answer as one more graded candidate, so every wrong prompt gives a pair."""
-    greedy: bool = False
-    """Errors first: add the model's greedy answer as a candidate, the rejected side wherever it is wrong
-    (the model's actual mistake), and put the prompts it gets wrong first."""
-    pairs: int | None = Field(None, ge=1)
-    """Keep at most this many pairs (the model's errors first with ``greedy``) [default: all]."""
-    pairing: Pairing = "best_vs_worst"
-    """One pair a prompt, best against worst; or ``each_worse``: the best against every distinct answer scoring
-    below it (a dpo rung only)."""
-    split: str = "train"
-    seed: int | None = None
-    batch_size: int = Field(16, ge=1)
-    max_new_tokens: int | None = Field(None, ge=1)
-    """Generation budget per answer [default: the task's]."""
-
-    @model_validator(mode="after")
-    def _candidates(self) -> PairsData:
-        if self.k + self.greedy + self.with_target < 2:
-            raise ValueError("k: a pair needs two candidates: sample k >= 2, or add greedy or with_target")
-        return self
-
-
-DataSpec = Annotated[GenerateData | FileData | DistillData | PairsData, Field(discriminator="source")]
-_DATA_SOURCES = ("generate", "file", "distill", "pairs")
-"""The tags of :data:`DataSpec`, which pydantic puts into an error's location."""
-
-_SOURCES: dict[str, tuple[str, ...]] = {
-    "baseline": (),
-    "sft": ("generate", "file", "distill"),
-    "dpo": ("pairs", "file"),
-    "kto": ("pairs", "file"),
-    "rl": ("generate", "file"),
-    "classifier": ("generate", "file"),
-    "embed": ("file",),
-    "reward_model": ("pairs", "file"),
-    "judge": ("file",),
-}
 _FILLED = {"model", "data", "out_dir", "task", "loss"}
 """Trainer fields the ladder sets itself (``loss`` comes from the rung's kind, or ``train.loss`` for dpo)."""
 
 
-class ClassifierSettings(_Strict):
+class ClassifierSettings(Strict):
     """The ``train`` fields of a ``classifier`` rung: :func:`~agentladder.train.classifier.train_classifier`'s options.
 
     Every ``layers`` (and with ``concat`` all of them side by side) x ``heads`` (the logistic one at each of
@@ -212,7 +112,7 @@ class ClassifierSettings(_Strict):
     """[default: the ladder's seed]"""
 
 
-class EmbedSettings(_Strict):
+class EmbedSettings(Strict):
     """The ``train`` fields of an ``embed`` rung: :func:`~agentladder.train.embed.train_embed`'s options.
 
     Each learning rate trains a candidate from the rung's starting embedder; the best on the climb's validation
@@ -230,7 +130,7 @@ class EmbedSettings(_Strict):
 
 
 # -- the gate -------------------------------------------------------------------------------------
-class Guard(_Strict):
+class Guard(Strict):
     """A domain metric a rung may not worsen by more than ``max_drop`` against the model it would replace."""
 
     metric: str
@@ -238,7 +138,7 @@ class Guard(_Strict):
     higher_is_better: bool = True
 
 
-class Gate(_Strict):
+class Gate(Strict):
     """When a rung is kept, and when the climb ends."""
 
     metric: str | None = None
@@ -255,7 +155,7 @@ class Gate(_Strict):
     """End the climb at the first rung that is not kept, instead of trying the next one."""
 
 
-class Accept(_Strict):
+class Accept(Strict):
     """The gate of a ``reward_model`` or ``judge`` rung, on its held-out feedback rows (the ``train.validation``
     file, else a held-out share of the rung's rows): the figure and the least value it must reach. A judge must
     also agree with the reference grades at least as well as its untuned starting model."""
@@ -267,7 +167,7 @@ class Accept(_Strict):
     """[default: 0.6 for a reward model's accuracy, 0.2 for a judge's kappa]; for ``ece`` and ``brier`` a most."""
 
 
-class Control(_Strict):
+class Control(Strict):
     """A control run beside a ``dpo`` rung: what its pairs teach without their rejected side.
 
     ``kind: sft`` fine-tunes the rung's starting model on the chosen answer of every pair (one conversation a
@@ -284,7 +184,7 @@ class Control(_Strict):
 
 
 # -- rungs ----------------------------------------------------------------------------------------
-class Rung(_Strict):
+class Rung(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     """Unique within the ladder; names the rung's folder."""
     kind: RungKind
@@ -322,7 +222,7 @@ class Rung(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Rung:
-        allowed = _SOURCES[self.kind]
+        allowed = SOURCES[self.kind]
         if self.kind == "baseline":
             if self.data is not None or self.train:
                 raise ValueError("a baseline rung trains nothing: it takes no data or train settings")
@@ -358,7 +258,7 @@ class Rung(_Strict):
         return fields
 
 
-class EvalSettings(_Strict):
+class EvalSettings(Strict):
     """The held-out splits every rung is scored on, and how.
 
     The *validation* split decides: the gate keeps or rejects each rung on it, so it also decides which model
@@ -392,7 +292,7 @@ class EvalSettings(_Strict):
     """Precision local models answer in (every rung alike); ``bfloat16`` is faster on a GPU or a CPU with native bfloat16."""
 
 
-class LadderConfig(_Strict):
+class LadderConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     """Names the ladder's versions in the registry (``medication/sft/...``)."""
     task: str = "medication-directions"
@@ -593,7 +493,7 @@ def parse_ladder(data: dict[str, Any], *, source: str = "ladder", text: str | No
         return LadderConfig.model_validate(data)
     except ValidationError as err:
         line_of = (lambda loc: yaml_line(text, loc)) if text else None
-        raise data_error(err, source, line_of, skip=_DATA_SOURCES) from None
+        raise data_error(err, source, line_of, skip=DATA_SOURCES) from None
 
 
 def _resolve_files(data: dict[str, Any], base: Path) -> None:

@@ -184,10 +184,10 @@ def climb(ladder: LadderConfig | str | Path, *, overrides: list[str] | dict[str,
                 _say(say, f"rung {index + 1}/{len(config.rungs)} {rung.name} ({rung.kind}) from {start_model}")
                 result = _run_rung(run, ctx, runners[rung.kind], parent, champion, runners[CONTROL])
                 _say(say, f"rung {rung.name}: {_kept(result.verdict)} on validation: {result.verdict['reason']}")
-            if champion is not None:  # kept or not: what the rung changed against the model it was judged against
-                result.compared_with, result.paired = champion.name, _paired(champion.outcomes, result.outcomes)
             if result.kept and config.eval.report:
-                _report(run, ctx, result, champion)
+                _report(run, ctx, result)
+            if champion is not None:  # kept or not, on every split it was scored on: against the model it was judged against
+                result.compared_with, result.paired = champion.name, _paired(champion.outcomes, result.outcomes)
             _register(run, result)
             used |= _inputs(ctx.dir)
             results.append(result)
@@ -292,16 +292,14 @@ def _learned(results: list[RungResult]) -> dict[str, dict[str, Any]]:
                      "reason": r.verdict.get("reason")} for r in results if r.kind in FEEDBACK_KINDS}
 
 
-def _report(run: _Climb, ctx: RungContext, result: RungResult, champion: RungResult | None) -> None:
-    """Score a kept rung once on each reporting split it has no figures for, and test it against the
-    champion it replaced on every split both were scored on (and against its control, scored there too).
-    Nothing here changes a decision."""
+def _report(run: _Climb, ctx: RungContext, result: RungResult) -> None:
+    """Score a kept rung once on each reporting split it has no figures for (and its control there too, with
+    the rung's paired test against it); the climb then tests the rung against the champion it replaced on
+    every split both were scored on. Nothing here changes a decision."""
     spent = _score_reporting(run, ctx, run.providers.get(result.name, result.model), result.reported,
                              result.outcomes)
     result.eval_seconds = (result.eval_seconds or 0.0) + spent
     result.wall_seconds = (result.wall_seconds or 0.0) + spent
-    result.compared_with = None if champion is None else champion.name
-    result.paired = {} if champion is None else _paired(champion.outcomes, result.outcomes)
     control = result.control
     if control is not None:  # scored where the rung is, and the rung tested against it
         spec = run.providers.get(f"{result.name}/{CONTROL}", control["model"])

@@ -46,7 +46,7 @@ from agentladder.ladder.fresh import file_inputs, rung_seed, without
 from agentladder.models.classifier import MANIFEST, FeatureClassifier, is_classifier_folder
 from agentladder.models.loading import RUN_META
 from agentladder.models.providers import make_provider
-from agentladder.tasks import get_task, write_data
+from agentladder.tasks import Sample, Task, get_task, write_data
 from agentladder.tasks.make import fresh_samples
 from agentladder.tasks.retrieval.kb import CORPUS, load_split, query_file
 from agentladder.tasks.task import input_key
@@ -236,7 +236,7 @@ def rl_prompts(ctx: RungContext) -> str:
     return str(out)
 
 
-def _filtered(ctx: RungContext, task, samples: list) -> tuple[list, dict[str, Any]]:
+def _filtered(ctx: RungContext, task: Task, samples: list[Sample]) -> tuple[list[Sample], dict[str, Any]]:
     """The prompts the RL filter keeps (copies of the fixable greedy errors first) and its yield."""
     spec = ctx.rung.data
     k, copies = spec.filter_k, spec.greedy_errors  # type: ignore[union-attr]

@@ -231,7 +231,8 @@ def _run_rung(run: _Climb, ctx: RungContext, runner: Runner, parent: str | None,
             control = _control(run, ctx, control_runner, trained, decided.outcomes)
         verdict_json = judge(config.gate, run.metric, _values(decided.metrics),
                              None if champion is None else _values(champion.metrics),
-                             min_gain=rung.min_gain, control=_gating(rung, control)).to_json()
+                             min_gain=rung.min_gain, control=_gating(rung, control),
+                             paired=_deciding_pair(run, champion, decided.outcomes)).to_json()
     if parent is None and trained.artifact != "base":
         parent = _register_base(run.reg, config, run.task, run.state)
     result = RungResult(
@@ -268,6 +269,13 @@ def _control(run: _Climb, ctx: RungContext, runner: Runner, trained: Trained, ou
             "train_seconds": made.train_seconds, "examples": made.examples, "tokens": made.tokens,
             "eval_seconds": scored.seconds, "metrics": scored.metrics, "reported": {}, "outcomes": kept_outcomes,
             "paired": _paired(kept_outcomes, {split.name: outcomes})}
+
+
+def _deciding_pair(run: _Climb, champion: RungResult | None, outcomes: str) -> dict[str, Any] | None:
+    """The paired test of a rung's deciding-split outcomes against the champion's (for ``gate.max_p``)."""
+    if champion is None:
+        return None
+    return paired(champion.outcomes.get(run.splits[0].name, ""), outcomes)
 
 
 def _gating(rung, control: dict[str, Any] | None) -> dict[str, float | None] | None:
@@ -375,7 +383,9 @@ def _replay(run: _Climb, index: int, result: RungResult, start_model: str, champ
     else:
         result.verdict = judge(config.gate, run.metric, _values(result.metrics),
                                None if champion is None else _values(champion.metrics),
-                               min_gain=rung.min_gain, control=_gating(rung, result.control)).to_json()
+                               min_gain=rung.min_gain, control=_gating(rung, result.control),
+                               paired=_deciding_pair(run, champion, result.outcomes.get(run.splits[0].name, ""))
+                               ).to_json()
     run.state["rungs"][rung.name] = result.__dict__
     return result
 

@@ -153,6 +153,10 @@ class Gate(Strict):
     """Domain metrics a kept rung must not worsen (beyond their allowance)."""
     stop_on_stall: bool = False
     """End the climb at the first rung that is not kept, instead of trying the next one."""
+    max_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    """Keep a rung only when it is also a significant step up: McNemar's exact paired test against the
+    champion on the deciding split's rows gives p below this (0.05, say). A gain the paired test cannot tell
+    from churn (as many rows lost as won) is then not kept. Needs a pass or fail per row of the gate metric."""
 
 
 class Accept(Strict):

@@ -5,6 +5,8 @@ baseline, is kept as it is). With ``gain = value - champion`` (negated when lowe
 
 - kept when ``gain >= min_gain``, or when the rung reaches the target and ``gain > 0``, and no guard
   metric worsens by more than its allowance;
+- with ``max_p``, a rung kept so far must also be a significant step up: McNemar's paired p against the
+  champion on the deciding split's rows below ``max_p`` (rows won and lost count, not only the net gain);
 - a rung gated on its control (``control: {gate: true}``) must also beat the control's value by
   ``min_gain``, and by more than nothing: a tie says the rung's gain is what the control already gets;
 - the climb ends when the champion after this rung reaches the target, or, with ``stop_on_stall``,
@@ -57,9 +59,11 @@ def reaches(value: float, target: float, higher_is_better: bool = True) -> bool:
 
 def judge(gate: Gate, metric: str, metrics: Mapping[str, float | None],
           champion: Mapping[str, float | None] | None, *, min_gain: float | None = None,
-          control: Mapping[str, float | None] | None = None) -> Verdict:
+          control: Mapping[str, float | None] | None = None,
+          paired: Mapping[str, object] | None = None) -> Verdict:
     """The verdict on a rung with ``metrics``, against the ``champion``'s metrics (``None`` for the first rung)
-    and, when given, its ``control``'s metrics on the same split."""
+    and, when given, its ``control``'s metrics on the same split. ``paired`` is the rung's paired test against
+    the champion on the same rows (``{p, gained, lost}``), which ``gate.max_p`` needs."""
     sign = 1.0 if gate.higher_is_better else -1.0
     value = metric_value(metrics, metric)
     need = gate.min_gain if min_gain is None else min_gain
@@ -78,6 +82,17 @@ def judge(gate: Gate, metric: str, metrics: Mapping[str, float | None],
             kept, reason = True, f"{metric} {value:.3f} reaches the target (gain {gain:+.3f})"
         else:
             kept, reason = False, f"{metric} {value:.3f}, gain {gain:+.3f} < {need:.3f}"
+        if kept and gate.max_p is not None:
+            if paired is None:
+                raise ConfigError(f"gate max_p needs the rung's paired test against the champion, and {metric!r} "
+                                  "has no pass or fail per row here; leave max_p out for this task")
+            p = float(paired["p"])  # type: ignore[arg-type]
+            counts = f"p {p:.3g} (+{paired['gained']} -{paired['lost']}) against the champion"
+            if p < gate.max_p:
+                reason += f"; paired test {counts} < {gate.max_p:g}"
+            else:
+                kept = False
+                reason += f"; but paired test {counts}, not below {gate.max_p:g}: not a significant step"
         if kept and control is not None:
             over = sign * (value - metric_value(control, metric))
             if over < need - EPS or over <= EPS:

@@ -307,3 +307,26 @@ def test_a_control_is_refused_on_a_rung_that_has_no_pairs(tmp_path):
     config["rungs"][3]["control"] = "sft"
     with pytest.raises(ValueError, match="control applies to a dpo rung"):
         parse_ladder(config)
+
+
+def test_max_p_keeps_only_significant_steps_and_a_finished_climb_is_judged_again_under_it(tmp_path):
+    calls = []
+    result = climb(_ladder(tmp_path / "a", target=0.99, max_p=0.05), registry=tmp_path / "a.db", progress=False,
+                   runners=scripted({"baseline": 0.0, "sft": 0.5, "dpo": 0.6, "rl": 0.95}, calls))
+    assert [r.kept for r in result.rungs] == [True, True, False, True]
+    assert calls[3] == ("rl", "model-sft")  # dpo's +2 -0 on 20 rows (p 0.5) is not a significant step
+    assert "not a significant step" in result.rungs[2].verdict["reason"]
+    assert "paired test p 0.00391 (+9 -0) against the champion < 0.05" in result.rungs[3].verdict["reason"]
+    md = (tmp_path / "a" / "climb" / "ladder.md").read_text()
+    assert "not a significant step\n" in md and "against sft on the same rows" not in md
+    # A finished climb whose last rung gained one row: kept on its gain, rejected once the gate asks for p < 0.05.
+    acc = {"baseline": 0.0, "sft": 0.5, "dpo": 0.95, "rl": 1.0}
+    first = climb(_ladder(tmp_path / "b", target=0.99), registry=tmp_path / "b.db", progress=False,
+                  runners=scripted(acc, calls))
+    assert first.champion.name == "rl"
+    calls.clear()
+    again = climb(_ladder(tmp_path / "b", target=0.99, max_p=0.05), registry=tmp_path / "b.db", progress=False,
+                  runners=scripted(acc, calls))
+    assert calls == [] and again.champion.name == "dpo" and not again.rungs[3].kept
+    with Registry(tmp_path / "b.db") as reg:
+        assert reg.get("med/rl").status == "rejected" and reg.get("med/dpo").status == "kept"

@@ -87,3 +87,25 @@ def test_a_rung_gated_on_its_control_must_beat_it_by_the_minimum_gain_and_a_tie_
     assert judge(GATE, "exact_match", m(0.6), m(0.5), control=m(0.55)).kept
     # not kept over the champion: the control does not matter
     assert not judge(GATE, "exact_match", m(0.52), m(0.5), control=m(0.1)).kept
+
+
+def test_max_p_keeps_only_a_significant_step_up_on_the_paired_rows():
+    from agentladder.errors import ConfigError
+    from agentladder.ladder.scoring import paired
+
+    gate = Gate(metric="exact_match", target=0.99, min_gain=0.0, max_p=0.05)
+    champion = "1" * 80 + "0" * 20
+    churn = "0" * 12 + "1" * 68 + "1" * 14 + "0" * 6  # loses 12, wins 14: +0.02 net
+    step = "1" * 80 + "1" * 8 + "0" * 12  # wins 8, loses none: +0.08
+    v = judge(gate, "exact_match", m(0.82), m(0.80), paired=paired(champion, churn))
+    assert not v.kept and "(+14 -12)" in v.reason and "not a significant step" in v.reason
+    v = judge(gate, "exact_match", m(0.88), m(0.80), paired=paired(champion, step))
+    assert v.kept and "(+8 -0)" in v.reason
+    # Without max_p the churn is kept on its net gain; the first rung needs no pair.
+    assert judge(Gate(metric="exact_match", target=0.99), "exact_match", m(0.82), m(0.80),
+                 paired=paired(champion, churn)).kept
+    assert judge(gate, "exact_match", m(0.8), None).kept
+    # A rung that loses is rejected on its gain before any paired test is asked for.
+    assert not judge(gate, "exact_match", m(0.7), m(0.8)).kept
+    with pytest.raises(ConfigError, match="max_p"):
+        judge(gate, "exact_match", m(0.82), m(0.80))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from agentladder.errors import ConfigError
 from agentladder.ladder.config import Gate
@@ -60,7 +61,7 @@ def reaches(value: float, target: float, higher_is_better: bool = True) -> bool:
 def judge(gate: Gate, metric: str, metrics: Mapping[str, float | None],
           champion: Mapping[str, float | None] | None, *, min_gain: float | None = None,
           control: Mapping[str, float | None] | None = None,
-          paired: Mapping[str, object] | None = None) -> Verdict:
+          paired: Mapping[str, Any] | None = None) -> Verdict:
     """The verdict on a rung with ``metrics``, against the ``champion``'s metrics (``None`` for the first rung)
     and, when given, its ``control``'s metrics on the same split. ``paired`` is the rung's paired test against
     the champion on the same rows (``{p, gained, lost}``), which ``gate.max_p`` needs."""
@@ -86,7 +87,7 @@ def judge(gate: Gate, metric: str, metrics: Mapping[str, float | None],
             if paired is None:
                 raise ConfigError(f"gate max_p needs the rung's paired test against the champion, and {metric!r} "
                                   "has no pass or fail per row here; leave max_p out for this task")
-            p = float(paired["p"])  # type: ignore[arg-type]
+            p = float(paired["p"])
             counts = f"p {p:.3g} (+{paired['gained']} -{paired['lost']}) against the champion"
             if p < gate.max_p:
                 reason += f"; paired test {counts} < {gate.max_p:g}"

@@ -2,8 +2,10 @@
 
 import pytest
 
+from agentladder.errors import ConfigError
 from agentladder.ladder.config import Gate, Guard
 from agentladder.ladder.gates import judge
+from agentladder.ladder.scoring import paired
 
 
 def m(exact, recall=0.5, false_alarm=0.1):
@@ -90,9 +92,6 @@ def test_a_rung_gated_on_its_control_must_beat_it_by_the_minimum_gain_and_a_tie_
 
 
 def test_max_p_keeps_only_a_significant_step_up_on_the_paired_rows():
-    from agentladder.errors import ConfigError
-    from agentladder.ladder.scoring import paired
-
     gate = Gate(metric="exact_match", target=0.99, min_gain=0.0, max_p=0.05)
     champion = "1" * 80 + "0" * 20
     churn = "0" * 12 + "1" * 68 + "1" * 14 + "0" * 6  # loses 12, wins 14: +0.02 net

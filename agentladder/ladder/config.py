@@ -241,6 +241,11 @@ class Rung(Strict):
             raise ValueError("data.filter_k applies to an rl rung's generated prompts only")
         elif getattr(self.data, "greedy_errors", 0) and not (self.kind == "rl" and self.data.filter_k):  # type: ignore[union-attr]
             raise ValueError("data.greedy_errors applies to an rl rung's filter: set data.filter_k too")
+        elif getattr(self.data, "always_wrong", False) and not (self.kind == "rl" and self.data.filter_k):  # type: ignore[union-attr]
+            raise ValueError("data.always_wrong applies to an rl rung's filter: set data.filter_k too")
+        elif getattr(self.data, "always_wrong", False) and not self.train.get("reference_guidance"):
+            raise ValueError("data.always_wrong keeps prompts no sample answers right, which teach a group-relative "
+                             "advantage nothing without the reference: set train.reference_guidance: true")
         elif self.kind != "dpo" and getattr(self.data, "pairing", "best_vs_worst") != "best_vs_worst":
             raise ValueError("data.pairing applies to a dpo rung's pairs (a kto rung marks every answer)")
         if self.accept is not None and self.kind not in FEEDBACK_KINDS:
@@ -250,15 +255,16 @@ class Rung(Strict):
         return self
 
     def fingerprint_fields(self) -> dict[str, Any]:
-        """The rung's settings as its fingerprint reads them (an unset control, the default pairing and no
-        greedy errors left out, so climbs finished before those options existed resume)."""
+        """The rung's settings as its fingerprint reads them (an unset control, the default pairing, no greedy
+        errors and no always-wrong prompts left out, so climbs finished before those options existed resume)."""
         fields = self.model_dump()
         if fields.get("control") is None:
             fields.pop("control", None)
         if (fields.get("data") or {}).get("pairing") == "best_vs_worst":
             fields["data"].pop("pairing")
-        if (fields.get("data") or {}).get("greedy_errors") == 0:
-            fields["data"].pop("greedy_errors")
+        for key, default in (("greedy_errors", 0), ("always_wrong", False)):
+            if key in (fields.get("data") or {}) and fields["data"][key] == default:
+                fields["data"].pop(key)
         return fields
 
 

@@ -44,6 +44,10 @@ class GenerateData(Strict):
     prompt whose greedy answer is wrong while some sample is right (an error the model makes when it decodes
     as it is evaluated, and can already fix) this many times, even where every sample is right [default 0:
     no greedy answers]. The filter's yield then counts them."""
+    always_wrong: bool = False
+    """RL only, with ``filter_k``: also keep the prompts no sample answers right (after the others). Only a
+    trainer that puts the reference answer into such a group learns from them, so the rung's ``train`` needs
+    ``reference_guidance: true``; the filter's yield then counts them."""
     batch_size: int = Field(64, ge=1)
     """RL only: answers the filter generates at a time."""
     max_new_tokens: int | None = Field(None, ge=1)

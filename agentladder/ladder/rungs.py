@@ -218,7 +218,8 @@ def rl_prompts(ctx: RungContext) -> str:
     """The RL rung's prompts as task rows: fresh prompts of the generated split, kept (with ``filter_k``)
     only where the starting model sometimes fails: a pass rate over ``filter_k`` samples strictly between
     0 and 1. With ``greedy_errors``, each prompt whose greedy answer is wrong while a sample is right comes
-    first, that many times. The filter's yield goes to ``filter.json`` and the rung's notes."""
+    first, that many times; with ``always_wrong``, the prompts no sample answers right come last (for a
+    trainer with ``reference_guidance``). The filter's yield goes to ``filter.json`` and the rung's notes."""
     spec = ctx.rung.data
     task = get_task(ctx.task)
     out = ctx.dir / "prompts.jsonl"
@@ -248,14 +249,18 @@ def _filtered(ctx: RungContext, task: Task, samples: list[Sample]) -> tuple[list
     fixable = [s for s in samples if copies and graded[s.id]["greedy_reward"] < 1.0 and rates[s.id] > 0]
     first = {s.id for s in fixable}
     sometimes = [s for s in samples if 0.0 < rates[s.id] < 1.0 and s.id not in first]
-    kept = [replace(s, id=s.id if c == 0 else f"{s.id}#{c + 1}") for c in range(copies) for s in fixable] + sometimes
+    never = [s for s in samples if rates[s.id] == 0.0] if spec.always_wrong else []  # type: ignore[union-attr]
+    kept = [replace(s, id=s.id if c == 0 else f"{s.id}#{c + 1}") for c in range(copies) for s in fixable]
+    kept += sometimes + never
     stats: dict[str, Any] = {"k": k, "pool": len(samples), "kept": len(kept),
                              "always_right": sum(rates[s.id] == 1.0 for s in samples),
                              "always_wrong": sum(rates[s.id] == 0.0 for s in samples)}
     if copies:
         stats.update(greedy_wrong=sum(graded[s.id]["greedy_reward"] < 1.0 for s in samples),
                      fixable=len(fixable), copies=copies)
-    stats["yield"] = (len(fixable) + len(sometimes)) / len(samples)
+    if never:
+        stats["always_wrong_kept"] = len(never)
+    stats["yield"] = (len(fixable) + len(sometimes) + len(never)) / len(samples)
     if not kept:
         raise DataError(ctx.dir / "filter-samples.jsonl", None, None,
                         f"no prompt of {len(samples)} is one {ctx.start_model} sometimes fails "

@@ -85,6 +85,7 @@ from agentladder.train.rl_rollout import (
     informative_groups,
     rollout_stats,
     score_group,
+    with_reference,
 )
 from agentladder.train.rl_shaping import (
     add_span_values,
@@ -137,6 +138,11 @@ class RLTrainer(Trainer):
                          description=description or config.preset or "rl")
         self.strata = self._strata(config)
         self.rollout = rollout or make_rollout("local", self.model, tokenizer)
+        self._references: dict[str, Completion | None] = {}
+        """Each reference answer as a response (``reference_guidance``), tokenised once."""
+        if config.reference_guidance and not any(r.reference is not None for r in self.rows):
+            raise ConfigError("reference_guidance: no prompt has a reference answer (rows of a task, or a string "
+                              "target in each prompt row)")
 
     def _strata(self, config: RLConfig) -> list[str] | None:
         """Each row's stratum label (``stratify_by``): agent RL reads it from the task rows."""
@@ -210,14 +216,44 @@ class RLTrainer(Trainer):
             gen_tokens += sum(len(c.token_ids) for g in completions for c in g)
             groups = [self._score(p, cs) for p, cs in zip(batch, completions, strict=True)]
             if rounds == 1:
-                first = groups
+                first = groups  # the policy's own responses: the step's reward figures
+            if cfg.reference_guidance:
+                groups = [self._guide(g) for g in groups]
             seen += len(groups)
             kept += informative_groups(groups) if cfg.dynamic_sampling else groups
             if not cfg.dynamic_sampling or len(kept) >= want or rounds >= cfg.max_generation_rounds:
                 break
-        stats = rollout_stats(first, kept=min(len(kept), want), seen=seen, rounds=rounds, gen_s=gen_s,
-                              gen_tokens=gen_tokens)
-        return Rollout(kept[:want], first, stats)
+        kept = kept[:want]
+        guided = sum(g.guided is not None for g in kept) if cfg.reference_guidance else None
+        stats = rollout_stats(first, kept=len(kept), seen=seen, rounds=rounds, gen_s=gen_s,
+                              gen_tokens=gen_tokens, guided=guided)
+        return Rollout(kept, first, stats)
+
+    def _guide(self, group: Group) -> Group:
+        """``group`` with the prompt's reference answer in place of its worst response, where no response
+        scores as high as the reference (:func:`~agentladder.train.rl_rollout.with_reference`)."""
+        reference = self._reference(group.prompt)
+        if reference is None:
+            return group
+        return with_reference(group, self._score(group.prompt, [reference]))
+
+    def _reference(self, prompt: PromptRow) -> Completion | None:
+        """The prompt's reference answer as a response: its tokens as the sampler would end them (the end of
+        turn, unless the response ends where its JSON object closes). None without a reference, or where it
+        does not fit the generation budget. Its log-probabilities are recomputed before anything reads them."""
+        if prompt.reference is None:
+            return None
+        if prompt.reference not in self._references:
+            completion = None
+            if prompt.reference:
+                ids = list(self.tokenizer(prompt.reference, add_special_tokens=False)["input_ids"])
+                eos = self.tokenizer.eos_token_id
+                if not self.sampling.stop_at_json and isinstance(eos, int):
+                    ids.append(eos)
+                if 0 < len(ids) <= self.max_new:
+                    completion = Completion(ids, [0.0] * len(ids), prompt.reference, "stop")
+            self._references[prompt.reference] = completion
+        return self._references[prompt.reference]
 
     def _more_prompts(self, step: int, round_: int, n: int) -> list[PromptRow]:
         """Prompts for dynamic sampling's extra rounds: a permutation fixed by (seed, round, step)."""
@@ -243,7 +279,7 @@ class RLTrainer(Trainer):
         if not (self.world.is_main and groups):
             return
         group = groups[0]
-        record = {"step": step + 1, "prompt_id": group.prompt.id,
+        record = {"step": step + 1, "prompt_id": group.prompt.id,  # the policy's own responses (before guidance)
                   "responses": [{"text": c.text, "reward": r, "finish": c.finish_reason}
                                 for c, r in zip(group.completions, group.total, strict=True)]}
         path = Path(self.config.out_dir) / ROLLOUT_LOG
@@ -254,9 +290,10 @@ class RLTrainer(Trainer):
     # -- 4. the no-grad passes ------------------------------------------------------------------------
     def _batch(self, groups: list[Group]) -> RolloutBatch:
         """The kept responses as samples; the old policy's log-probabilities recomputed where the engine's
-        are not the training model's (another engine) and the loss reads them."""
+        are not the training model's (another engine, or a reference answer nothing sampled) and the loss
+        reads them."""
         batch = rollout_batch(groups, overlong_filter=self.rl.overlong_filter)
-        inexact = not getattr(self.rollout, "exact_logprobs", True)
+        inexact = not getattr(self.rollout, "exact_logprobs", True) or any(g.guided is not None for g in groups)
         if batch.samples and inexact and (not self.on_policy or self.rl.kl_coef > 0):
             batch.old_logps = self._no_grad_pass(self.model, batch)
             batch.set_per_token("old_logps", batch.old_logps)
@@ -425,11 +462,11 @@ def load_prompts(config: RLConfig, tokenizer) -> tuple[list[PromptRow], int]:
         for s in samples:
             messages = task.prompt(s)
             rows.append(PromptRow(s.id, messages, prompt_ids(tokenizer, messages), s.target,
-                                  {**s.metadata, "input": s.input}))
+                                  {**s.metadata, "input": s.input}, reference=task.target_text(s)))
     else:
         for i, r in enumerate(load_rows(config.data, RLPrompt)):  # type: ignore[arg-type]
             rows.append(PromptRow(r.id or f"row-{i + 1}", list(r.prompt), prompt_ids(tokenizer, r.prompt), r.target,
-                                  dict(r.metadata)))
+                                  dict(r.metadata), reference=r.target if isinstance(r.target, str) else None))
     kept = [r for r in rows if len(r.ids) <= config.max_prompt_length]
     if not kept:
         raise DataError(config.data or config.task, None, None,

@@ -193,6 +193,11 @@ class RLConfig(LoraFields, TrainConfig):
     """The punishment at the full budget."""
     overlong_filter: bool = False
     """Mask responses cut at the budget out of the loss."""
+    reference_guidance: bool = False
+    """Off-policy guidance (after LUFFY, Yan et al. 2025): where no sampled response scores as high as the
+    prompt's reference answer (a task's target, or a plain row's string ``target``), the group's lowest-scored
+    response is replaced by the reference, which then gets the advantage a right sample would. A prompt the
+    policy never answers right still teaches something; the step's ``guided_groups`` counts them."""
     vf_coef: float = Field(0.1, ge=0)
     """Weight of the value loss (``gae`` only)."""
     value_clip: float | None = Field(0.2, gt=0)
@@ -231,6 +236,9 @@ class RLConfig(LoraFields, TrainConfig):
             raise ValueError(f"group_size: the {self.advantage} advantage compares responses to one prompt; use 2+")
         if self.dynamic_sampling and self.group_size < 2:
             raise ValueError("group_size: dynamic sampling needs 2+ responses per prompt")
+        if self.reference_guidance and (self.agent or self.max_turns > 1):
+            raise ValueError("reference_guidance: a reference answer is one assistant turn; agent and multi-turn "
+                             "rollouts have none")
         if self.concurrent_groups and not self.concurrent_episodes:
             if "concurrent_episodes" in self.model_fields_set:
                 raise ValueError("concurrent_groups: running a round's groups at once runs their episodes at once; "
@@ -242,7 +250,7 @@ class RLConfig(LoraFields, TrainConfig):
         """The fields that define the algorithm (for the run's metadata)."""
         keys = ("advantage", "loss_agg", "clip_low", "clip_high", "dual_clip", "ratio_level", "kl_coef",
                 "kl_estimator", "kl_in", "ppo_epochs", "num_minibatches", "dynamic_sampling",
-                "overlong_buffer_ratio", "overlong_filter", "group_size")
+                "overlong_buffer_ratio", "overlong_filter", "group_size", "reference_guidance")
         return {k: getattr(self, k) for k in keys}
 
 

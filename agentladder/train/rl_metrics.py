@@ -29,6 +29,8 @@ class RolloutStats:
     """Seconds spent generating."""
     gen_tokens: int
     """Response tokens generated over all rounds."""
+    guided_groups: int | None = None
+    """Kept groups that carry the prompt's reference answer (``reference_guidance``; None: off)."""
     responses: int = 0
     """Responses in the first round (0: no reward figures)."""
     reward: float = 0.0
@@ -58,6 +60,8 @@ class RolloutStats:
                        zero_variance_groups=self.zero_variance_groups)
         out.update(gen_rounds=self.gen_rounds, groups_kept=self.groups_kept, gen_s=self.gen_s,
                    gen_tokens=self.gen_tokens, gen_tokens_per_s=self.gen_tokens_per_s)
+        if self.guided_groups is not None:
+            out["guided_groups"] = self.guided_groups
         return out
 
 

@@ -32,6 +32,9 @@ class PromptRow:
     ids: list[int]
     target: Any = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    reference: str | None = None
+    """The reference answer's text (a task's target as the task writes it; a plain row's string target):
+    what ``reference_guidance`` puts into a group that no sample answers as well."""
 
 
 @dataclass
@@ -42,6 +45,8 @@ class Group:
     """Reward of each response (the ensemble's weighted sum, plus shaping)."""
     components: dict[str, list[float]]
     spans: list[list[Span]]
+    guided: int | None = None
+    """Which response is the prompt's reference answer, put in by :func:`with_reference` (None: all sampled)."""
 
 
 @dataclass
@@ -73,6 +78,29 @@ def score_group(rewards, prompt: PromptRow, completions: list[Completion], *, ma
     return Group(prompt, completions, total, scores.components, scores.spans)
 
 
+def with_reference(group: Group, reference: Group) -> Group:
+    """``group`` with its lowest-scored response replaced by the reference answer, when no response scores as
+    high as the reference does; otherwise ``group`` itself.
+
+    ``reference`` is the reference answer scored alone (a group of one). Off-policy guidance: a prompt the
+    policy never answers right gets one right answer in its group, with the group-relative advantage that a
+    right sample would get, so a group of wrong answers teaches something instead of being dropped.
+    """
+    best = reference.total[0]
+    if not group.completions or max(group.total) >= best:
+        return group
+    i = min(range(len(group.total)), key=group.total.__getitem__)
+
+    def put(values: list, value: Any) -> list:
+        return [*values[:i], value, *values[i + 1 :]]
+
+    components = {name: put(vals, reference.components.get(name, [0.0])[0])
+                  for name, vals in group.components.items()}
+    spans = put(group.spans, reference.spans[0] if reference.spans else []) if group.spans else group.spans
+    return Group(group.prompt, put(group.completions, reference.completions[0]), put(group.total, best),
+                 components, spans, guided=i)
+
+
 def _group_index(groups: Sequence[Group]) -> tuple[torch.Tensor, torch.Tensor]:
     """``(scores, group)``, both ``(B,)``: every response's total and the index of its group."""
     flat = torch.tensor([t for g in groups for t in g.total])
@@ -89,12 +117,14 @@ def informative_groups(groups: list[Group]) -> list[Group]:
 
 
 def rollout_stats(first: Sequence[Group], *, kept: int, seen: int, rounds: int, gen_s: float,
-                  gen_tokens: int) -> RolloutStats:
+                  gen_tokens: int, guided: int | None = None) -> RolloutStats:
     """The statistics of a rollout whose first round produced ``first``.
 
-    ``kept`` groups (at most the batch) of ``seen`` sampled over ``rounds`` generation rounds.
+    ``kept`` groups (at most the batch) of ``seen`` sampled over ``rounds`` generation rounds; ``guided`` of
+    the kept ones carry the reference answer (None: no reference guidance).
     """
-    base = dict(gen_rounds=rounds, groups_kept=kept / max(1, seen), gen_s=gen_s, gen_tokens=gen_tokens)
+    base = dict(gen_rounds=rounds, groups_kept=kept / max(1, seen), gen_s=gen_s, gen_tokens=gen_tokens,
+                guided_groups=guided)
     totals = [t for g in first for t in g.total]
     if not totals:
         return RolloutStats(**base)
@@ -115,4 +145,4 @@ def rollout_stats(first: Sequence[Group], *, kept: int, seen: int, rounds: int, 
         zero_variance_groups=float(zero_variance_groups(*_group_index(first)).float().mean()),
     )
 
-__all__ = ["Group", "PromptRow", "Rollout", "informative_groups", "rollout_stats", "score_group"]
+__all__ = ["Group", "PromptRow", "Rollout", "informative_groups", "rollout_stats", "score_group", "with_reference"]

@@ -200,3 +200,19 @@ def test_a_dpo_rungs_sft_control_trains_on_its_chosen_answers_with_its_settings(
     for split in ("validation", "test", "shifted") if rung.kept else ("validation",):
         assert (folder / "control" / "eval" / split / "report.json").exists()
         assert split in rung.control["outcomes"]
+
+
+def test_an_rl_rung_with_reference_guidance_trains_on_the_prompts_no_sample_gets_right(tmp_path):
+    """The tiny model answers nothing right, so every prompt is always wrong: without ``always_wrong`` the
+    filter would keep none; with it and ``reference_guidance`` every group carries the task's reference."""
+    rl = {"name": "rl", "kind": "rl", "instructions": "brief-lower",
+          "data": {"source": "generate", "rows": 3, "filter_k": 2, "always_wrong": True, "batch_size": 4,
+                   "max_new_tokens": 4},
+          "train": {"preset": "dapo", "lora": True, "group_size": 2, "batch_size": 2, "max_steps": 1,
+                    "max_new_tokens": 400, "max_prompt_length": 4096, "tensorboard": False,
+                    "reference_guidance": True}}
+    result = climb(_short_ladder(tmp_path, [rl]), registry=tmp_path / "r.db", progress=False)
+    assert [r.name for r in result.rungs] == ["baseline", "rl"]
+    assert result.rungs[1].notes["filter"]["always_wrong_kept"] == 3
+    step = json.loads((tmp_path / "climb" / "02-rl" / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    assert step["guided_groups"] == 2 and step["updates"] == 1

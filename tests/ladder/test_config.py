@@ -137,6 +137,15 @@ def test_rung_data_options_fit_their_rung(tmp_path):
         load_ladder(_write(tmp_path, GOOD.replace("rows: 8}", "rows: 8, filter_k: 4}")))
     with pytest.raises(ValueError, match=r"data.greedy_errors applies to an rl rung's filter: set data.filter_k"):
         load_ladder(_write(tmp_path, GOOD.replace("rows: 8}", "rows: 8, greedy_errors: 3}")))
+    rl = ("  - name: rl\n    kind: rl\n    data: {source: generate, rows: 8, filter_k: 4, always_wrong: true}\n"
+          "    train: {max_steps: 2}\n")
+    with pytest.raises(ValueError, match=r"data.always_wrong keeps prompts no sample answers right.*"
+                                         r"set train.reference_guidance: true"):
+        load_ladder(_write(tmp_path, GOOD + rl))
+    guided = load_ladder(_write(tmp_path, GOOD + rl.replace("max_steps: 2", "max_steps: 2, reference_guidance: true")))
+    assert guided.rungs[2].data.always_wrong and guided.rungs[2].train["reference_guidance"]
+    with pytest.raises(ValueError, match=r"data.always_wrong applies to an rl rung's filter: set data.filter_k"):
+        load_ladder(_write(tmp_path, GOOD + rl.replace("filter_k: 4, ", "")))
     with pytest.raises(ValueError, match=r"a pair needs two candidates"):
         load_ladder(_write(tmp_path, GOOD + DPO.replace("rows: 4}", "rows: 4, k: 0, with_target: false}")))
 

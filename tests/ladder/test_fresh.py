@@ -178,3 +178,31 @@ def test_rl_prompts_put_the_greedy_errors_a_sample_fixes_first_as_many_times_as_
     assert max(seen.values()) == 5  # one greedy answer a prompt, none asked again
     rl_prompts(ctx)  # a second run reads the rung's prompts back
     assert _rows(ctx.dir / "prompts.jsonl") == rows and ctx.notes["filter"] == stats and max(seen.values()) == 5
+
+
+def test_rl_prompts_keep_the_always_wrong_ones_last_for_reference_guidance(tmp_path):
+    """With ``always_wrong`` the prompts no sample answers right are kept too, after those it sometimes fails,
+    and the yield counts them."""
+    config = parse_ladder({"name": "f", "gate": {"target": 0.9}, "out_dir": str(tmp_path / "c"), "rungs": [
+        {"name": "rl", "kind": "rl", "train": {"reference_guidance": True},
+         "data": {"source": "generate", "rows": 9, "filter_k": 4, "batch_size": 8, "always_wrong": True}}]})
+    ctx = RungContext(config, config.rungs[0], 0, tmp_path / "c" / "01-rl", "scripted", False)
+    ctx.dir.mkdir(parents=True)
+    pool = fresh_samples(TASK, "train", 9, seed=ctx.seed)
+    role = {s.input: ("right", "wrong", "coin")[i % 3] for i, s in enumerate(pool)}
+    target = {s.input: TASK.target_text(s) for s in pool}
+    seen: Counter = Counter()
+
+    def answer(prompt):
+        line = prompt[-1].content
+        seen[line] += 1
+        right = role[line] == "right" or (role[line] == "coin" and seen[line] % 2 == 0)
+        return target[line] if right else "no idea"
+
+    ctx.start_model = ScriptedProvider(answer)  # type: ignore[assignment]
+    rl_prompts(ctx)
+    kept = [r["text"] for r in _rows(ctx.dir / "prompts.jsonl")]
+    assert kept == [s.input for s in pool if role[s.input] == "coin"] + [s.input for s in pool if role[s.input] == "wrong"]
+    stats = json.loads((ctx.dir / "filter.json").read_text())
+    assert stats == {"k": 4, "pool": 9, "kept": 6, "always_right": 3, "always_wrong": 3, "always_wrong_kept": 3,
+                     "yield": pytest.approx(6 / 9)}

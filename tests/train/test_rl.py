@@ -321,3 +321,105 @@ def test_inexact_engine_logprobs_are_recomputed(tmp_path):
     got = [s.old_logps for s in _samples(skewed, kept)]
     for a, b in zip(got, want, strict=True):
         assert a == pytest.approx(b, abs=1e-5)
+
+
+def _exact(text, target, metadata):
+    return 1.0 if text == target else 0.0
+
+
+def _target_prompts(tmp_path: Path, n: int = 4) -> Path:
+    path = tmp_path / "targets.jsonl"
+    path.write_text("".join(json.dumps({"id": str(i), "prompt": f"say {i}", "target": f"hello {i}"}) + "\n"
+                            for i in range(n)))
+    return path
+
+
+def test_with_reference_replaces_the_worst_response_only_where_none_is_as_good():
+    from agentladder.models.rollout import Completion
+    from agentladder.train.rl_rollout import Group, PromptRow, with_reference
+
+    prompt = PromptRow("p", [], [1], "right", reference="right")
+    answers = [Completion([i], [-1.0], f"a{i}", "stop") for i in range(3)]
+    ref = Completion([9], [0.0], "right", "stop")
+    group = Group(prompt, answers, [0.2, 0.0, 0.5], {"exact": [0.0, 0.0, 0.0], "fields": [0.4, 0.0, 1.0]},
+                  [[], [], []])
+    reference = Group(prompt, [ref], [1.5], {"exact": [1.0], "fields": [1.0]}, [[]])
+    guided = with_reference(group, reference)
+    assert guided.guided == 1 and guided.completions == [answers[0], ref, answers[2]]
+    assert guided.total == [0.2, 1.5, 0.5] and guided.components == {"exact": [0.0, 1.0, 0.0],
+                                                                      "fields": [0.4, 1.0, 1.0]}
+    assert group.total == [0.2, 0.0, 0.5]  # the sampled group itself is left as it was
+    right = Group(prompt, answers, [1.5, 0.0, 0.5], group.components, group.spans)
+    assert with_reference(right, reference) is right  # a sample as good as the reference: nothing to guide
+
+
+def test_reference_guidance_gives_a_never_right_prompt_its_reference_with_the_best_advantage(tmp_path):
+    """The tiny model never says "hello 0": without guidance dynamic sampling drops every group; with it
+    each group carries the reference, whose advantage is the group's highest, and off-policy settings read
+    the reference's log-probabilities under the model (not the placeholder zeros)."""
+    from agentladder.models import load_model
+
+    model, tok = load_model("tiny")
+    reward = WeightedEnsemble([("exact", PythonReward(_exact), 1.0)])
+    settings = dict(preset="dapo", model="tiny", data=str(_target_prompts(tmp_path)), out_dir=str(tmp_path / "run"),
+                    group_size=4, batch_size=2, max_new_tokens=10, max_steps=1, max_generation_rounds=2,
+                    progress=False, overlong_buffer_ratio=None, ppo_epochs=2)
+    config = RLConfig(**settings)
+    prompts, _ = load_prompts(config, tok)
+    assert [p.reference for p in prompts] == [f"hello {i}" for i in range(4)]
+    torch.manual_seed(0)
+    assert RLTrainer(model, tok, prompts, reward, config)._rollout(0).kept == []
+    guided = RLTrainer(model, tok, prompts, reward, RLConfig(**settings, reference_guidance=True))
+    torch.manual_seed(0)
+    rollout = guided._rollout(0)
+    assert len(rollout.kept) == 2 and rollout.stats.guided_groups == 2
+    assert rollout.stats.metrics()["guided_groups"] == 2
+    assert all(g.total == [1.0 if i == g.guided else 0.0 for i in range(4)] for g in rollout.kept)
+    assert all(t == 0.0 for g in rollout.first for t in g.total)  # the step's reward is the policy's own
+    batch = guided._batch(rollout.kept)
+    guided._advantages(batch, None, None)
+    for k, g in enumerate(rollout.kept):
+        mine = [s for s in batch.samples if s.group == k]
+        ref = mine[g.guided]
+        assert tok.decode(ref.completion, skip_special_tokens=True) == g.prompt.reference
+        assert ref.advantages[0] > 0 > max(s.advantages[0] for s in mine if s is not ref)
+        with torch.no_grad():
+            want = torch.log_softmax(model(torch.tensor([g.prompt.ids + ref.completion])).logits[0].float(), -1)
+        n = len(g.prompt.ids)
+        expect = [float(want[n - 1 + j, t]) for j, t in enumerate(ref.completion)]
+        assert ref.old_logps == pytest.approx(expect, abs=1e-4)
+
+
+def test_reference_guidance_teaches_the_answer_no_sample_gives(tmp_path):
+    """A few guided steps raise the reference answer's log-probability under the model."""
+    from agentladder.models import load_model
+
+    data = _target_prompts(tmp_path)
+    result = rl(preset="dapo", model="tiny", data=str(data), out_dir=str(tmp_path / "g"), group_size=4, batch_size=4,
+                max_new_tokens=10, max_steps=4, learning_rate=3e-3, progress=False, tensorboard=False, save_every=100,
+                overlong_buffer_ratio=None, reference_guidance=True,
+                reward=WeightedEnsemble([("exact", PythonReward(_exact), 1.0)]))
+    assert [r["guided_groups"] for r in result.history] == [4, 4, 4, 4]
+
+    def reference_logp(path):
+        model, tok = load_model(path)
+        config = RLConfig(model="tiny", data=str(data), out_dir=str(tmp_path / "x"))
+        total = 0.0
+        for p in load_prompts(config, tok)[0]:
+            ids = tok(p.reference, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+            with torch.no_grad():
+                logp = torch.log_softmax(model(torch.tensor([p.ids + ids])).logits[0].float(), -1)
+            total += sum(float(logp[len(p.ids) - 1 + j, t]) for j, t in enumerate(ids))
+        return total
+
+    assert reference_logp(str(tmp_path / "g")) > reference_logp("tiny") + 1.0
+
+
+def test_reference_guidance_needs_a_reference_and_one_assistant_turn(tmp_path):
+    from agentladder.errors import ConfigError
+
+    with pytest.raises(ValueError, match=r"reference_guidance: a reference answer is one assistant turn"):
+        RLConfig(model="tiny", data="p.jsonl", out_dir=str(tmp_path / "r"), reference_guidance=True, max_turns=2)
+    with pytest.raises(ConfigError, match=r"reference_guidance: no prompt has a reference answer"):
+        rl(model="tiny", data=str(_prompts(tmp_path)), out_dir=str(tmp_path / "r"), max_steps=1, progress=False,
+           reference_guidance=True, reward=WeightedEnsemble([("l", PythonReward(lowercase_share), 1.0)]))

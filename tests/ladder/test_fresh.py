@@ -112,15 +112,16 @@ def test_a_file_loses_the_rows_a_held_out_split_or_earlier_rung_used(tmp_path):
     assert file_inputs(kept) == [input_key(rows[i].input) for i in (0, 2, 3, 5)]
 
 
-def test_rl_prompts_keep_those_the_model_sometimes_fails_and_report_the_yield(tmp_path):
-    """A recorded model right on the first third of the prompts, wrong on the second, and right every other
-    time on the rest: only the last third has a pass rate strictly between 0 and 1."""
+def _three_kinds_filter(tmp_path, data, train, kind):
+    """An RL rung's context on 9 fresh prompts whose recorded model is right on the prompts of ``kind(i) == 0``,
+    wrong on 1 and right every other time on 2; and the pool, each sample with its kind."""
     config = parse_ladder({"name": "f", "gate": {"target": 0.9}, "out_dir": str(tmp_path / "c"), "rungs": [
-        {"name": "rl", "kind": "rl", "data": {"source": "generate", "rows": 9, "filter_k": 4, "batch_size": 8}}]})
+        {"name": "rl", "kind": "rl", "train": train,
+         "data": {"source": "generate", "rows": 9, "filter_k": 4, "batch_size": 8, **data}}]})
     ctx = RungContext(config, config.rungs[0], 0, tmp_path / "c" / "01-rl", "scripted", False)
     ctx.dir.mkdir(parents=True)
     pool = fresh_samples(TASK, "train", 9, seed=ctx.seed)
-    role = {s.input: ("right", "wrong", "coin")[i // 3] for i, s in enumerate(pool)}
+    role = {s.input: ("right", "wrong", "coin")[kind(i)] for i, s in enumerate(pool)}
     target = {s.input: TASK.target_text(s) for s in pool}
     seen: Counter = Counter()
 
@@ -131,9 +132,16 @@ def test_rl_prompts_keep_those_the_model_sometimes_fails_and_report_the_yield(tm
         return target[line] if right else "no idea"
 
     ctx.start_model = ScriptedProvider(answer)  # type: ignore[assignment]  # a provider stands for the model
+    return ctx, [(s, role[s.input]) for s in pool]
+
+
+def test_rl_prompts_keep_those_the_model_sometimes_fails_and_report_the_yield(tmp_path):
+    """A recorded model right on the first third of the prompts, wrong on the second, and right every other
+    time on the rest: only the last third has a pass rate strictly between 0 and 1."""
+    ctx, pool = _three_kinds_filter(tmp_path, {}, {}, lambda i: i // 3)
     path = rl_prompts(ctx)
     kept = [r["text"] for r in _rows(tmp_path / "c" / "01-rl" / "prompts.jsonl")]
-    assert path.endswith("prompts.jsonl") and kept == [s.input for s in pool[6:]]
+    assert path.endswith("prompts.jsonl") and kept == [s.input for s, _ in pool[6:]]
     stats = json.loads((ctx.dir / "filter.json").read_text())
     assert stats == {"k": 4, "pool": 9, "kept": 3, "always_right": 3, "always_wrong": 3, "yield": pytest.approx(1 / 3)}
     assert ctx.notes["filter"] == stats
@@ -183,26 +191,10 @@ def test_rl_prompts_put_the_greedy_errors_a_sample_fixes_first_as_many_times_as_
 def test_rl_prompts_keep_the_always_wrong_ones_last_for_reference_guidance(tmp_path):
     """With ``always_wrong`` the prompts no sample answers right are kept too, after those it sometimes fails,
     and the yield counts them."""
-    config = parse_ladder({"name": "f", "gate": {"target": 0.9}, "out_dir": str(tmp_path / "c"), "rungs": [
-        {"name": "rl", "kind": "rl", "train": {"reference_guidance": True},
-         "data": {"source": "generate", "rows": 9, "filter_k": 4, "batch_size": 8, "always_wrong": True}}]})
-    ctx = RungContext(config, config.rungs[0], 0, tmp_path / "c" / "01-rl", "scripted", False)
-    ctx.dir.mkdir(parents=True)
-    pool = fresh_samples(TASK, "train", 9, seed=ctx.seed)
-    role = {s.input: ("right", "wrong", "coin")[i % 3] for i, s in enumerate(pool)}
-    target = {s.input: TASK.target_text(s) for s in pool}
-    seen: Counter = Counter()
-
-    def answer(prompt):
-        line = prompt[-1].content
-        seen[line] += 1
-        right = role[line] == "right" or (role[line] == "coin" and seen[line] % 2 == 0)
-        return target[line] if right else "no idea"
-
-    ctx.start_model = ScriptedProvider(answer)  # type: ignore[assignment]
+    ctx, pool = _three_kinds_filter(tmp_path, {"always_wrong": True}, {"reference_guidance": True}, lambda i: i % 3)
     rl_prompts(ctx)
     kept = [r["text"] for r in _rows(ctx.dir / "prompts.jsonl")]
-    assert kept == [s.input for s in pool if role[s.input] == "coin"] + [s.input for s in pool if role[s.input] == "wrong"]
+    assert kept == [s.input for s, r in pool if r == "coin"] + [s.input for s, r in pool if r == "wrong"]
     stats = json.loads((ctx.dir / "filter.json").read_text())
     assert stats == {"k": 4, "pool": 9, "kept": 6, "always_right": 3, "always_wrong": 3, "always_wrong_kept": 3,
                      "yield": pytest.approx(6 / 9)}

@@ -293,8 +293,8 @@ class RLTrainer(Trainer):
         are not the training model's (another engine, or a reference answer nothing sampled) and the loss
         reads them."""
         batch = rollout_batch(groups, overlong_filter=self.rl.overlong_filter)
-        inexact = not getattr(self.rollout, "exact_logprobs", True) or any(g.guided is not None for g in groups)
-        if batch.samples and inexact and (not self.on_policy or self.rl.kl_coef > 0):
+        recompute = not getattr(self.rollout, "exact_logprobs", True) or any(g.guided is not None for g in groups)
+        if batch.samples and recompute and (not self.on_policy or self.rl.kl_coef > 0):
             batch.old_logps = self._no_grad_pass(self.model, batch)
             batch.set_per_token("old_logps", batch.old_logps)
         return batch

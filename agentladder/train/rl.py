@@ -241,18 +241,16 @@ class RLTrainer(Trainer):
         """The prompt's reference answer as a response: its tokens as the sampler would end them (the end of
         turn, unless the response ends where its JSON object closes). None without a reference, or where it
         does not fit the generation budget. Its log-probabilities are recomputed before anything reads them."""
-        if prompt.reference is None:
+        if not prompt.reference:
             return None
         if prompt.reference not in self._references:
-            completion = None
-            if prompt.reference:
-                ids = list(self.tokenizer(prompt.reference, add_special_tokens=False)["input_ids"])
-                eos = self.tokenizer.eos_token_id
-                if not self.sampling.stop_at_json and isinstance(eos, int):
-                    ids.append(eos)
-                if 0 < len(ids) <= self.max_new:
-                    completion = Completion(ids, [0.0] * len(ids), prompt.reference, "stop")
-            self._references[prompt.reference] = completion
+            ids = list(self.tokenizer(prompt.reference, add_special_tokens=False)["input_ids"])
+            eos = self.tokenizer.eos_token_id
+            if not self.sampling.stop_at_json and isinstance(eos, int):
+                ids.append(eos)
+            fits = 0 < len(ids) <= self.max_new
+            self._references[prompt.reference] = (Completion(ids, [0.0] * len(ids), prompt.reference, "stop")
+                                                  if fits else None)
         return self._references[prompt.reference]
 
     def _more_prompts(self, step: int, round_: int, n: int) -> list[PromptRow]:

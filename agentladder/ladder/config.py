@@ -235,8 +235,9 @@ class Rung(Strict):
         elif self.data.source not in allowed:
             raise ValueError(f"data.source {self.data.source!r} does not fit a {self.kind} rung: "
                              f"use one of {', '.join(allowed)}")
-        elif self.kind != "sft" and getattr(self.data, "balance", None):
-            raise ValueError("data.balance applies to an sft rung's generated conversations only")
+        elif self.kind not in ("sft", "rl") and getattr(self.data, "balance", None):
+            raise ValueError("data.balance applies to an sft rung's generated conversations or an rl rung's "
+                             "generated prompts only")
         elif self.kind != "rl" and getattr(self.data, "filter_k", None):
             raise ValueError("data.filter_k applies to an rl rung's generated prompts only")
         elif getattr(self.data, "greedy_errors", 0) and not (self.kind == "rl" and self.data.filter_k):  # type: ignore[union-attr]

@@ -30,9 +30,9 @@ class GenerateData(Strict):
     seed: int | None = None
     """[default: a stream of the rung's own, from the ladder's seed and the rung's name]"""
     balance: str | None = None
-    """SFT only: a target field whose values are drawn more evenly (the square root of their counts), so rare
-    cases (``doses_per_day`` of every 4 hours, a daily cap) are seen more often. The evaluation split keeps the
-    task's own mix."""
+    """SFT and RL: a target field whose values are drawn more evenly (the square root of their counts), so rare
+    cases (``doses_per_day`` of every 4 hours, a daily cap) are seen more often. An RL rung draws its prompts
+    (before ``filter_k``) this way, each row at most once. The evaluation split keeps the task's own mix."""
     filter_k: int | None = Field(None, ge=2)
     """RL only: answer each prompt ``filter_k`` times with the rung's starting model and keep only those it
     sometimes fails (a pass rate strictly between 0 and 1); the rest teach a group-relative advantage nothing.

@@ -47,7 +47,7 @@ from agentladder.models.classifier import MANIFEST, FeatureClassifier, is_classi
 from agentladder.models.loading import RUN_META
 from agentladder.models.providers import make_provider
 from agentladder.tasks import Sample, Task, get_task, write_data
-from agentladder.tasks.make import fresh_samples
+from agentladder.tasks.make import BALANCE_POOL, fresh_samples, rebalance
 from agentladder.tasks.retrieval.kb import CORPUS, load_split, query_file
 from agentladder.tasks.task import input_key
 from agentladder.train.classifier import train_classifier
@@ -219,11 +219,17 @@ def rl_prompts(ctx: RungContext) -> str:
     only where the starting model sometimes fails: a pass rate over ``filter_k`` samples strictly between
     0 and 1. With ``greedy_errors``, each prompt whose greedy answer is wrong while a sample is right comes
     first, that many times; with ``always_wrong``, the prompts no sample answers right come last (for a
-    trainer with ``reference_guidance``). The filter's yield goes to ``filter.json`` and the rung's notes."""
+    trainer with ``reference_guidance``). The filter's yield goes to ``filter.json`` and the rung's notes.
+    With ``balance``, the prompts are drawn from ``BALANCE_POOL`` times as many fresh rows, each value of
+    that target field in proportion to the square root of its count, no row twice."""
     spec = ctx.rung.data
     task = get_task(ctx.task)
     out = ctx.dir / "prompts.jsonl"
-    samples = fresh_samples(task, spec.split, spec.rows, seed=ctx.seed, exclude=ctx.exclude)  # type: ignore[union-attr]
+    if spec.balance:  # type: ignore[union-attr]
+        pool = fresh_samples(task, spec.split, BALANCE_POOL * spec.rows, seed=ctx.seed, exclude=ctx.exclude)  # type: ignore[union-attr]
+        samples = rebalance(pool, spec.balance, spec.rows, seed=ctx.seed, repeat=False)  # type: ignore[union-attr]
+    else:
+        samples = fresh_samples(task, spec.split, spec.rows, seed=ctx.seed, exclude=ctx.exclude)  # type: ignore[union-attr]
     ctx.notes["drawn"] = [input_key(s.input) for s in samples]
     if out.exists():
         if (ctx.dir / "filter.json").exists():

@@ -27,13 +27,15 @@ BALANCE_POOL = 8
 """A rebalanced draw picks its rows from this many times as many generated rows."""
 
 
-def rebalance(samples: Sequence[Sample], key: str, n: int, *, seed: int = 0, power: float = 0.5) -> list[Sample]:
+def rebalance(samples: Sequence[Sample], key: str, n: int, *, seed: int = 0, power: float = 0.5,
+              repeat: bool = True) -> list[Sample]:
     """``n`` of ``samples`` drawn so that each value of ``target[key]`` comes up in proportion to its count ** ``power``.
 
     With the default square root, a value that fills 45 % of ``samples`` and one that fills 2 % are
     drawn about 4.7 times as often relative to each other instead of 22 times: rare cases are seen more
     often, common ones still most. Within a value, rows come in their order, and again from the first
-    once all have been used.
+    once all have been used; with ``repeat=False`` a value whose rows are all used is drawn no more, so
+    every row comes at most once (and fewer than ``n`` come back when ``samples`` runs out).
     """
     groups: dict[str, list[Sample]] = defaultdict(list)
     for sample in samples:
@@ -46,9 +48,18 @@ def rebalance(samples: Sequence[Sample], key: str, n: int, *, seed: int = 0, pow
     rng = random.Random(f"rebalance:{key}:{seed}")
     used = dict.fromkeys(keys, 0)
     out = []
-    for k in rng.choices(keys, weights=weights, k=n):
-        out.append(groups[k][used[k] % len(groups[k])])
+    if repeat:
+        for k in rng.choices(keys, weights=weights, k=n):
+            out.append(groups[k][used[k] % len(groups[k])])
+            used[k] += 1
+        return out
+    left = dict(zip(keys, weights, strict=True))
+    while len(out) < n and left:
+        k = rng.choices(list(left), weights=list(left.values()))[0]
+        out.append(groups[k][used[k]])
         used[k] += 1
+        if used[k] == len(groups[k]):
+            del left[k]
     return out
 
 

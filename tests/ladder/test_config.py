@@ -105,13 +105,16 @@ def test_a_rung_names_the_tasks_other_instructions(tmp_path):
         load_ladder(bad)
 
 
-def test_balance_is_for_generated_sft_data(tmp_path):
+def test_balance_is_for_generated_sft_conversations_and_rl_prompts(tmp_path):
     config = load_ladder(_write(tmp_path, GOOD.replace("rows: 8}", "rows: 8, balance: doses_per_day}")))
     assert config.rungs[1].data.balance == "doses_per_day"
     rl = GOOD.replace("kind: sft", "kind: rl").replace("train: {max_steps: 2, lora: true}",
                                                        "train: {max_steps: 2, preset: dapo}")
-    with pytest.raises(ValueError, match=r"ladder.yaml:7: rungs\[1\]: data.balance applies to an sft rung"):
-        load_ladder(_write(tmp_path, rl.replace("rows: 8}", "rows: 8, balance: doses_per_day}")))
+    config = load_ladder(_write(tmp_path, rl.replace("rows: 8}", "rows: 8, balance: duration_days, filter_k: 4}")))
+    assert config.rungs[1].data.balance == "duration_days"
+    dpo = GOOD.replace("kind: sft", "kind: dpo").replace("source: generate", "source: pairs")
+    with pytest.raises(ValueError, match=r"ladder.yaml:9: rungs\[1\].data.balance: Extra inputs"):
+        load_ladder(_write(tmp_path, dpo.replace("rows: 8}", "rows: 8, balance: doses_per_day}")))
 
 
 DPO = """\

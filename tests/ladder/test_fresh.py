@@ -5,6 +5,7 @@ Checked on the files the rungs actually wrote (their training rows), not on the 
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -145,6 +146,24 @@ def test_rl_prompts_keep_those_the_model_sometimes_fails_and_report_the_yield(tm
     stats = json.loads((ctx.dir / "filter.json").read_text())
     assert stats == {"k": 4, "pool": 9, "kept": 3, "always_right": 3, "always_wrong": 3, "yield": pytest.approx(1 / 3)}
     assert ctx.notes["filter"] == stats
+
+
+def test_balanced_rl_prompts_see_rare_values_more_often_each_row_once_and_fresh(tmp_path):
+    """``balance`` draws an RL rung's prompts from eight times as many fresh rows, rare durations more often
+    than the generator's own mix gives them, no row twice and none an earlier rung used."""
+    config = parse_ladder({"name": "f", "gate": {"target": 0.9}, "out_dir": str(tmp_path / "c"), "rungs": [
+        {"name": "rl", "kind": "rl", "data": {"source": "generate", "rows": 200, "balance": "duration_days"}}]})
+    ctx = RungContext(config, config.rungs[0], 0, tmp_path / "c" / "01-rl", "tiny", False)
+    plain = fresh_samples(TASK, "train", 200, seed=ctx.seed)
+    used = frozenset(input_key(s.input) for s in plain[:50])
+    ctx = RungContext(config, config.rungs[0], 0, tmp_path / "c" / "01-rl", "tiny", False, exclude=used)
+    ctx.dir.mkdir(parents=True)
+    rows = _rows(Path(rl_prompts(ctx)))
+    assert len(rows) == 200 and len({r["id"] for r in rows}) == 200
+    assert not {input_key(r["text"]) for r in rows} & used
+    assert ctx.notes["drawn"] == [input_key(r["text"]) for r in rows]
+    no_duration = sum(r["target"]["duration_days"] is None for r in rows)
+    assert no_duration < 0.8 * sum(s.target["duration_days"] is None for s in plain)
 
 
 def test_rl_prompts_put_the_greedy_errors_a_sample_fixes_first_as_many_times_as_asked(tmp_path):

@@ -122,6 +122,11 @@ def test_rebalanced_training_data_sees_rare_values_more_often():
     assert len(rows) == 50 and rows[0]["messages"][-1]["role"] == "assistant"
     with pytest.raises(ValueError, match="cannot balance on 'dose': row rx-train-000001 has no target field 'dose'"):
         rebalance(pool, "dose", 10)
+    once = rebalance(pool[:300], "doses_per_day", 250, seed=0, repeat=False)
+    assert len(once) == 250 and len({s.id for s in once}) == 250
+    assert Counter(s.target["doses_per_day"] for s in once)[1] < Counter(s.target["doses_per_day"] for s in pool[:250])[1]
+    assert sorted(s.id for s in rebalance(pool[:300], "doses_per_day", 400, seed=0, repeat=False)) == sorted(
+        s.id for s in pool[:300])  # asked for more rows than there are: each comes once
 
 
 def _reserved_in(text: str) -> list[str]:

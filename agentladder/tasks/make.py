@@ -83,6 +83,14 @@ def fresh_samples(task: str | Task, split: str, n: int, *, seed: int = 0,
         want = max(2 * want, want + (n - len(fresh)) * 2)
 
 
+def balanced_samples(task: str | Task, split: str, n: int, key: str, *, seed: int = 0,
+                     exclude: Collection[str] = (), repeat: bool = True) -> list[Sample]:
+    """``n`` rows of ``split`` :func:`rebalance`-d on the target field ``key``, from ``BALANCE_POOL`` times as many
+    fresh rows (:func:`fresh_samples`); with ``repeat=False`` no row twice."""
+    pool = fresh_samples(task, split, BALANCE_POOL * n, seed=seed, exclude=exclude)
+    return rebalance(pool, key, n, seed=seed, repeat=repeat)
+
+
 def make_data(task: str | Task, split: str, n: int, *, seed: int = 0, format: Format = "rows",
               balance: str | None = None, exclude: Collection[str] = ()) -> list[dict[str, Any]]:
     """``n`` generated rows of ``split`` as task rows (``rows``) or SFT conversations (``sft``).
@@ -93,8 +101,7 @@ def make_data(task: str | Task, split: str, n: int, *, seed: int = 0, format: Fo
     """
     task = get_task(task)
     if balance:
-        pool = fresh_samples(task, split, BALANCE_POOL * n, seed=seed, exclude=exclude)
-        samples = rebalance(pool, balance, n, seed=seed)
+        samples = balanced_samples(task, split, n, balance, seed=seed, exclude=exclude)
     else:
         samples = fresh_samples(task, split, n, seed=seed, exclude=exclude)
     if format == "rows":

@@ -47,7 +47,7 @@ from agentladder.models.classifier import MANIFEST, FeatureClassifier, is_classi
 from agentladder.models.loading import RUN_META
 from agentladder.models.providers import make_provider
 from agentladder.tasks import Sample, Task, get_task, write_data
-from agentladder.tasks.make import balanced_samples, fresh_samples
+from agentladder.tasks.make import draw_samples, fresh_samples
 from agentladder.tasks.retrieval.kb import CORPUS, load_split, query_file
 from agentladder.tasks.task import input_key
 from agentladder.train.classifier import train_classifier
@@ -225,11 +225,8 @@ def rl_prompts(ctx: RungContext) -> str:
     spec = ctx.rung.data
     task = get_task(ctx.task)
     out = ctx.dir / "prompts.jsonl"
-    if spec.balance:  # type: ignore[union-attr]
-        samples = balanced_samples(task, spec.split, spec.rows, spec.balance, seed=ctx.seed,  # type: ignore[union-attr]
-                                   exclude=ctx.exclude, repeat=False)
-    else:
-        samples = fresh_samples(task, spec.split, spec.rows, seed=ctx.seed, exclude=ctx.exclude)  # type: ignore[union-attr]
+    samples = draw_samples(task, spec.split, spec.rows, seed=ctx.seed, exclude=ctx.exclude,  # type: ignore[union-attr]
+                           balance=spec.balance, repeat=False)  # type: ignore[union-attr]
     ctx.notes["drawn"] = [input_key(s.input) for s in samples]
     if out.exists():
         if (ctx.dir / "filter.json").exists():

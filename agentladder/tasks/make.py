@@ -83,12 +83,14 @@ def fresh_samples(task: str | Task, split: str, n: int, *, seed: int = 0,
         want = max(2 * want, want + (n - len(fresh)) * 2)
 
 
-def balanced_samples(task: str | Task, split: str, n: int, key: str, *, seed: int = 0,
-                     exclude: Collection[str] = (), repeat: bool = True) -> list[Sample]:
-    """``n`` rows of ``split`` :func:`rebalance`-d on the target field ``key``, from ``BALANCE_POOL`` times as many
-    fresh rows (:func:`fresh_samples`); with ``repeat=False`` no row twice."""
+def draw_samples(task: str | Task, split: str, n: int, *, seed: int = 0, exclude: Collection[str] = (),
+                 balance: str | None = None, repeat: bool = True) -> list[Sample]:
+    """``n`` fresh rows of ``split`` (:func:`fresh_samples`); with ``balance``, :func:`rebalance`-d on that target
+    field from ``BALANCE_POOL`` times as many fresh rows (with ``repeat=False`` no row twice)."""
+    if not balance:
+        return fresh_samples(task, split, n, seed=seed, exclude=exclude)
     pool = fresh_samples(task, split, BALANCE_POOL * n, seed=seed, exclude=exclude)
-    return rebalance(pool, key, n, seed=seed, repeat=repeat)
+    return rebalance(pool, balance, n, seed=seed, repeat=repeat)
 
 
 def make_data(task: str | Task, split: str, n: int, *, seed: int = 0, format: Format = "rows",
@@ -100,10 +102,7 @@ def make_data(task: str | Task, split: str, n: int, *, seed: int = 0, format: Fo
     ``exclude``: normalised inputs the rows may not have (:func:`fresh_samples`).
     """
     task = get_task(task)
-    if balance:
-        samples = balanced_samples(task, split, n, balance, seed=seed, exclude=exclude)
-    else:
-        samples = fresh_samples(task, split, n, seed=seed, exclude=exclude)
+    samples = draw_samples(task, split, n, seed=seed, exclude=exclude, balance=balance)
     if format == "rows":
         return [task.to_row(s) for s in samples]
     if format == "sft":

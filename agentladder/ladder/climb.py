@@ -313,6 +313,7 @@ def _report(run: _Climb, ctx: RungContext, result: RungResult) -> None:
         spec = run.providers.get(f"{result.name}/{CONTROL}", control["model"])
         spent = _score_reporting(run, ctx, spec, control["reported"], control["outcomes"], ctx.dir / CONTROL / "eval")
         control["eval_seconds"] = (control.get("eval_seconds") or 0.0) + spent
+        result.wall_seconds += spent  # the rung's wall holds its control's work, as it does on validation
         control["paired"] = _paired(control["outcomes"], result.outcomes)
     run.state["rungs"][result.name] = result.__dict__
     _write_state(run.out, run.state)

@@ -6,7 +6,9 @@ validation split (and, unless told otherwise, of the test split) with the refere
 nothing, so the exact match of every rung is known.
 """
 
+import importlib
 import json
+import time
 
 import pytest
 
@@ -288,6 +290,26 @@ def test_a_dpo_rungs_control_is_trained_beside_it_scored_on_every_split_and_gate
         with Registry(tmp_path / "r.db") as reg:
             notes = reg.get("med/dpo").notes
         assert notes["control"]["metrics"]["exact_match"]["value"] == 0.7 and "outcomes" not in notes["control"]
+
+
+def test_a_rungs_wall_time_holds_its_controls_scoring_on_the_reporting_splits(tmp_path, monkeypatch):
+    """Scoring on a reporting split is made to take a second: the dpo rung's wall time covers its own scoring
+    and its control's, on every split, as well as the training of both."""
+    climb_module = importlib.import_module("agentladder.ladder.climb")  # the package's ``climb`` is the function
+    score = climb_module._score
+
+    def slow_reporting(run, ctx, spec, split, folder=None):
+        if split.name != "validation":
+            time.sleep(1.0)
+        return score(run, ctx, spec, split, folder)
+
+    monkeypatch.setattr(climb_module, "_score", slow_reporting)
+    acc = {"baseline": 0.1, "sft": 0.5, "dpo": 0.7, "rl": 0.8}
+    runners = {**scripted(acc, []), "control": _control_runner(0.7, [])}
+    dpo = climb(_with_control(tmp_path, False), registry=tmp_path / "r.db", progress=False, runners=runners).rungs[2]
+    control = dpo.control
+    assert "test" in control["reported"] and control["eval_seconds"] >= 1.0
+    assert dpo.wall_seconds >= dpo.eval_seconds + control["eval_seconds"]
 
 
 def test_a_rung_that_beats_its_control_passes_the_control_gate(tmp_path):

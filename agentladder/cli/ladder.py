@@ -74,7 +74,7 @@ def demo_command(
     out: Annotated[str | None, typer.Option(help="Folder of the climb \\[default: runs/demo].")] = None,
     smoke: Annotated[bool, typer.Option(help="The same climb on the tiny random model, in seconds (wiring only).")] = False,
     full: Annotated[bool, typer.Option(
-        help="The longer recipe: ten times the fresh data for the preference and RL rungs (about an hour on 2 cores).")] = False,
+        help="The longer recipe: ten times the fresh data for the preference and RL rungs (about two hours on 2 cores).")] = False,
     set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
     registry: Annotated[str | None, typer.Option(help=REGISTRY_HELP)] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bars (one line per rung still shows).")] = False,

@@ -71,8 +71,15 @@ def sampling_for(state: ServerState, body: _Sampling, max_tokens: int, logprobs:
                     stop=tuple(body.stops), ignore_eos=body.ignore_eos, logprobs=logprobs, logit_bias=bias)
 
 
+# Characters that ``str.splitlines`` (and so httpx's ``iter_lines`` and other clients) takes for line breaks but
+# JSON leaves raw: escaped, so a generated NEL or line separator never splits an event's data line.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 def sse(data: dict[str, Any] | str) -> str:
-    return f"data: {data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)}\n\n"
+    """One server-sent event: ``data: {json}`` and a blank line, its JSON on one line for any line splitter."""
+    text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False).translate(_LINE_BREAKS)
+    return f"data: {text}\n\n"
 
 
 def streamed(stream: AsyncIterator[str]) -> StreamingResponse:

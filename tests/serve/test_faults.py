@@ -164,3 +164,14 @@ def test_sigterm_finishes_the_requests_in_flight(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_an_event_whose_text_holds_unicode_line_breaks_stays_one_data_line():
+    # a sampled token can decode to NEL or a line separator: JSON leaves them raw, and a client that splits lines
+    # as str.splitlines does (httpx's iter_lines) would cut the event's JSON in two
+    from agentladder.serve.routes import sse
+
+    chunk = {"choices": [{"index": 0, "text": "a\x85b\u2028c\u2029d\ne\u00e9"}]}
+    lines = sse(chunk).splitlines()
+    assert lines[1:] == [""] and lines[0].startswith("data: ")
+    assert json.loads(lines[0][len("data: "):]) == chunk

@@ -87,7 +87,7 @@ def load_rubric(path: str | os.PathLike, scale: tuple[int, int] = (1, 5)) -> str
     p = Path(path)
     if not p.is_file():
         raise DataError(p, None, None, "no such rubric file")
-    lines = p.read_text(encoding="utf-8").splitlines()
+    lines = p.read_text(encoding="utf-8").split("\n")  # not splitlines: U+2028 or NEL in a line do not end it
     seen: dict[int, int] = {}
     lo, hi = scale
     for i, line in enumerate(lines, start=1):

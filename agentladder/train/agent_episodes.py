@@ -72,7 +72,8 @@ def load_tasks(source: str | Path | Sequence[dict[str, Any]]) -> list[TaskRow]:
         if not path.exists():
             raise DataError(path, None, None, "no such tasks file")
         rows = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        # Lines end at LF (CR and CRLF read as LF), never at U+2028 or NEL inside a JSON string, as splitlines has it.
+        for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
             if not line.strip():
                 continue
             try:

@@ -176,3 +176,55 @@ def test_an_upstream_process_starts_serves_and_stops(tmp_path):
     with pytest.raises(ConfigError, match="exited with status 3") as err:
         failing.start()
     assert "no GPU here" in str(err.value)
+
+
+def test_event_lines_cut_at_cr_lf_and_crlf_only_wherever_the_chunks_split():
+    import asyncio
+
+    from agentladder.serve.gateway.proxy import event_lines
+
+    text = 'data: {"a": "one\u2028two\u0085three\u2029"}\r\ndata: b\rdata: c\n\ndata: d'
+    want = ['data: {"a": "one\u2028two\u0085three\u2029"}', "data: b", "data: c", "", "data: d"]
+
+    async def lines(chunks):
+        async def gen():
+            for c in chunks:
+                yield c
+        return [line async for line in event_lines(gen())]
+
+    for size in (1, 2, 3, 5, len(text)):
+        assert asyncio.run(lines([text[i:i + size] for i in range(0, len(text), size)])) == want, size
+    assert asyncio.run(lines(["data: x\r", "\n", "data: y\r"])) == ["data: x", "data: y"]
+
+
+def test_a_stream_whose_upstream_writes_raw_unicode_line_breaks_is_relayed_whole():
+    """An upstream that encodes its events as raw UTF-8 (as pydantic's ``model_dump_json`` does) leaves U+2028 and
+    NEL unescaped; the gateway must not cut an event there."""
+    from fastapi import FastAPI
+    from fastapi.responses import StreamingResponse
+
+    pieces = ["line one\u2028line two", " and\u0085next", "\u2029end"]
+    upstream = FastAPI()
+
+    @upstream.post("/v1/chat/completions")
+    async def chat():
+        async def events():
+            for piece in pieces:
+                chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                         "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                body = f"data: {json.dumps(chunk, ensure_ascii=False)}\r\n\r\n".encode()
+                yield body[:7]  # the event split across two writes
+                yield body[7:]
+            done = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}}
+            yield f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode()
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    with LiveServer(None, app=upstream) as up, \
+            LiveServer(None, app=create_proxy_app(ProxyState(up.url))) as live:
+        client = openai.OpenAI(base_url=live.base_url, api_key="none")
+        chunks = list(client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}],
+                                                     stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "".join(pieces)
+    assert chunks[-1].choices[0].finish_reason == "stop"

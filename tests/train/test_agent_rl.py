@@ -442,6 +442,11 @@ def test_bad_task_files_name_the_line(tmp_path):
     path.write_text('{"id": "a"}\n{oops\n')
     with pytest.raises(DataError, match="tasks.jsonl:2"):
         load_tasks(path)
+    path.write_text('{"id": "a", "input": "one\u2028two\u0085three"}\r\n{"id": "b"}\n\n[3]\n', encoding="utf-8")
+    with pytest.raises(DataError, match="tasks.jsonl:4"):  # a raw U+2028 or NEL inside a string ends no line
+        load_tasks(path)
+    path.write_text('{"id": "a", "input": "one\u2028two\u0085three"}\r\n{"id": "b"}\n', encoding="utf-8")
+    assert [(r.id, r.input) for r in load_tasks(path)] == [("a", "one\u2028two\u0085three"), ("b", {"id": "b"})]
     rows = load_tasks([{"prescription": "x"}])
     assert rows[0].id == "task-1" and rows[0].input == {"prescription": "x"}
 

@@ -63,6 +63,9 @@ def test_rubric_files_that_do_not_parse_are_file_line_errors(tmp_path):
     path.write_text("5: a\n4: b\n")
     with pytest.raises(DataError, match=r"rubric.md: grade: no line for grade 1, 2, 3"):
         load_rubric(path)
+    path.write_text("Be right\u2028and brief.\n5: a\n4: b\n5: again\n", encoding="utf-8")  # U+2028 ends no line
+    with pytest.raises(DataError, match=r"rubric.md:4: grade: grade 5 is described twice \(first on line 2\)"):
+        load_rubric(path)
 
 
 def _grades(path, n=24):

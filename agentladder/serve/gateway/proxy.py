@@ -12,7 +12,9 @@ written from the upstream's answer before it is relayed to the client.
 - A stream is relayed event by event. The gateway asks the upstream for
   ``stream_options.include_usage`` so that it can charge the tokens, and drops that last
   usage event when the client did not ask for it; the events are assembled into the
-  answer a whole call would have got, for the hooks (:class:`Assembler`).
+  answer a whole call would have got, for the hooks (:class:`Assembler`). Its lines are cut
+  where the event-stream format cuts them, at CR, LF or CRLF only (:func:`event_lines`):
+  an upstream that writes its JSON as raw UTF-8 may put U+2028 or NEL inside an event.
 - An upstream that does not answer is a 502 ``upstream_unavailable``.
 
 ``/health`` asks the upstream's; ``/metrics`` is the gateway's own counters.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -158,6 +161,27 @@ async def forward(call: Call, body: dict[str, Any] | None) -> Any:
     return answer
 
 
+_EOL = re.compile(r"\r\n|\r|\n")
+
+
+async def event_lines(chunks: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The lines of an event stream arriving as text ``chunks``, cut at CRLF, LF or CR and nowhere else.
+
+    ``str.splitlines`` (and so httpx's ``aiter_lines``) also cuts at U+2028, U+2029, NEL and the other
+    Unicode breaks, which a JSON encoder writing raw UTF-8 leaves unescaped inside a string."""
+    pending = ""
+    async for text in chunks:
+        pending += text
+        cut = len(pending) - pending.endswith("\r")  # a CR at the end may be the first half of a CRLF
+        *lines, rest = _EOL.split(pending[:cut])
+        pending = rest + pending[cut:]
+        for line in lines:
+            yield line
+    if pending:
+        for line in _EOL.split(pending.removesuffix("\r")):
+            yield line
+
+
 def _stream_error(chunk: dict[str, Any]) -> int:
     code = (chunk.get("error") or {}).get("code") if isinstance(chunk.get("error"), dict) else None
     return code if isinstance(code, int) and 400 <= code < 600 else 500
@@ -166,7 +190,7 @@ def _stream_error(chunk: dict[str, Any]) -> int:
 async def _relay_stream(call: Call, resp: httpx.Response, chat: bool, want_usage: bool) -> AsyncIterator[str]:
     asm, status, final = Assembler(chat), 200, None
     try:
-        async for line in resp.aiter_lines():
+        async for line in event_lines(resp.aiter_text()):
             if not line.startswith("data:"):
                 continue
             data = line[5:].strip()

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from agentladder.data.io import atomic_write_text
+from agentladder.data.io import atomic_write_text, iter_json_lines
 from agentladder.data.schema import Conversation, Message
 from agentladder.errors import ConfigError, DataError
 from agentladder.models.providers.policy import (
@@ -72,14 +72,7 @@ def load_tasks(source: str | Path | Sequence[dict[str, Any]]) -> list[TaskRow]:
         if not path.exists():
             raise DataError(path, None, None, "no such tasks file")
         rows = []
-        # Lines end at LF (CR and CRLF read as LF), never at U+2028 or NEL inside a JSON string, as splitlines has it.
-        for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(path, n, None, f"invalid JSON: {err.msg}") from None
+        for n, row in iter_json_lines(path):
             if not isinstance(row, dict):
                 raise DataError(path, n, None, f"a task is a JSON object, not {type(row).__name__}")
             rows.append(row)

@@ -177,9 +177,8 @@ async def event_lines(chunks: AsyncIterator[str]) -> AsyncIterator[str]:
         pending = rest + pending[cut:]
         for line in lines:
             yield line
-    if pending:
-        for line in _EOL.split(pending.removesuffix("\r")):
-            yield line
+    if pending:  # the last line, unended (or ended by a lone CR)
+        yield pending.removesuffix("\r")
 
 
 def _stream_error(chunk: dict[str, Any]) -> int:

@@ -1,6 +1,7 @@
 """The gateway in front of another OpenAI-compatible server (what ``--engine vllm`` runs): the proxying against a
 real upstream on loopback (the tiny server), vLLM's command line, and starting and stopping an upstream process."""
 
+import asyncio
 import json
 import socket
 import sys
@@ -9,6 +10,8 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
 
 from agentladder.agents.store import Store
 from agentladder.errors import ConfigError
@@ -23,7 +26,7 @@ from agentladder.serve.gateway import (
     vllm_command,
     vllm_env,
 )
-from agentladder.serve.gateway.proxy import Assembler, upstream_error
+from agentladder.serve.gateway.proxy import Assembler, event_lines, upstream_error
 from agentladder.serve.gateway.usage import rows
 from agentladder.serve.gateway.vllm import max_lora_rank
 from tests.serve.conftest import LiveServer, make_adapter
@@ -179,10 +182,6 @@ def test_an_upstream_process_starts_serves_and_stops(tmp_path):
 
 
 def test_event_lines_cut_at_cr_lf_and_crlf_only_wherever_the_chunks_split():
-    import asyncio
-
-    from agentladder.serve.gateway.proxy import event_lines
-
     text = 'data: {"a": "one\u2028two\u0085three\u2029"}\r\ndata: b\rdata: c\n\ndata: d'
     want = ['data: {"a": "one\u2028two\u0085three\u2029"}', "data: b", "data: c", "", "data: d"]
 
@@ -200,9 +199,6 @@ def test_event_lines_cut_at_cr_lf_and_crlf_only_wherever_the_chunks_split():
 def test_a_stream_whose_upstream_writes_raw_unicode_line_breaks_is_relayed_whole():
     """An upstream that encodes its events as raw UTF-8 (as pydantic's ``model_dump_json`` does) leaves U+2028 and
     NEL unescaped; the gateway must not cut an event there."""
-    from fastapi import FastAPI
-    from fastapi.responses import StreamingResponse
-
     pieces = ["line one\u2028line two", " and\u0085next", "\u2029end"]
     upstream = FastAPI()
 

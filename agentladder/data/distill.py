@@ -2,8 +2,9 @@
 
 Prompts are conversations (the messages up to the last non-assistant turn
 are the prompt) or RL prompts. Answers are appended to ``<out>.partial`` batch
-by batch, so a killed run resumes where it stopped; the finished file is
-renamed into place at the end.
+by batch, so a killed run resumes where it stopped, with the random state it had
+there (``<out>.partial.rng``: a sampling teacher answers as in an uninterrupted
+run); the finished file is renamed into place at the end.
 """
 
 from __future__ import annotations
@@ -46,17 +47,24 @@ def distill(answer: Answerer, prompts_path: str | os.PathLike, out_path: str | o
     prompts = _prompts(prompts_path)
     out_path = Path(out_path)
     partial = out_path.with_name(out_path.name + ".partial")
-    done: set[str] = set()
-    if partial.exists():
-        done = {c.id for c in read_jsonl(partial, Conversation)} if partial.stat().st_size else set()
+    rng = partial.with_name(partial.name + ".rng")
+    rows = read_jsonl(partial, Conversation) if partial.exists() and partial.stat().st_size else []
+    done = {c.id for c in rows}
+    lines = len(rows)
     todo = [(i, m) for i, m in prompts if i not in done]
+    from agentladder.train.checkpoint import keep_rng_marks, resume_rng_mark, rng_state
+
+    resume_rng_mark(rng, lines)
     from rich.progress import Progress
 
     with Progress(disable=not progress) as bar:
         task = bar.add_task(f"distilling from {teacher_name}", total=len(prompts), completed=len(done))
         for b in range(0, len(todo), batch_size):
             chunk = todo[b : b + batch_size]
+            before = rng_state()
             answers = answer([m for _, m in chunk])
+            keep_rng_marks(rng, {lines: before, lines + len(chunk): rng_state()})  # a kill before the rows: the state before
+            lines += len(chunk)
             with partial.open("a", encoding="utf-8") as fh:
                 for (rid, msgs), text in zip(chunk, answers, strict=True):
                     conv = Conversation(id=rid, messages=[*msgs, Message(role="assistant", content=text)],
@@ -66,5 +74,6 @@ def distill(answer: Answerer, prompts_path: str | os.PathLike, out_path: str | o
                 os.fsync(fh.fileno())
             bar.update(task, advance=len(chunk))
     os.replace(partial, out_path)
+    rng.unlink(missing_ok=True)
     return len(prompts)
 

@@ -5,7 +5,8 @@ sampling; the task's own parser and :meth:`~agentladder.tasks.Task.reward` grade
 answer; the best and the worst answer become a pair when their rewards differ
 (:func:`~agentladder.data.pairs.best_vs_worst`). Answers are appended to
 ``<out>.partial`` prompt batch by prompt batch, so a killed run resumes where it
-stopped. The same graded answers can be written as KTO rows instead: each distinct
+stopped, and with the random state it had there (kept beside it in ``<partial>.rng``):
+a resumed run samples what the uninterrupted one would have. The same graded answers can be written as KTO rows instead: each distinct
 answer is desirable when its reward reaches a threshold.
 
 This lives in ``evals`` because it runs a model on a task; pairs from feedback, which
@@ -35,23 +36,36 @@ def graded_answers(task: Task, provider: Provider, samples: Sequence[Sample], pa
     """``{id: {"id", "answers", "rewards"[, "greedy", "greedy_reward"]}}`` for every sample: ``k`` answers
     sampled at ``temperature`` and, with ``greedy``, the model's greedy answer, each graded by the task's
     reward. Samples already in ``partial`` are read back; the others are answered and appended to it one
-    prompt batch at a time, so a killed run resumes where it stopped."""
+    prompt batch at a time, so a killed run resumes where it stopped. Sampling draws on the global random
+    state (torch's, the caller seeds it); its state before and after each batch is kept in ``<partial>.rng``,
+    so a resumed run goes on from the state the killed one had, not from the seed, and samples the same answers
+    as an uninterrupted run. The file goes once every sample is answered."""
+    from agentladder.train.checkpoint import keep_rng_marks, resume_rng_mark, rng_state
+
     partial = Path(partial)
+    rng = partial.with_name(partial.name + ".rng")
     done: dict[str, dict[str, Any]] = {}
+    lines = 0
     if partial.exists():
         for _, obj in iter_json_lines(partial):
             done[obj["id"]] = obj
+            lines += 1
+    resume_rng_mark(rng, lines)
     todo = [s for s in samples if s.id not in done or (greedy and "greedy" not in done[s.id])]
     what = f"{k} answers" + (" and the greedy one" if greedy else "") if k else "the greedy answer"
     with Progress(disable=not progress) as bar:
         job = bar.add_task(f"sampling {what} from {provider.name}", total=len(samples), completed=len(done))
         for b in range(0, len(todo), prompts_per_batch):
             chunk = todo[b : b + prompts_per_batch]
+            before = rng_state()
             prompts = [task.prompt(s) for s in chunk for _ in range(k)]
             texts = provider.complete(prompts, max_new_tokens=budget, temperature=temperature,
                                       stop_at_json=task.stop_at_json) if prompts else []
             firsts = provider.complete([task.prompt(s) for s in chunk], max_new_tokens=budget, temperature=0.0,
                                        stop_at_json=task.stop_at_json) if greedy else []
+            # written before the batch's rows: a kill between the two finds the state before the batch
+            keep_rng_marks(rng, {lines: before, lines + len(chunk): rng_state()})
+            lines += len(chunk)
             with partial.open("a", encoding="utf-8") as fh:
                 for j, sample in enumerate(chunk):
                     answers = texts[j * k : (j + 1) * k]
@@ -64,6 +78,7 @@ def graded_answers(task: Task, provider: Provider, samples: Sequence[Sample], pa
                 fh.flush()
                 os.fsync(fh.fileno())
             bar.update(job, advance=len(chunk))
+    rng.unlink(missing_ok=True)
     return done
 
 

@@ -40,6 +40,8 @@ class Verdict:
     gain: float | None
     """Over the champion before this rung (signed so that positive is better); ``None`` for the first rung."""
     reason: str
+    p: float | None = None
+    """McNemar's p against the champion that ``gate.max_p`` judged (``None`` where no paired test was asked)."""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -69,6 +71,7 @@ def judge(gate: Gate, metric: str, metrics: Mapping[str, float | None],
     value = metric_value(metrics, metric)
     need = gate.min_gain if min_gain is None else min_gain
     at_target = reaches(value, gate.target, gate.higher_is_better)
+    p: float | None = None
     if champion is None:
         kept, gain = True, None
         reason = f"first rung: {metric} {value:.3f}"
@@ -109,7 +112,7 @@ def judge(gate: Gate, metric: str, metrics: Mapping[str, float | None],
         reason += f"; target {gate.target:g} met"
     elif stop:
         reason += "; stop_on_stall ends the climb"
-    return Verdict(kept=kept, target_met=target_met, stop=stop, gain=gain, reason=reason)
+    return Verdict(kept=kept, target_met=target_met, stop=stop, gain=gain, reason=reason, p=p)
 
 
 def _broken_guards(gate: Gate, metrics: Mapping[str, float | None], champion: Mapping[str, float | None]) -> list[str]:

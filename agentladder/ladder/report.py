@@ -89,8 +89,10 @@ def _p(r: RungResult, split: str) -> str:
 
 def _against(r: RungResult) -> str:
     """``"; against dpo on the same rows: p 0.327 (+10 -16)"``: the paired test on the split that decided,
-    shown for a rejected rung too (unless the gate's reason already gives it: ``gate.max_p``)."""
-    return "" if not r.paired.get("validation") or "paired test" in r.verdict.get("reason", "") else f"; against {r.compared_with} on the same rows: {_p(r, 'validation')}"
+    shown for a rejected rung too, unless the gate judged it (``gate.max_p``), whose reason already gives it."""
+    if not r.paired.get("validation") or r.verdict.get("p") is not None:
+        return ""
+    return f"; against {r.compared_with} on the same rows: {_p(r, 'validation')}"
 
 
 def _control_value(r: RungResult, metric: str, split: str) -> str:

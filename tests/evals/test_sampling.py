@@ -6,6 +6,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+import torch
+
 from agentladder.data import MarkedResponse, Message, PreferencePair, read_jsonl
 from agentladder.evals.sampling import graded_answers, sample_and_score
 from agentladder.tasks import Parsed, Task, get_task
@@ -150,6 +153,46 @@ def test_a_partial_file_without_greedy_answers_is_asked_again_when_they_are_want
     assert provider.calls == [2, 1]  # "a" sampled twice and answered greedily; "b" read back
     assert (done["a"]["answers"], done["a"]["greedy"], done["a"]["greedy_reward"]) == (["3", "2"], "2", 1.0)
     assert done["b"]["greedy"] == "4"
+
+
+@dataclass
+class _Random:
+    """Samples each answer from torch's global random state (the greedy answer is "0"); fails at call ``fail_at``."""
+
+    fail_at: int | None = None
+    name: str = "random"
+    calls: list[int] = field(default_factory=list)
+
+    def complete(self, prompts, *, max_new_tokens, temperature, stop_at_json):
+        self.calls.append(len(prompts))
+        if len(self.calls) == self.fail_at:
+            raise RuntimeError("killed")
+        return [str(int(torch.randint(0, 10, ()))) if temperature else "0" for _ in prompts]
+
+
+def test_a_resumed_run_samples_what_the_uninterrupted_one_does(tmp_path):
+    samples = [_Sample(c, f"{i}+{i}", 2 * i) for i, c in enumerate("abcdef")]
+
+    def run(partial, provider):
+        torch.manual_seed(0)  # as model_answers seeds: a resumed run starts from the seed again
+        return graded_answers(_AdditionTask(), provider, samples, partial, k=3, temperature=1.0, budget=8,
+                              greedy=True, prompts_per_batch=2, progress=False)
+
+    whole = run(tmp_path / "whole", _Random())
+    assert not (tmp_path / "whole.rng").exists()  # gone once every sample is answered
+    cut = tmp_path / "cut"
+    with pytest.raises(RuntimeError):
+        run(cut, _Random(fail_at=5))  # killed sampling the third batch: two batches written
+    assert len(cut.read_text().splitlines()) == 4
+    resumed = _Random()
+    assert run(cut, resumed) == whole and resumed.calls == [6, 2]
+    # Killed after the random state was kept but before the batch's rows: the batch is sampled again from the
+    # state it started with.
+    with pytest.raises(RuntimeError):
+        run(tmp_path / "cut2", _Random(fail_at=5))
+    rows = (tmp_path / "cut2").read_text().splitlines()
+    (tmp_path / "cut2").write_text(rows[0] + "\n" + rows[1] + "\n")
+    assert run(tmp_path / "cut2", _Random()) == whole
 
 
 def test_medication_task_pairs_with_its_own_grader(tmp_path):

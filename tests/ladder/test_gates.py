@@ -99,10 +99,10 @@ def test_max_p_keeps_only_a_significant_step_up_on_the_paired_rows():
     v = judge(gate, "exact_match", m(0.82), m(0.80), paired=paired(champion, churn))
     assert not v.kept and "(+14 -12)" in v.reason and "not a significant step" in v.reason
     v = judge(gate, "exact_match", m(0.88), m(0.80), paired=paired(champion, step))
-    assert v.kept and "(+8 -0)" in v.reason
+    assert v.kept and "(+8 -0)" in v.reason and v.p == paired(champion, step)["p"] < 0.05
     # Without max_p the churn is kept on its net gain; the first rung needs no pair.
-    assert judge(Gate(metric="exact_match", target=0.99), "exact_match", m(0.82), m(0.80),
-                 paired=paired(champion, churn)).kept
+    v = judge(Gate(metric="exact_match", target=0.99), "exact_match", m(0.82), m(0.80), paired=paired(champion, churn))
+    assert v.kept and v.p is None  # the verdict's p is the one the gate judged: none here
     assert judge(gate, "exact_match", m(0.8), None).kept
     # A rung that loses is rejected on its gain before any paired test is asked for.
     assert not judge(gate, "exact_match", m(0.7), m(0.8)).kept

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from agentladder.data.io import DataError, iter_json_lines, read_jsonl, validate_row
+from agentladder.data.rng import keep_rng_marks, resume_rng_mark, rng_state
 from agentladder.data.schema import Conversation, Message, RLPrompt
 
 Answerer = Callable[[Sequence[Sequence[Message]]], list[str]]
@@ -52,8 +53,6 @@ def distill(answer: Answerer, prompts_path: str | os.PathLike, out_path: str | o
     done = {c.id for c in rows}
     lines = len(rows)
     todo = [(i, m) for i, m in prompts if i not in done]
-    from agentladder.train.checkpoint import keep_rng_marks, resume_rng_mark, rng_state
-
     resume_rng_mark(rng, lines)
     from rich.progress import Progress
 

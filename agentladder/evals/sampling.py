@@ -25,6 +25,7 @@ from rich.progress import Progress
 
 from agentladder.data.io import iter_json_lines, write_jsonl
 from agentladder.data.pairs import Format, Pairing, best_vs_each_worse, best_vs_worst
+from agentladder.data.rng import keep_rng_marks, resume_rng_mark, rng_state
 from agentladder.data.schema import MarkedResponse, Message, PreferencePair
 from agentladder.models.providers import Provider, make_provider
 from agentladder.tasks import Sample, Task, get_task
@@ -40,8 +41,6 @@ def graded_answers(task: Task, provider: Provider, samples: Sequence[Sample], pa
     state (torch's, the caller seeds it); its state before and after each batch is kept in ``<partial>.rng``,
     so a resumed run goes on from the state the killed one had, not from the seed, and samples the same answers
     as an uninterrupted run. The file goes once every sample is answered."""
-    from agentladder.train.checkpoint import keep_rng_marks, resume_rng_mark, rng_state
-
     partial = Path(partial)
     rng = partial.with_name(partial.name + ".rng")
     done: dict[str, dict[str, Any]] = {}

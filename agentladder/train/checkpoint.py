@@ -9,19 +9,16 @@ of the seed and the epoch (see :mod:`agentladder.train.loop`).
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import random
 import re
 import shutil
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from agentladder.data.io import atomic_write_bytes
+from agentladder.data.rng import rng_state, set_rng_state
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
 
@@ -46,43 +43,6 @@ def _full_state(model, optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     # named_parameters() reports, which is also the one loading checks for.
     names = {n for n, p in model.named_parameters() if p.requires_grad}
     return {k: v.contiguous() for k, v in weights.items() if k in names}, optim
-
-
-def rng_state() -> dict:
-    state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def keep_rng_marks(path: str | os.PathLike, marks: dict[int, dict]) -> None:
-    """Keep random states (:func:`rng_state`) by a position in a file written as it goes (``{rows in it: the
-    state there}``), atomically: what lets an appending loop that samples resume as an uninterrupted run."""
-    buffer = io.BytesIO()
-    torch.save(marks, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def resume_rng_mark(path: str | os.PathLike, position: int) -> None:
-    """Set the random state :func:`keep_rng_marks` kept in ``path`` for ``position``; where none was kept (no
-    file, or a file cut elsewhere) the caller's own seeding stands."""
-    path = Path(path)
-    if path.exists():
-        marks = torch.load(path, weights_only=False)
-        if position in marks:
-            set_rng_state(marks[position])
 
 
 def list_checkpoints(root: str | Path) -> list[tuple[int, Path]]:

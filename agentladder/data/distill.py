@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from agentladder.data.io import DataError, iter_json_lines, read_jsonl, validate_row
-from agentladder.data.rng import keep_rng_marks, resume_rng_mark, rng_state
+from agentladder.data.rng import resume_rng_mark, rng_marked
 from agentladder.data.schema import Conversation, Message, RLPrompt
 
 Answerer = Callable[[Sequence[Sequence[Message]]], list[str]]
@@ -60,9 +60,8 @@ def distill(answer: Answerer, prompts_path: str | os.PathLike, out_path: str | o
         task = bar.add_task(f"distilling from {teacher_name}", total=len(prompts), completed=len(done))
         for b in range(0, len(todo), batch_size):
             chunk = todo[b : b + batch_size]
-            before = rng_state()
-            answers = answer([m for _, m in chunk])
-            keep_rng_marks(rng, {lines: before, lines + len(chunk): rng_state()})  # a kill before the rows: the state before
+            with rng_marked(rng, lines, len(chunk)):
+                answers = answer([m for _, m in chunk])
             lines += len(chunk)
             with partial.open("a", encoding="utf-8") as fh:
                 for (rid, msgs), text in zip(chunk, answers, strict=True):

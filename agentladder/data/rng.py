@@ -4,9 +4,11 @@ resumed run draws what an uninterrupted one would."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 from agentladder.data.io import atomic_write_bytes
@@ -37,18 +39,22 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def keep_rng_marks(path: str | os.PathLike, marks: dict[int, dict]) -> None:
-    """Keep random states (:func:`rng_state`) by a position in a file written as it goes (``{rows in it: the
-    state there}``), atomically: what lets an appending loop that samples resume as an uninterrupted run."""
+@contextlib.contextmanager
+def rng_marked(path: str | os.PathLike, position: int, rows: int) -> Iterator[None]:
+    """Around the sampling of ``rows`` rows that a loop then appends to its file, which holds ``position`` rows:
+    keeps the random state before and after in ``path`` (atomically, for :func:`resume_rng_mark`) before the
+    caller writes the rows, so a kill between the two resumes from the state before them and samples them again."""
     import torch
 
+    before = rng_state()
+    yield
     buffer = io.BytesIO()
-    torch.save(marks, buffer)
+    torch.save({position: before, position + rows: rng_state()}, buffer)
     atomic_write_bytes(path, buffer.getvalue())
 
 
 def resume_rng_mark(path: str | os.PathLike, position: int) -> None:
-    """Set the random state :func:`keep_rng_marks` kept in ``path`` for ``position``; where none was kept (no
+    """Set the random state :func:`rng_marked` kept in ``path`` for ``position``; where none was kept (no
     file, or a file cut elsewhere) the caller's own seeding stands."""
     path = Path(path)
     if path.exists():
@@ -59,4 +65,4 @@ def resume_rng_mark(path: str | os.PathLike, position: int) -> None:
             set_rng_state(marks[position])
 
 
-__all__ = ["keep_rng_marks", "resume_rng_mark", "rng_state", "set_rng_state"]
+__all__ = ["resume_rng_mark", "rng_marked", "rng_state", "set_rng_state"]

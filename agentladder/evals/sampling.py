@@ -6,8 +6,9 @@ answer; the best and the worst answer become a pair when their rewards differ
 (:func:`~agentladder.data.pairs.best_vs_worst`). Answers are appended to
 ``<out>.partial`` prompt batch by prompt batch, so a killed run resumes where it
 stopped, and with the random state it had there (kept beside it in ``<partial>.rng``):
-a resumed run samples what the uninterrupted one would have. The same graded answers can be written as KTO rows instead: each distinct
-answer is desirable when its reward reaches a threshold.
+a resumed run samples what the uninterrupted one would have. The same graded answers
+can be written as KTO rows instead: each distinct answer is desirable when its reward
+reaches a threshold.
 
 This lives in ``evals`` because it runs a model on a task; pairs from feedback, which
 run nothing, are made in :mod:`agentladder.data.pairs`.
@@ -25,7 +26,7 @@ from rich.progress import Progress
 
 from agentladder.data.io import iter_json_lines, write_jsonl
 from agentladder.data.pairs import Format, Pairing, best_vs_each_worse, best_vs_worst
-from agentladder.data.rng import keep_rng_marks, resume_rng_mark, rng_state
+from agentladder.data.rng import resume_rng_mark, rng_marked
 from agentladder.data.schema import MarkedResponse, Message, PreferencePair
 from agentladder.models.providers import Provider, make_provider
 from agentladder.tasks import Sample, Task, get_task
@@ -56,14 +57,12 @@ def graded_answers(task: Task, provider: Provider, samples: Sequence[Sample], pa
         job = bar.add_task(f"sampling {what} from {provider.name}", total=len(samples), completed=len(done))
         for b in range(0, len(todo), prompts_per_batch):
             chunk = todo[b : b + prompts_per_batch]
-            before = rng_state()
             prompts = [task.prompt(s) for s in chunk for _ in range(k)]
-            texts = provider.complete(prompts, max_new_tokens=budget, temperature=temperature,
-                                      stop_at_json=task.stop_at_json) if prompts else []
-            firsts = provider.complete([task.prompt(s) for s in chunk], max_new_tokens=budget, temperature=0.0,
-                                       stop_at_json=task.stop_at_json) if greedy else []
-            # written before the batch's rows: a kill between the two finds the state before the batch
-            keep_rng_marks(rng, {lines: before, lines + len(chunk): rng_state()})
+            with rng_marked(rng, lines, len(chunk)):
+                texts = provider.complete(prompts, max_new_tokens=budget, temperature=temperature,
+                                          stop_at_json=task.stop_at_json) if prompts else []
+                firsts = provider.complete([task.prompt(s) for s in chunk], max_new_tokens=budget,
+                                           temperature=0.0, stop_at_json=task.stop_at_json) if greedy else []
             lines += len(chunk)
             with partial.open("a", encoding="utf-8") as fh:
                 for j, sample in enumerate(chunk):

@@ -9,13 +9,12 @@ run); the finished file is renamed into place at the end.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from agentladder.data.io import DataError, iter_json_lines, read_jsonl, validate_row
-from agentladder.data.rng import resume_rng_mark, rng_marked
+from agentladder.data.io import DataError, append_json_lines, iter_json_lines, validate_row
+from agentladder.data.rng import resume_appended, rng_marked
 from agentladder.data.schema import Conversation, Message, RLPrompt
 
 Answerer = Callable[[Sequence[Sequence[Message]]], list[str]]
@@ -49,11 +48,10 @@ def distill(answer: Answerer, prompts_path: str | os.PathLike, out_path: str | o
     out_path = Path(out_path)
     partial = out_path.with_name(out_path.name + ".partial")
     rng = partial.with_name(partial.name + ".rng")
-    rows = read_jsonl(partial, Conversation) if partial.exists() and partial.stat().st_size else []
+    rows = [validate_row(Conversation, obj, partial, lineno) for lineno, obj in resume_appended(partial, rng)]
     done = {c.id for c in rows}
     lines = len(rows)
     todo = [(i, m) for i, m in prompts if i not in done]
-    resume_rng_mark(rng, lines)
     from rich.progress import Progress
 
     with Progress(disable=not progress) as bar:
@@ -63,13 +61,10 @@ def distill(answer: Answerer, prompts_path: str | os.PathLike, out_path: str | o
             with rng_marked(rng, lines, len(chunk)):
                 answers = answer([m for _, m in chunk])
             lines += len(chunk)
-            with partial.open("a", encoding="utf-8") as fh:
-                for (rid, msgs), text in zip(chunk, answers, strict=True):
-                    conv = Conversation(id=rid, messages=[*msgs, Message(role="assistant", content=text)],
-                                        metadata={"teacher": teacher_name})
-                    fh.write(json.dumps(conv.model_dump(mode="json", exclude_none=True), ensure_ascii=False) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+            append_json_lines(partial, [
+                Conversation(id=rid, messages=[*msgs, Message(role="assistant", content=text)],
+                             metadata={"teacher": teacher_name}).model_dump(mode="json", exclude_none=True)
+                for (rid, msgs), text in zip(chunk, answers, strict=True)])
             bar.update(task, advance=len(chunk))
     os.replace(partial, out_path)
     rng.unlink(missing_ok=True)

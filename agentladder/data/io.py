@@ -35,6 +35,14 @@ def validate_row(schema: type[T], obj: Any, path: str | os.PathLike | None = Non
         raise data_error(err, path, line) from None
 
 
+def decode_json_line(path: str | os.PathLike | None, lineno: int, raw: str) -> Any:
+    """One JSONL line decoded; a :class:`DataError` naming the file and line where it is not JSON."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise DataError(path, lineno, None, f"invalid JSON: {err.msg} (column {err.colno})") from None
+
+
 def iter_json_lines(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
     """Yield ``(line number, decoded value)`` for each non-blank line of a JSONL file."""
     path = Path(path)
@@ -42,12 +50,56 @@ def iter_json_lines(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
         raise DataError(path, None, None, "file not found")
     with path.open(encoding="utf-8") as fh:
         for lineno, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                yield lineno, json.loads(raw)
-            except json.JSONDecodeError as err:
-                raise DataError(path, lineno, None, f"invalid JSON: {err.msg} (column {err.colno})") from None
+            if raw.strip():
+                yield lineno, decode_json_line(path, lineno, raw)
+
+
+def append_json_lines(path: str | os.PathLike, records: Iterable[Any]) -> None:
+    """Append ``records`` to ``path`` as JSON lines, flushed and synced before returning: what a long run
+    appends batch by batch stays on disk if it is killed (read it back with :func:`whole_lines`)."""
+    with Path(path).open("a", encoding="utf-8") as fh:
+        for record in records:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def keep_steps(path: str | os.PathLike, step: int) -> list[dict[str, Any]]:
+    """Cut a per-step log (JSON lines with a ``step``) back to the records of steps up to ``step``, for a run
+    resumed from that step to write the rest again; return them. A line a kill cut short, or one without a
+    step, goes too. No file: nothing."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    kept: list[tuple[str, dict[str, Any]]] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+            if record["step"] <= step:
+                kept.append((line, record))
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    atomic_write_text(path, "".join(line + "\n" for line, _ in kept))
+    return [record for _, record in kept]
+
+
+def whole_lines(path: str | os.PathLike) -> list[tuple[int, str]]:
+    """``(line number, text)`` of each non-blank line of a file a run appends to, such as a killed run's
+    partial file. A last line without its newline is a write the kill cut off: it is cut from the file
+    (atomically), so the run's next append starts a line of its own. No file: no lines."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    whole = data[: data.rfind(b"\n") + 1]  # cut as bytes: the kill may have split a character too
+    if whole != data:
+        atomic_write_bytes(path, whole)
+    try:
+        text = whole.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = whole[: err.start].count(b"\n") + 1
+        raise DataError(path, line, None, f"not UTF-8: {err.reason}") from None
+    return [(i, line) for i, line in enumerate(text.split("\n")[:-1], start=1) if line.strip()]
 
 
 def iter_jsonl(path: str | os.PathLike, schema: type[T]) -> Iterator[T]:

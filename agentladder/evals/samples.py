@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from agentladder.data.io import atomic_write_text
+from agentladder.data.io import append_json_lines, atomic_write_text, whole_lines
 from agentladder.data.schema import Message
 
 FILENAME = "samples.jsonl"
@@ -40,15 +40,7 @@ class SampleStore:
             self._load()
 
     def _load(self) -> None:
-        text = self.path.read_text(encoding="utf-8")
-        lines = text.split("\n")
-        if not text.endswith("\n") and lines:
-            # The last line was cut off by a kill mid-write: drop it, so appends start on a clean line.
-            lines = lines[:-1]
-            atomic_write_text(self.path, "".join(line + "\n" for line in lines if line))
-        for line in lines:
-            if not line.strip():
-                continue
+        for _, line in whole_lines(self.path):  # a last line a kill cut off is cut from the file
             try:
                 rec = json.loads(line)
                 self._stored[(rec["model"], rec["id"], rec["prompt_key"])] = rec["output"]
@@ -61,11 +53,7 @@ class SampleStore:
 
     def append(self, records: list[dict[str, Any]]) -> None:
         """Add finished records durably (flushed and synced before returning)."""
-        with self.path.open("a", encoding="utf-8") as fh:
-            for rec in records:
-                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        append_json_lines(self.path, records)
         for rec in records:
             self._stored[(rec["model"], rec["id"], rec["prompt_key"])] = rec["output"]
 

@@ -16,7 +16,6 @@ run nothing, are made in :mod:`agentladder.data.pairs`.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,9 +23,9 @@ from typing import Any
 
 from rich.progress import Progress
 
-from agentladder.data.io import iter_json_lines, write_jsonl
+from agentladder.data.io import append_json_lines, write_jsonl
 from agentladder.data.pairs import Format, Pairing, best_vs_each_worse, best_vs_worst
-from agentladder.data.rng import resume_rng_mark, rng_marked
+from agentladder.data.rng import resume_appended, rng_marked
 from agentladder.data.schema import MarkedResponse, Message, PreferencePair
 from agentladder.models.providers import Provider, make_provider
 from agentladder.tasks import Sample, Task, get_task
@@ -44,13 +43,9 @@ def graded_answers(task: Task, provider: Provider, samples: Sequence[Sample], pa
     as an uninterrupted run. The file goes once every sample is answered."""
     partial = Path(partial)
     rng = partial.with_name(partial.name + ".rng")
-    done: dict[str, dict[str, Any]] = {}
-    lines = 0
-    if partial.exists():
-        for _, obj in iter_json_lines(partial):
-            done[obj["id"]] = obj
-            lines += 1
-    resume_rng_mark(rng, lines)
+    rows = resume_appended(partial, rng)
+    done: dict[str, dict[str, Any]] = {obj["id"]: obj for _, obj in rows}
+    lines = len(rows)
     todo = [s for s in samples if s.id not in done or (greedy and "greedy" not in done[s.id])]
     what = f"{k} answers" + (" and the greedy one" if greedy else "") if k else "the greedy answer"
     with Progress(disable=not progress) as bar:
@@ -64,17 +59,16 @@ def graded_answers(task: Task, provider: Provider, samples: Sequence[Sample], pa
                 firsts = provider.complete([task.prompt(s) for s in chunk], max_new_tokens=budget,
                                            temperature=0.0, stop_at_json=task.stop_at_json) if greedy else []
             lines += len(chunk)
-            with partial.open("a", encoding="utf-8") as fh:
-                for j, sample in enumerate(chunk):
-                    answers = texts[j * k : (j + 1) * k]
-                    record: dict[str, Any] = {"id": sample.id, "answers": answers,
-                                              "rewards": [task.reward(sample, task.parse(a)) for a in answers]}
-                    if greedy:
-                        record.update(greedy=firsts[j], greedy_reward=task.reward(sample, task.parse(firsts[j])))
-                    done[sample.id] = record
-                    fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+            records = []
+            for j, sample in enumerate(chunk):
+                answers = texts[j * k : (j + 1) * k]
+                record: dict[str, Any] = {"id": sample.id, "answers": answers,
+                                          "rewards": [task.reward(sample, task.parse(a)) for a in answers]}
+                if greedy:
+                    record.update(greedy=firsts[j], greedy_reward=task.reward(sample, task.parse(firsts[j])))
+                done[sample.id] = record
+                records.append(record)
+            append_json_lines(partial, records)
             bar.update(job, advance=len(chunk))
     rng.unlink(missing_ok=True)
     return done

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from agentladder.data.io import atomic_write_text, iter_json_lines
+from agentladder.data.io import iter_json_lines
 from agentladder.data.schema import Conversation, Message
 from agentladder.errors import ConfigError, DataError
 from agentladder.models.providers.policy import (
@@ -272,20 +272,6 @@ def episodes_to_sft(path: str | Path, *, min_reward: float | None = None, agents
     return rows
 
 
-def truncate_episode_log(path: Path, step: int) -> None:
-    """Keep the episodes of steps up to ``step`` (a resumed run writes the rest again)."""
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            if json.loads(line)["step"] <= step:
-                kept.append(line + "\n")
-        except (json.JSONDecodeError, KeyError):
-            continue
-    atomic_write_text(path, "".join(kept))
-
-
 def episode_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
     """The generator an episode samples with, on the model's device."""
     return torch.Generator(device=device).manual_seed(seed)
@@ -293,4 +279,4 @@ def episode_generator(seed: int, device: torch.device | str = "cpu") -> torch.Ge
 
 __all__ = ["EPISODE_LOG", "Episode", "EpisodeReward", "TaskRow", "TurnReward", "arun_episode", "episode_generator",
            "episode_seed", "episodes_to_sft", "load_tasks", "read_episodes", "run_episode", "score_episodes",
-           "to_jsonable", "truncate_episode_log"]
+           "to_jsonable"]

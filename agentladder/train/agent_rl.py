@@ -42,6 +42,7 @@ from typing import Any
 
 import torch
 
+from agentladder.data.io import keep_steps
 from agentladder.errors import ConfigError
 from agentladder.models.providers.policy import CallBatcher, EpisodeRecorder, PolicyProvider
 from agentladder.models.rollout import RolloutBackend
@@ -57,7 +58,6 @@ from agentladder.train.agent_episodes import (
     run_episode,
     score_episodes,
     task_field,
-    truncate_episode_log,
 )
 from agentladder.train.distributed import World
 from agentladder.train.loop import epoch_order
@@ -322,7 +322,7 @@ class AgentRLTrainer(RLTrainer):
         """The newest checkpoint, and the episode log cut back to its step (the rest is sampled again)."""
         step = super().resume()
         if self.world.is_main:
-            truncate_episode_log(self.episode_log, step)
+            keep_steps(self.episode_log, step)
         return step
 
     def _strata(self, config: RLConfig) -> list[str] | None:

@@ -34,7 +34,7 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentladder.data.io import atomic_write_text
+from agentladder.data.io import keep_steps
 from agentladder.errors import ConfigError
 from agentladder.models.lora import is_lora
 from agentladder.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -379,7 +379,8 @@ class Trainer:
             self.resume()
         start = self.step
         metrics_path = self.out_dir / "metrics.jsonl"
-        history = _truncate_metrics(metrics_path, self.step) if self.world.is_main else []
+        metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        history = keep_steps(metrics_path, self.step) if self.world.is_main else []
         writer = _tensorboard(self.out_dir) if (cfg.tensorboard and self.world.is_main) else None
         bar = TrainProgress(self.description, self.total_steps, enabled=cfg.progress and self.world.is_main)
         bar.start(done=self.step)
@@ -423,23 +424,6 @@ class Trainer:
                 plot_history(history, self.out_dir / "training.png", title=f"{self.description}: {self.out_dir.name}")
         final = history[-1]["loss"] if history else float("nan")
         return TrainResult(steps=self.step, final_loss=final, history=history, out_dir=self.out_dir)
-
-
-def _truncate_metrics(path: Path, step: int) -> list[dict]:
-    """Keep the metric lines up to ``step`` (a resumed run rewrites what came after)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        return []
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:  # a line cut short by a kill
-            continue
-        if record["step"] <= step:
-            kept.append(record)
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
-    return kept
 
 
 def _tensorboard(out_dir: Path):

@@ -14,7 +14,8 @@ from agentladder.data import (
     to_hf_dataset,
     write_jsonl,
 )
-from agentladder.data.io import sniff_sft_schema
+from agentladder.data.io import append_json_lines, keep_steps, sniff_sft_schema, whole_lines
+from agentladder.data.rng import resume_appended
 
 
 def test_prompt_completion_becomes_messages():
@@ -99,3 +100,31 @@ def test_write_is_atomic(tmp_path):
         write_jsonl(path, [{"x": 1}, {"x": object()}])
     assert path.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
+
+
+def test_a_file_a_killed_run_appended_to_reads_back_its_whole_lines(tmp_path):
+    path = tmp_path / "run.jsonl.partial"
+    assert whole_lines(path) == []  # no file yet: nothing done
+    append_json_lines(path, [{"id": "a", "text": "é"}, {"id": "b"}])
+    assert path.read_text(encoding="utf-8") == '{"id": "a", "text": "é"}\n{"id": "b"}\n'
+    # A kill mid-write leaves the last line unended, here cut inside a two-byte character.
+    with path.open("ab") as fh:
+        fh.write('{"id": "c", "text": "é'.encode()[:-1])
+    assert [n for n, _ in whole_lines(path)] == [1, 2]
+    assert path.read_text(encoding="utf-8").endswith('{"id": "b"}\n')  # the cut line is gone from the file
+    append_json_lines(path, [{"id": "c"}])  # so the next append starts a line of its own
+    assert [json.loads(t)["id"] for _, t in whole_lines(path)] == ["a", "b", "c"]
+    # A whole line that is not JSON is not a cut write: reading it as rows names the file and line.
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write("{oops\n")
+    with pytest.raises(DataError, match=r"run.jsonl.partial:4: invalid JSON"):
+        resume_appended(path, tmp_path / "no-marks")
+
+
+def test_a_step_log_is_cut_back_to_the_step_a_run_resumes_from(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    assert keep_steps(path, 3) == [] and not path.exists()
+    path.write_text('{"step": 1, "loss": 2.5}\n{"step": 2, "loss": 2.0}\n{"note": "no step"}\n'
+                    '{"step": 3, "loss": 1.5}\n{"step": 4, "lo')
+    assert keep_steps(path, 2) == [{"step": 1, "loss": 2.5}, {"step": 2, "loss": 2.0}]
+    assert path.read_text() == '{"step": 1, "loss": 2.5}\n{"step": 2, "loss": 2.0}\n'

@@ -193,6 +193,15 @@ def test_a_resumed_run_samples_what_the_uninterrupted_one_does(tmp_path):
     rows = (tmp_path / "cut2").read_text().splitlines()
     (tmp_path / "cut2").write_text(rows[0] + "\n" + rows[1] + "\n")
     assert run(tmp_path / "cut2", _Random()) == whole
+    # Killed while writing the second batch's rows: its first row whole, its second cut off mid-line. The
+    # cut line and the batch's whole row go, and the batch is sampled again from the state it started with.
+    with pytest.raises(RuntimeError):
+        run(tmp_path / "cut3", _Random(fail_at=5))
+    rows = (tmp_path / "cut3").read_text().splitlines()
+    (tmp_path / "cut3").write_text("\n".join(rows[:3]) + "\n" + rows[3][:10])
+    resumed = _Random()
+    assert run(tmp_path / "cut3", resumed) == whole and resumed.calls == [6, 2, 6, 2]
+    assert (tmp_path / "cut3").read_text().splitlines()[:2] == rows[:2]
 
 
 def test_medication_task_pairs_with_its_own_grader(tmp_path):

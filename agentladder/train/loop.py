@@ -379,8 +379,10 @@ class Trainer:
             self.resume()
         start = self.step
         metrics_path = self.out_dir / "metrics.jsonl"
-        metrics_path.parent.mkdir(parents=True, exist_ok=True)
-        history = keep_steps(metrics_path, self.step) if self.world.is_main else []
+        history = []
+        if self.world.is_main:
+            metrics_path.parent.mkdir(parents=True, exist_ok=True)
+            history = keep_steps(metrics_path, self.step)
         writer = _tensorboard(self.out_dir) if (cfg.tensorboard and self.world.is_main) else None
         bar = TrainProgress(self.description, self.total_steps, enabled=cfg.progress and self.world.is_main)
         bar.start(done=self.step)

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import copy
 import importlib
-import json
 import time
 import warnings
 from collections.abc import Sequence
@@ -43,7 +42,7 @@ from typing import Any
 
 import torch
 
-from agentladder.data.io import DataError, load_rows
+from agentladder.data.io import DataError, append_json_lines, keep_steps, load_rows
 from agentladder.data.schema import RLPrompt
 from agentladder.errors import ConfigError
 from agentladder.models.chat import prompt_ids
@@ -197,6 +196,13 @@ class RLTrainer(Trainer):
         if self.monitor is not None and "hacking_monitor" in state:
             self.monitor.load_state(state["hacking_monitor"])
 
+    def resume(self) -> int:
+        """The newest checkpoint, and the rollout log cut back to its step (the rest is sampled again)."""
+        step = super().resume()
+        if self.world.is_main:
+            keep_steps(Path(self.config.out_dir) / ROLLOUT_LOG, step)
+        return step
+
     # -- 1-3. rollout -----------------------------------------------------------------------------
     def _rollout(self, step: int) -> Rollout:
         """Sample and score groups; with dynamic sampling keep the informative ones and sample more."""
@@ -282,8 +288,7 @@ class RLTrainer(Trainer):
                                 for c, r in zip(group.completions, group.total, strict=True)]}
         path = Path(self.config.out_dir) / ROLLOUT_LOG
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a") as fh:
-            fh.write(json.dumps(record) + "\n")
+        append_json_lines(path, [record])
 
     # -- 4. the no-grad passes ------------------------------------------------------------------------
     def _batch(self, groups: list[Group]) -> RolloutBatch:

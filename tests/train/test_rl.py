@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from agentladder.rewards import PythonReward, WeightedEnsemble
-from agentladder.train.rl import RLTrainer, load_prompts, rl
+from agentladder.train.rl import ROLLOUT_LOG, RLTrainer, load_prompts, rl
 from agentladder.train.rl_config import PRESETS, RLConfig, load_rl_config
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz "
@@ -99,16 +99,17 @@ def test_dynamic_sampling_drops_exactly_the_zero_variance_groups(tmp_path):
     assert stats.groups_kept == pytest.approx(4 / (4 * stats.gen_rounds))
 
 
-def test_killed_run_resumes_to_the_same_rewards(tmp_path, monkeypatch):
+@pytest.mark.parametrize("killed_at", [3, 4])  # right after the checkpoint of step 2, or a step past it
+def test_killed_run_resumes_to_the_same_rewards(tmp_path, monkeypatch, killed_at):
     full = _toy(tmp_path / "a", "grpo", steps=4, save_every=2)
     original = RLTrainer.train_step
 
-    def dies_at_step_3(self, step):
-        if step == 2:
+    def dies(self, step):
+        if step == killed_at - 1:
             raise KeyboardInterrupt
         return original(self, step)
 
-    monkeypatch.setattr(RLTrainer, "train_step", dies_at_step_3)
+    monkeypatch.setattr(RLTrainer, "train_step", dies)
     with pytest.raises(KeyboardInterrupt):
         _toy(tmp_path / "b", "grpo", steps=4, save_every=2)
     monkeypatch.setattr(RLTrainer, "train_step", original)
@@ -116,6 +117,9 @@ def test_killed_run_resumes_to_the_same_rewards(tmp_path, monkeypatch):
                  reward=WeightedEnsemble([("lower", PythonReward(lowercase_share), 1.0)]))
     assert [r["step"] for r in resumed.history] == [1, 2, 3, 4]
     assert [r["reward"] for r in resumed.history] == pytest.approx([r["reward"] for r in full.history], abs=1e-6)
+    # The rollout log, like metrics.jsonl, is cut back to the checkpoint: each step's rollout once.
+    logged = (tmp_path / "b" / "grpo" / ROLLOUT_LOG).read_text().splitlines()
+    assert [json.loads(line)["step"] for line in logged] == [1, 2, 3, 4]
 
 
 def test_presets_fill_fields_and_explicit_settings_win():

@@ -22,7 +22,6 @@ Trainers plug in two things: ``collate(rows) -> batch`` (a dict with an
 from __future__ import annotations
 
 import functools
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +33,7 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentladder.data.io import keep_steps
+from agentladder.data.io import append_json_lines, keep_steps
 from agentladder.errors import ConfigError
 from agentladder.models.lora import is_lora
 from agentladder.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -404,8 +403,7 @@ class Trainer:
                 if self.world.is_main:
                     history.append(record)
                     if self.step % cfg.log_every == 0 or self.step == self.total_steps:
-                        with metrics_path.open("a") as fh:
-                            fh.write(json.dumps(record) + "\n")
+                        append_json_lines(metrics_path, [record])
                         if writer is not None:
                             for k, v in metrics.items():
                                 writer.add_scalar(f"train/{k}", v, self.step)
